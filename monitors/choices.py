@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class MonitorStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    UP = "up", "Up"
+    DOWN = "down", "Down"
+    PAUSED = "paused", "Paused"
+
+
+class HttpMethod(models.TextChoices):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+
+
+class ErrorKind(models.TextChoices):
+    """How a check ended. `ok` is the only success."""
+
+    OK = "ok", "OK"
+    DNS = "dns", "DNS lookup failed"
+    REFUSED = "refused", "Connection refused"
+    UNREACHABLE = "unreachable", "Host or network unreachable"
+    TIMEOUT = "timeout", "Timed out"
+    TLS = "tls", "TLS error"
+    CONNECTION = "connection", "Connection error"
+    STATUS = "status", "Unexpected status code"
+    KEYWORD = "keyword", "Keyword missing"
+    REDIRECTS = "redirects", "Too many redirects"
+    INVALID = "invalid", "Invalid target"
+    INTERNAL = "internal", "Probe error"

@@ -1,0 +1,51 @@
+"""Probes: run one check against a target and describe what happened.
+
+`run_check` never raises and never touches the database, so a probe node can
+run it without one and tests can run it against real local sockets.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from monitors.choices import ErrorKind
+
+from .base import CheckClock, CheckSpec, ProbeResult, parse_expected_status, status_matches
+from .http import check_http
+from .tcp import check_tcp
+
+__all__ = [
+    "CheckSpec",
+    "ProbeResult",
+    "parse_expected_status",
+    "run_check",
+    "status_matches",
+]
+
+_PROBES: dict[str, Callable[[CheckSpec, CheckClock], ProbeResult]] = {
+    "http": check_http,
+    "https": check_http,
+    "tcp": check_tcp,
+}
+
+
+def run_check(spec: CheckSpec) -> ProbeResult:
+    timeout = spec.timeout if isinstance(spec.timeout, (int, float)) else math.nan
+    clock = CheckClock(timeout if math.isfinite(timeout) else 0.0)
+    try:
+        if not (math.isfinite(timeout) and timeout > 0):
+            return clock.invalid(f"timeout must be a positive number of seconds: {spec.timeout!r}")
+        try:
+            scheme = urlsplit(spec.url).scheme.lower()
+        except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+            return clock.invalid(f"invalid URL: {exc}")
+        probe = _PROBES.get(scheme)
+        if probe is None:
+            return clock.invalid(
+                f"unsupported scheme {scheme!r}" if scheme else "URL has no scheme"
+            )
+        return probe(spec, clock)
+    except Exception as exc:  # noqa: BLE001 - a probe bug must not kill the batch
+        return clock.result(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")

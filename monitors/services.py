@@ -1,0 +1,195 @@
+"""Cross-model work on results: ingest and retention."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from workers.models import Region
+
+from .choices import ErrorKind
+from .models import CheckResult, Monitor
+
+log = logging.getLogger(__name__)
+
+REGION_NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
+ERROR_KINDS = set(ErrorKind.values)
+MAX_ERROR_CHARS = 2000
+INSERT_CHUNK = 500
+RESULT_COLUMNS = (
+    "monitor_id", "region_id", "node", "scheduled_at", "checked_at", "ok",
+    "latency_ms", "status_code", "error_kind", "error", "tls_expires_at",
+)
+STATUS_FIELDS = ["status", "status_changed_at", "last_checked_at", "last_slot_at", "consecutive_failures"]
+
+
+class MalformedResult(ValueError):
+    pass
+
+
+@dataclass
+class IngestOutcome:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    status_changes: int = 0
+
+
+def _aware(value: object, name: str, required: bool = True) -> datetime | None:
+    if value is None and not required:
+        return None
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None or parsed.tzinfo is None:
+        raise MalformedResult(f"{name}: expected an ISO-8601 time with offset, got {value!r}")
+    return parsed
+
+
+def parse_result(raw: object) -> dict:
+    """Validate one result from a probe node into column values."""
+    if not isinstance(raw, dict):
+        raise MalformedResult(f"expected an object, got {type(raw).__name__}")
+    monitor, ok = raw.get("monitor"), raw.get("ok")
+    if not isinstance(monitor, int) or isinstance(monitor, bool) or monitor <= 0:
+        raise MalformedResult(f"monitor: expected a positive integer, got {monitor!r}")
+    if not isinstance(ok, bool):
+        raise MalformedResult(f"ok: expected a boolean, got {ok!r}")
+    latency, code = raw.get("latency_ms"), raw.get("status_code")
+    if latency is not None and (not isinstance(latency, (int, float)) or latency < 0):
+        raise MalformedResult(f"latency_ms: expected a non-negative number, got {latency!r}")
+    if code is not None and (not isinstance(code, int) or not 0 <= code <= 999):
+        raise MalformedResult(f"status_code: expected an HTTP status, got {code!r}")
+    kind = raw.get("error_kind") or (ErrorKind.OK if ok else ErrorKind.INTERNAL)
+    if kind not in ERROR_KINDS:
+        raise MalformedResult(f"error_kind: unknown kind {kind!r}")
+    return {
+        "monitor_id": monitor,
+        "scheduled_at": _aware(raw.get("slot"), "slot"),
+        "checked_at": _aware(raw.get("started_at"), "started_at"),
+        "ok": ok,
+        "latency_ms": float(latency) if latency is not None else None,
+        "status_code": code,
+        "error_kind": kind,
+        "error": str(raw.get("error") or "")[:MAX_ERROR_CHARS],
+        "tls_expires_at": _aware(raw.get("tls_expires_at"), "tls_expires_at", required=False),
+    }
+
+
+def region_id(name: str) -> int:
+    return Region.objects.get_or_create(name=name)[0].pk
+
+
+def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
+    """Store a probe node's results and move the monitors' status.
+
+    Idempotent: a result whose (monitor, slot, region) is already stored is
+    ignored, so a redelivered batch changes nothing.
+    """
+    outcome = IngestOutcome()
+    if not isinstance(region, str) or not REGION_NAME.match(region):
+        log.error("ingest: dropped %s results with invalid region %r", len(results or []), region)
+        outcome.rejected = len(results) if isinstance(results, list) else 1
+        return outcome
+    if not isinstance(results, list):
+        log.error("ingest: dropped a message whose results are a %s", type(results).__name__)
+        outcome.rejected = 1
+        return outcome
+    rows = []
+    for raw in results:
+        try:
+            rows.append(parse_result(raw))
+        except MalformedResult as exc:
+            outcome.rejected += 1
+            log.warning("ingest: rejected a result from %s/%s: %s", region, str(node)[:200], exc)
+    if not rows:
+        return outcome
+    rid, node = region_id(region), str(node)[:200]
+    with transaction.atomic():
+        # Locked in id order so that concurrent ingests never deadlock.
+        monitors = {
+            m.pk: m
+            for m in Monitor.objects.select_for_update()
+            .filter(pk__in={r["monitor_id"] for r in rows})
+            .order_by("pk")
+            .only("paused", "retries", *STATUS_FIELDS)
+        }
+        rows = [r for r in rows if r["monitor_id"] in monitors]  # deleted meanwhile
+        inserted = _insert_new(rows, rid, node)
+        outcome.stored = len(inserted)
+        outcome.duplicates = len(rows) - len(inserted)
+        per_monitor: dict[int, list[dict]] = defaultdict(list)
+        for row in inserted:
+            per_monitor[row["monitor_id"]].append(row)
+        touched = []
+        for monitor_id, monitor_rows in per_monitor.items():
+            monitor = monitors[monitor_id]
+            for row in sorted(monitor_rows, key=lambda r: (r["scheduled_at"], r["checked_at"])):
+                outcome.status_changes += monitor.record_result(row["ok"], row["scheduled_at"], row["checked_at"])
+            touched.append(monitor)
+        if touched:
+            Monitor.objects.bulk_update(touched, STATUS_FIELDS, batch_size=1000)
+    return outcome
+
+
+def _insert_new(rows: list[dict], rid: int, node: str) -> list[dict]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: one statement per chunk, and
+    it tells which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it)."""
+    adapt = connection.ops.adapt_datetimefield_value
+    table = CheckResult._meta.db_table
+    inserted = []
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        params, keyed = [], {}
+        for row in chunk:
+            keyed[(row["monitor_id"], row["scheduled_at"])] = row
+            params.extend((
+                row["monitor_id"], rid, node, adapt(row["scheduled_at"]), adapt(row["checked_at"]), row["ok"], row["latency_ms"],
+                row["status_code"], row["error_kind"], row["error"], adapt(row["tls_expires_at"]),
+            ))
+        placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * len(chunk))
+        sql = (
+            f"INSERT INTO {table} ({', '.join(RESULT_COLUMNS)}) VALUES {placeholders} "
+            f"ON CONFLICT (monitor_id, scheduled_at, region_id) DO NOTHING RETURNING monitor_id, scheduled_at"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for monitor_id, slot in cursor.fetchall():
+                inserted.append(keyed[(monitor_id, _as_aware(slot))])
+    return inserted
+
+
+def _as_aware(value: datetime | str) -> datetime:
+    # PostgreSQL hands back aware datetimes; SQLite naive UTC (or text).
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
+
+
+def prune_results(now: datetime | None = None, batch_size: int = 5000, budget_seconds: float = 20.0) -> tuple[int, bool]:
+    """Delete results past retention in short transactions.
+
+    Returns (deleted, more_left) so the caller can re-enqueue itself instead
+    of holding one long lock or one huge transaction.
+    """
+    cutoff = (now or timezone.now()) - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS)
+    deadline = timezone.now() + timedelta(seconds=budget_seconds)
+    deleted = 0
+    while True:
+        ids = list(
+            CheckResult.objects.filter(scheduled_at__lt=cutoff).order_by("scheduled_at").values_list("id", flat=True)[:batch_size]
+        )
+        if not ids:
+            return deleted, False
+        deleted += CheckResult.objects.filter(id__in=ids)._raw_delete(CheckResult.objects.db)
+        if len(ids) < batch_size:
+            return deleted, False
+        if timezone.now() >= deadline:
+            return deleted, True

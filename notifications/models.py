@@ -1,0 +1,1 @@
+# Channels, notifications and their delivery log arrive with the alerting issue.

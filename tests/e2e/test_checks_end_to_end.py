@@ -1,0 +1,106 @@
+"""Real beat, central worker and probe worker processes on the configured
+database and broker (PostgreSQL and Redis in CI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import requests
+from django.conf import settings
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from monitors.models import CheckResult, Monitor
+from tests.factories import MonitorFactory, RegionFactory, UserFactory
+from tests.support.processes import wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def test_a_monitor_created_through_the_api_is_checked_on_schedule_and_follows_the_target(
+    processes, live_server, target
+):
+    user = UserFactory(username="ops")
+    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    processes.central()
+    processes.probe("probe1")
+    processes.beat()
+    # The probe node's heartbeat makes its region live before monitors exist.
+    wait_for(lambda: requests.get(f"{live_server.url}/api/v1/regions/", headers=headers).json(),
+             timeout=60, message="region 'local' to report a live probe worker")
+
+    created = requests.post(
+        f"{live_server.url}/api/v1/monitors/",
+        json={"name": "web", "url": target.url("/health"), "interval": 1, "timeout": 0.8, "retries": 1},
+        headers=headers, timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    monitor_url = f"{live_server.url}/api/v1/monitors/{created.json()['id']}/"
+
+    def results(n: int = 100) -> list[dict]:
+        return requests.get(monitor_url + f"results/?page_size={n}", headers=headers, timeout=10).json()["results"]
+
+    # Results arrive at the monitor's interval, from the probe node, and it is up.
+    wait_for(lambda: len(results()) >= 4, timeout=30, message="four results")
+    latest = results()
+    assert all(r["ok"] and r["region"] == "local" and r["node"].startswith("probe1@") for r in latest)
+    slots = sorted(datetime.fromisoformat(r["scheduled_at"]) for r in latest)
+    gaps = {(b - a).total_seconds() for a, b in zip(slots, slots[1:])}
+    assert gaps == {1.0}, f"slots must sit on the monitor's 1 s grid, got gaps {gaps}"
+    assert requests.get(monitor_url, headers=headers).json()["status"] == "up"
+
+    # The target fails: one failure is a suspicion, the retry confirms it.
+    target.behave(status=503)
+    wait_for(lambda: requests.get(monitor_url, headers=headers).json()["status"] == "down",
+             timeout=30, message="status down")
+    failed = [r for r in results(20) if not r["ok"]]
+    assert failed and failed[0]["error_kind"] == "status" and failed[0]["status_code"] == 503
+
+    # It recovers.
+    target.behave(status=200)
+    wait_for(lambda: requests.get(monitor_url, headers=headers).json()["status"] == "up",
+             timeout=30, message="status up again")
+
+    # Exactly one result per (slot, region): nothing was stored twice.
+    rows = list(CheckResult.objects.filter(monitor_id=created.json()["id"]).values_list("scheduled_at", flat=True))
+    assert len(rows) == len(set(rows))
+
+
+@pytest.mark.skipif(not settings.REDIS_URL, reason="needs the Redis broker: the filesystem queue has no redelivery")
+def test_a_batch_whose_probe_node_is_killed_mid_way_is_finished_by_another_node_with_one_result_per_check(
+    processes, target
+):
+    RegionFactory(name="local")
+    owner = UserFactory(username="ops")
+    target.behave("/slow", delay=4.0)
+    now = timezone.now()
+    fast = [MonitorFactory(owner=owner, url=target.url("/fast"), interval=3600, timeout=10, next_check_at=now)
+            for _ in range(10)]
+    slow = [MonitorFactory(owner=owner, url=target.url("/slow"), interval=3600, timeout=10, next_check_at=now)
+            for _ in range(10)]
+    env = {"LOOPR_BROKER_VISIBILITY_TIMEOUT": "6", "LOOPR_BATCH_SIZE": "100"}
+    processes.central(**env)
+    processes.probe("doomed", **env)
+    wait_for(lambda: RegionFactory(name="local").is_live, timeout=60, message="a live region")
+    processes.beat(**env)
+
+    # The doomed node has reported the fast checks and is stuck in the slow ones.
+    wait_for(lambda: target.hit_count("/slow") == 10, timeout=30, message="the slow checks to start")
+    wait_for(lambda: CheckResult.objects.filter(monitor__in=fast).count() == 10, timeout=30,
+             message="the fast results")
+    processes.kill("doomed")
+    assert CheckResult.objects.filter(monitor__in=slow).count() == 0
+
+    # Its unacknowledged batch goes back to the queue and the survivor runs it.
+    processes.probe("survivor", **env)
+    wait_for(lambda: CheckResult.objects.count() == 20, timeout=60, message="all 20 results")
+    processes.stop_all()
+
+    for monitor in fast + slow:
+        assert CheckResult.objects.filter(monitor=monitor).count() == 1, monitor
+    assert all(n.startswith("survivor@") for n in CheckResult.objects.filter(monitor__in=slow).values_list("node", flat=True))
+    assert all(n.startswith("doomed@") for n in CheckResult.objects.filter(monitor__in=fast).values_list("node", flat=True))
+    # Every check was re-run by the survivor; the fast ones were absorbed as duplicates.
+    assert target.hit_count("/fast") == 20
+    assert Monitor.objects.filter(status="up").count() == 20

@@ -1,0 +1,107 @@
+"""Real Loopr processes (beat, central worker, probe nodes) for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+CELERY = str(Path(sys.executable).with_name("celery"))
+
+
+def database_url() -> str:
+    """The URL of the database the test runs on (pytest-django's test DB)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    auth = quote(s["USER"] or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+
+
+class Processes:
+    """Starts Loopr processes and makes sure every one of them is gone afterwards."""
+
+    def __init__(self, log_dir: Path, base_env: dict[str, str]):
+        self.log_dir = log_dir
+        self.base_env = base_env
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str], prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
+        full_env = {**os.environ, **self.base_env, **env}
+        log = open(self.log_dir / f"{name}.log", "ab")
+        proc = subprocess.Popen(
+            [*(prefix or []), *args], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.procs[name] = proc
+        return proc
+
+    def beat(self, **env: str) -> subprocess.Popen:
+        return self.start("beat", [CELERY, "-A", "loopr", "beat", "--loglevel", "INFO",
+                                   "--schedule", str(self.log_dir / "beat-schedule")], **env)
+
+    def central(self, name: str = "central", **env: str) -> subprocess.Popen:
+        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "central,ingest",
+                                 "--hostname", f"{name}@%h", "--concurrency", "2", "--loglevel", "INFO"], **env)
+
+    def probe(self, name: str, region: str = "local", concurrency: int = 1,
+              prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
+        # A probe node gets no usable database: it must not need one.
+        env.setdefault("DATABASE_URL", "postgres://nobody@127.0.0.1:1/no_database_here")
+        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", f"probe.{region}",
+                                 "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
+                                 "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(name)
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 10
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait()
+        self.procs.clear()
+
+    def logs(self) -> str:
+        out = []
+        for path in sorted(self.log_dir.glob("*.log")):
+            text = path.read_text(errors="replace")
+            out.append(f"===== {path.name} (last 60 lines) =====\n" + "\n".join(text.splitlines()[-60:]))
+        return "\n".join(out)
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

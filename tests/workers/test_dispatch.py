@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections, transaction
+from django.utils import timezone
+
+from monitors.models import Monitor
+from tests.factories import MonitorFactory, RegionFactory
+from workers import dispatch
+
+
+@pytest.fixture
+def live_region(db):
+    return RegionFactory(name="local", last_seen_at=timezone.now())
+
+
+def collect(now=None) -> list[tuple[str, list[dict]]]:
+    sent = []
+    dispatch.dispatch_due(lambda queue, batch, expires: sent.append((queue, batch)), now=now)
+    return sent
+
+
+@pytest.mark.django_db
+def test_a_due_monitor_is_sent_once_and_its_next_slot_is_one_interval_later(live_region):
+    slot = timezone.now().replace(microsecond=0) - timedelta(seconds=2)
+    monitor = MonitorFactory(interval=30, next_check_at=slot)
+    sent = collect()
+    assert [(q, [c["monitor"] for c in b]) for q, b in sent] == [("probe.local", [monitor.pk])]
+    assert sent[0][1][0]["slot"] == slot.isoformat()
+    monitor.refresh_from_db()
+    # On the monitor's own grid, not "now + interval": no drift.
+    assert monitor.next_check_at == slot + timedelta(seconds=30)
+    assert collect() == []
+
+
+@pytest.mark.django_db
+def test_after_downtime_a_monitor_is_checked_once_and_not_in_a_burst(live_region):
+    now = timezone.now().replace(microsecond=0)
+    monitor = MonitorFactory(interval=60, next_check_at=now - timedelta(hours=2, seconds=10))
+    assert sum(len(b) for _, b in collect(now=now)) == 1
+    monitor.refresh_from_db()
+    assert now < monitor.next_check_at <= now + timedelta(seconds=60)
+    assert (monitor.next_check_at - (now - timedelta(hours=2, seconds=10))).total_seconds() % 60 == 0
+
+
+@pytest.mark.django_db
+def test_paused_and_future_monitors_are_not_sent(live_region):
+    MonitorFactory(paused=True, next_check_at=timezone.now() - timedelta(seconds=5))
+    MonitorFactory(next_check_at=timezone.now() + timedelta(seconds=30))
+    assert collect() == []
+
+
+@pytest.mark.django_db
+def test_checks_travel_in_batches_of_the_configured_size(live_region, settings):
+    settings.LOOPR_BATCH_SIZE = 40
+    MonitorFactory.create_batch(100, next_check_at=timezone.now() - timedelta(seconds=1))
+    assert [len(b) for _, b in collect()] == [40, 40, 20]
+
+
+@pytest.mark.django_db
+def test_a_monitor_goes_to_each_of_its_chosen_live_regions_and_to_every_live_region_when_it_chose_none():
+    now = timezone.now()
+    eu, us = RegionFactory(name="eu-west", last_seen_at=now), RegionFactory(name="us-east", last_seen_at=now)
+    RegionFactory(name="ap-south", last_seen_at=now - timedelta(hours=1))  # no live worker
+    chosen = MonitorFactory(next_check_at=now)
+    chosen.regions.set([eu])
+    anywhere = MonitorFactory(next_check_at=now)
+    routed = {}
+    for queue, batch in collect():
+        routed.setdefault(queue, []).extend(c["monitor"] for c in batch)
+    assert routed == {"probe.eu-west": [chosen.pk, anywhere.pk], "probe.us-east": [anywhere.pk]}
+
+
+@pytest.mark.django_db
+def test_the_payload_carries_everything_a_probe_needs_and_nothing_else(live_region):
+    MonitorFactory(url="https://example.test/x", method="POST", headers={"X-A": "1"}, body="{}",
+                   keyword="ok", expected_status="200,204", follow_redirects=False, next_check_at=timezone.now())
+    check = collect()[0][1][0]
+    assert set(check) == {"monitor", "slot", "interval", "url", "timeout", "method", "headers", "body",
+                          "expected_status", "keyword", "follow_redirects"}
+    assert check["headers"] == {"X-A": "1"} and check["follow_redirects"] is False
+
+
+@pytest.mark.django_db
+def test_a_failed_send_leaves_the_monitors_due(live_region):
+    monitor = MonitorFactory(next_check_at=timezone.now() - timedelta(seconds=1))
+    before = monitor.next_check_at
+
+    def broken(queue, batch, expires):
+        raise ConnectionError("broker down")
+
+    with pytest.raises(ConnectionError):
+        dispatch.dispatch_due(broken)
+    monitor.refresh_from_db()
+    assert monitor.next_check_at == before
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_ticks_never_claim_the_same_monitor_and_the_second_does_not_wait():
+    RegionFactory(name="local", last_seen_at=timezone.now())
+    MonitorFactory.create_batch(1500, interval=3600, next_check_at=timezone.now() - timedelta(seconds=1))
+    claimed: dict[str, list[int]] = {}
+    first_holds_its_claim, second_done = threading.Event(), threading.Event()
+    second_took = []
+
+    def first() -> None:
+        try:
+            with transaction.atomic():
+                claimed["first"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000)]
+                first_holds_its_claim.set()
+                second_done.wait(20)  # keep the row locks while the second tick runs
+        finally:
+            connections.close_all()
+
+    def second() -> None:
+        try:
+            first_holds_its_claim.wait(20)
+            started = time.monotonic()
+            with transaction.atomic():
+                claimed["second"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000)]
+            second_took.append(time.monotonic() - started)
+            second_done.set()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # The second tick skipped the locked rows instead of waiting for them...
+    assert second_took and second_took[0] < 5
+    # ...and took only the rest: every monitor claimed exactly once.
+    assert len(claimed["first"]) == 1000 and len(claimed["second"]) == 500
+    assert not set(claimed["first"]) & set(claimed["second"])
+    assert Monitor.objects.filter(next_check_at__lte=timezone.now()).count() == 0
