@@ -238,6 +238,9 @@ LOOPR_RESULTS_RETENTION_DAYS = env_int("LOOPR_RESULTS_RETENTION_DAYS", 90, minim
 LOOPR_BATCH_SIZE = env_int("LOOPR_BATCH_SIZE", 100, minimum=1, maximum=5000)
 # Most monitors one dispatch tick claims; the rest wait for the next tick.
 LOOPR_DISPATCH_LIMIT = env_int("LOOPR_DISPATCH_LIMIT", 20000, minimum=1)
+# Seconds ahead a dispatch tick claims checks; probe nodes hold each check
+# until its slot, so this should cover the tick period (1 s) and its jitter.
+LOOPR_DISPATCH_LOOKAHEAD = env_float("LOOPR_DISPATCH_LOOKAHEAD", 1.5)
 # Concurrent checks in one probe process.
 LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024)
 # A probe node reports finished checks at least this often while a batch runs.

@@ -134,9 +134,28 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
             for row in sorted(monitor_rows, key=lambda r: (r["scheduled_at"], r["checked_at"])):
                 outcome.status_changes += monitor.record_result(row["ok"], row["scheduled_at"], row["checked_at"])
             touched.append(monitor)
-        if touched:
-            Monitor.objects.bulk_update(touched, STATUS_FIELDS, batch_size=1000)
+        _save_status(touched)
     return outcome
+
+
+def _save_status(monitors: list[Monitor]) -> None:
+    """One parameterised UPDATE sent for many rows in a single round trip
+    (psycopg pipelines executemany); bulk_update's CASE WHEN statements cost
+    ~1 ms of CPU per row here."""
+    if not monitors:
+        return
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"UPDATE {Monitor._meta.db_table} SET "
+        + ", ".join(f"{name} = %s" for name in STATUS_FIELDS)
+        + " WHERE id = %s"
+    )
+    params = [
+        [adapt(v) if isinstance(v, datetime) else v for v in (getattr(m, f) for f in STATUS_FIELDS)] + [m.pk]
+        for m in monitors
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _insert_new(rows: list[dict], rid: int, node: str) -> list[dict]:

@@ -3,6 +3,10 @@
 One beat tick runs `dispatch_due_checks`; any number of ticks may overlap,
 because a claim locks its rows with `FOR UPDATE SKIP LOCKED` and advances
 `next_check_at` in the same statement, so no monitor is taken twice.
+
+A tick claims what falls due before the next tick (LOOPR_DISPATCH_LOOKAHEAD)
+and the probe node holds each check until its slot: checks start on time
+instead of up to a whole tick late.
 """
 
 from __future__ import annotations
@@ -38,14 +42,14 @@ PG_CLAIM_SQL = """
 WITH due AS (
     SELECT id, next_check_at AS slot
     FROM monitors_monitor
-    WHERE paused = false AND next_check_at <= %(now)s
+    WHERE paused = false AND next_check_at <= %(until)s
     ORDER BY next_check_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
 UPDATE monitors_monitor AS m
 SET next_check_at = due.slot + make_interval(
-    secs => m.interval * (floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1)
+    secs => m.interval * GREATEST(floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1, 1)
 )
 FROM due
 WHERE m.id = due.id
@@ -58,22 +62,24 @@ def next_slot(slot: datetime, interval: int, now: datetime) -> datetime:
     return slot + timedelta(seconds=interval * max(steps, 1))
 
 
-def claim_due_checks(now: datetime, limit: int) -> list[dict]:
-    """Claim up to `limit` due monitors; returns their check payloads (with `slot`)."""
+def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[dict]:
+    """Claim up to `limit` monitors due by `now + lookahead`; returns their
+    check payloads (with `slot`)."""
+    until = now + timedelta(seconds=lookahead)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(PG_CLAIM_SQL, {"now": now, "limit": limit})
+            cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit})
             rows = cursor.fetchall()
         return [_payload(row[0], dict(zip(PAYLOAD_FIELDS, row[1:]))) for row in rows]
-    return _claim_portable(now, limit)
+    return _claim_portable(now, until, limit)
 
 
-def _claim_portable(now: datetime, limit: int) -> list[dict]:
+def _claim_portable(now: datetime, until: datetime, limit: int) -> list[dict]:
     # SQLite (the quick start) has no row locks; its single writer makes the
     # claim atomic anyway.
     rows = list(
         Monitor.objects.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
-        .filter(paused=False, next_check_at__lte=now)
+        .filter(paused=False, next_check_at__lte=until)
         .order_by("next_check_at")
         .only(*PAYLOAD_FIELDS, "next_check_at")[:limit]
     )
@@ -136,7 +142,8 @@ def dispatch_due(send: Callable[[str, list[dict], float], None], now: datetime |
     remaining = settings.LOOPR_DISPATCH_LIMIT
     while remaining > 0:
         with transaction.atomic():
-            checks = claim_due_checks(now or timezone.now(), min(CLAIM_CHUNK, remaining))
+            checks = claim_due_checks(now or timezone.now(), min(CLAIM_CHUNK, remaining),
+                                      settings.LOOPR_DISPATCH_LOOKAHEAD)
             for region, region_checks in route(checks, live_regions).items():
                 for batch in batches(region_checks, settings.LOOPR_BATCH_SIZE):
                     # A batch that waited through two of its intervals is stale:

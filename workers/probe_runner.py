@@ -10,6 +10,7 @@ import logging
 import os
 import threading
 import time
+from datetime import datetime
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
@@ -66,35 +67,58 @@ def _run_one(monitor: int, slot: str, spec: CheckSpec) -> dict:
     return result
 
 
-def run_batch(checks: list, report: Callable[[list[dict]], None], flush_seconds: float) -> tuple[int, int]:
-    """Run every check, calling `report` with finished results at least every
-    `flush_seconds`, so a slow target does not hold back the others.
+def slot_time(slot: str) -> float:
+    return datetime.fromisoformat(slot).timestamp()
+
+
+def run_batch(checks: list, report: Callable[[list[dict]], None], flush_seconds: float,
+              max_hold: float = 5.0) -> tuple[int, int]:
+    """Run every check at its slot, calling `report` with finished results at
+    least every `flush_seconds`, so a slow target does not hold back the others.
+
+    The dispatcher sends checks slightly ahead of their slot; each is started
+    when its slot comes, but never held more than `max_hold` seconds, so a
+    node whose clock runs behind cannot sit on a batch.
 
     Returns (checks run, malformed checks dropped).
     """
     if not isinstance(checks, list):
         log.error("probe batch dropped: expected a list of checks, got %s", type(checks).__name__)
         return 0, 1
-    pool = executor()
-    pending: set[Future] = set()
+    waiting: list[tuple[float, int, str, CheckSpec]] = []
     malformed = 0
     for check in checks:
         try:
             monitor, slot, spec = spec_from_payload(check)
-        except MalformedCheck as exc:
+            waiting.append((slot_time(slot), monitor, slot, spec))
+        except (MalformedCheck, ValueError) as exc:
             malformed += 1
             log.warning("malformed check dropped: %s", exc)
-            continue
-        pending.add(pool.submit(_run_one, monitor, slot, spec))
-    done_count = 0
+    waiting.sort(key=lambda item: item[0])
+    latest_start = time.time() + max_hold
+
+    pool = executor()
+    pending: set[Future] = set()
     finished: list[dict] = []
+    done_count, next_index = 0, 0
     last_flush = time.monotonic()
-    while pending:
-        done, pending = wait(pending, timeout=max(0.0, last_flush + flush_seconds - time.monotonic()),
-                             return_when=FIRST_COMPLETED)
-        for future in done:
-            finished.append(future.result())
-        if finished and (not pending or time.monotonic() - last_flush >= flush_seconds):
+    while next_index < len(waiting) or pending:
+        now = time.time()
+        while next_index < len(waiting) and min(waiting[next_index][0], latest_start) <= now:
+            _, monitor, slot, spec = waiting[next_index]
+            pending.add(pool.submit(_run_one, monitor, slot, spec))
+            next_index += 1
+        until_next_start = (
+            min(waiting[next_index][0], latest_start) - now if next_index < len(waiting) else flush_seconds
+        )
+        timeout = max(0.0, min(until_next_start, last_flush + flush_seconds - time.monotonic()))
+        if pending:
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            finished.extend(future.result() for future in done)
+        else:
+            time.sleep(timeout)
+        all_done = next_index == len(waiting) and not pending
+        if finished and (all_done or time.monotonic() - last_flush >= flush_seconds):
             report(finished)
             done_count += len(finished)
             finished = []

@@ -139,3 +139,15 @@ def test_two_concurrent_ticks_never_claim_the_same_monitor_and_the_second_does_n
     assert len(claimed["first"]) == 1000 and len(claimed["second"]) == 500
     assert not set(claimed["first"]) & set(claimed["second"])
     assert Monitor.objects.filter(next_check_at__lte=timezone.now()).count() == 0
+
+
+@pytest.mark.django_db
+def test_a_monitor_due_within_the_lookahead_is_sent_early_with_its_own_slot(live_region, settings):
+    settings.LOOPR_DISPATCH_LOOKAHEAD = 1.5
+    now = timezone.now()
+    monitor = MonitorFactory(interval=30, next_check_at=now + timedelta(seconds=1))
+    sent = collect(now=now)
+    # Sent ahead of time, but carrying the slot it is due at: the probe node holds it until then.
+    assert sent[0][1][0]["slot"] == (now + timedelta(seconds=1)).isoformat()
+    monitor.refresh_from_db()
+    assert monitor.next_check_at == now + timedelta(seconds=31)
