@@ -47,14 +47,12 @@ def run_env() -> dict:
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     var = Path(env.setdefault("LOOPR_VAR_DIR", str(ROOT / "var")))
     var.mkdir(parents=True, exist_ok=True)
-    if not env.get("SECRET_KEY"):
-        # A key made once per checkout: sessions survive restarts, and no
-        # shared default key ever reaches a real deployment.
-        key_file = var / "secret_key"
-        if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(50))
-            key_file.chmod(0o600)
-        env["SECRET_KEY"] = key_file.read_text().strip()
+    key_file = var / "secret_key"
+    if not env.get("SECRET_KEY") and not key_file.exists():
+        # A key made once per checkout (settings read it from there): sessions
+        # survive restarts, and no shared default key reaches a deployment.
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
     return env
 
 

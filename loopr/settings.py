@@ -64,7 +64,10 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+# `dev.py run` generates a key once per checkout into var/secret_key, so the
+# quick start and `manage.py` share it; a deployment sets SECRET_KEY.
+_KEY_FILE = VAR_DIR / "secret_key"
+SECRET_KEY = os.environ.get("SECRET_KEY") or (_KEY_FILE.read_text().strip() if _KEY_FILE.exists() else "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
