@@ -1,6 +1,12 @@
 """A fast probe target for the benchmark: answers every request with a fixed
 200 and closes, on one asyncio loop, so it costs the shared CPU as little as
-possible. Usage: python bench/target.py PORT"""
+possible. Usage: python bench/target.py PORT HOST [HOST ...]
+
+It listens on several loopback addresses because each (client, server)
+address pair has only ~28,000 ephemeral ports, and at 1,000+ fresh
+connections a second the TIME_WAIT sockets of one pair exhaust them within
+half a minute (as they would not with real, distinct targets).
+"""
 
 from __future__ import annotations
 
@@ -24,11 +30,11 @@ class Answer(asyncio.Protocol):
             self.transport.close()
 
 
-async def main(port: int) -> None:
-    server = await asyncio.get_running_loop().create_server(Answer, "127.0.0.1", port, backlog=4096)
-    async with server:
-        await server.serve_forever()
+async def main(port: int, hosts: list[str]) -> None:
+    loop = asyncio.get_running_loop()
+    servers = [await loop.create_server(Answer, host, port, backlog=4096) for host in hosts]
+    await asyncio.gather(*(server.serve_forever() for server in servers))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    asyncio.run(main(int(sys.argv[1]), sys.argv[2:] or ["127.0.0.1"]))

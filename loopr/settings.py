@@ -136,10 +136,17 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+if not os.environ.get("DATABASE_URL"):
+    os.environ.pop("DATABASE_URL", None)  # set but empty means "the default"
 DATABASES = {
     "default": _read("DATABASE_URL", env.db_url, env.db_url_config(f"sqlite:///{VAR_DIR / 'loopr.sqlite3'}"))
 }
 _db = DATABASES["default"]
+if _db.get("ENGINE") not in {"django.db.backends.sqlite3", "django.db.backends.postgresql"}:
+    raise ImproperlyConfigured(
+        f"DATABASE_URL: use postgres://user:password@host:port/name or sqlite:///path, "
+        f"got {os.environ.get('DATABASE_URL')!r}"
+    )
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Web, beat and workers all write to the one file: WAL lets readers run
     # beside the writer, IMMEDIATE transactions queue writers instead of
@@ -157,6 +164,8 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db.setdefault("CONN_MAX_AGE", 60)
     _db.setdefault("CONN_HEALTH_CHECKS", True)
+    # A database host that drops packets must fail /healthz, not hang it.
+    _db.setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -169,6 +178,10 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Static files (whitenoise serves them from gunicorn) ------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+try:
+    STATIC_ROOT.mkdir(exist_ok=True)  # whitenoise warns on every request without it
+except OSError:
+    pass  # a read-only image has it from collectstatic
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -258,6 +271,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "loopr.api.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,

@@ -25,6 +25,15 @@ class MonitorAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner")
 
+    def save_model(self, request, obj: Monitor, form, change: bool) -> None:
+        # The checkbox alone would leave the status behind ("down" while paused).
+        if "paused" in form.changed_data:
+            if obj.paused:
+                obj.pause()
+            else:
+                obj.resume()
+        super().save_model(request, obj, form, change)
+
     @admin.action(description="Pause selected monitors")
     def pause_monitors(self, request, queryset):
         self._each(request, queryset.filter(paused=False), "pause", "Paused")

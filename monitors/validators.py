@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
 SCHEMES = ("http", "https", "tcp")
+
+# RFC 9110: a field name is a token; a value holds no control character but
+# tab. Values stop at Latin-1 too: that is all http.client can encode.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BAD = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\u0100-\U0010ffff]")
 
 
 def validate_target_url(value: str) -> None:
@@ -47,9 +53,15 @@ def validate_headers(value: object) -> None:
     for name, val in value.items():
         if not isinstance(name, str) or not isinstance(val, str):
             raise ValidationError("Header names and values must be strings.")
-        if not name or any(c in name for c in "\r\n:\0 \t"):
+        if not _HEADER_NAME.fullmatch(name):
             raise ValidationError(f"Invalid header name {name!r}.")
         if any(c in val for c in "\r\n\0"):
             raise ValidationError(f"Header {name!r} contains CR, LF or NUL.")
+        if _HEADER_VALUE_BAD.search(val) or val[:1].isspace():
+            # The probe could never send it: every check would end in an error.
+            raise ValidationError(
+                f"Header {name!r}: control characters, leading spaces and characters beyond Latin-1 "
+                "cannot be sent."
+            )
         if len(name) + len(val) > 8192:
             raise ValidationError(f"Header {name!r} is too long.")

@@ -20,13 +20,28 @@ def _django(validator):
     return run
 
 
+class HeadersField(serializers.JSONField):
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except RecursionError:  # a form field holding "[[[[…", decoded here
+            self.fail("invalid")
+
+
+class RegionNameField(serializers.SlugRelatedField):
+    def to_internal_value(self, data):
+        if isinstance(data, str) and "\x00" in data:  # PostgreSQL refuses NUL even in a lookup
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class MonitorSerializer(serializers.ModelSerializer):
     url = serializers.CharField(max_length=2000, validators=[_django(validate_target_url)])
-    headers = serializers.JSONField(required=False, validators=[_django(validate_headers)])
+    headers = HeadersField(required=False, validators=[_django(validate_headers)])
     expected_status = serializers.CharField(
         max_length=200, required=False, validators=[_django(validate_expected_status)]
     )
-    regions = serializers.SlugRelatedField(
+    regions = RegionNameField(
         many=True, required=False, slug_field="name", queryset=Region.objects.all(),
         help_text="Region names; empty means every region with a live probe worker.",
     )

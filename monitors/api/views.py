@@ -1,9 +1,14 @@
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
+from django import forms
 from django_filters import rest_framework as filters
+from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 
 from ..choices import MonitorStatus
@@ -21,10 +26,27 @@ class MonitorFilter(filters.FilterSet):
         fields = ["status", "paused", "name"]
 
 
+class UtcDateTimeField(IsoDateTimeField):
+    def to_python(self, value: str | None) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is not None:
+            try:
+                # The database compares in UTC: 0001-01-01T00:00+05:00 has no
+                # UTC equivalent and would fail inside the query, as a 500.
+                parsed.astimezone(timezone.utc)
+            except OverflowError as exc:
+                raise forms.ValidationError("Out of range once converted to UTC.", code="invalid") from exc
+        return parsed
+
+
+class UtcDateTimeFilter(filters.IsoDateTimeFilter):
+    field_class = UtcDateTimeField
+
+
 class ResultFilter(filters.FilterSet):
     region = filters.CharFilter(field_name="region__name")
-    since = filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
-    until = filters.IsoDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
+    since = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
 
     class Meta:
         model = CheckResult
@@ -45,19 +67,29 @@ class MonitorViewSet(viewsets.ModelViewSet):
     filterset_class = MonitorFilter
 
     def get_queryset(self):
-        return Monitor.objects.owned_by(self.request.user).prefetch_related("regions")
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user, no id
+            return (CheckResult if self.action == "results" else Monitor).objects.none()
+        monitors = Monitor.objects.owned_by(self.request.user)
+        if self.action == "results":
+            # What the action lists, so that its filters (and the browsable
+            # API's filter form) meet the model they were written for.
+            monitor = get_object_or_404(monitors, pk=self.kwargs[self.lookup_field])
+            return monitor.results.select_related("region")
+        return monitors.prefetch_related("regions")
 
     def perform_create(self, serializer: MonitorSerializer) -> None:
         serializer.save(owner=self.request.user)
 
     @extend_schema(
         responses=CheckResultSerializer(many=True),
-        parameters=[OpenApiParameter("page_size", int, description="Results per page, up to 1,000.")],
+        parameters=[
+            OpenApiParameter("id", int, OpenApiParameter.PATH, description="The monitor's id."),
+            OpenApiParameter("page_size", int, description="Results per page, up to 1,000."),
+        ],
     )
     @action(detail=True, methods=["get"], pagination_class=ResultPagination,
             filterset_class=ResultFilter, serializer_class=CheckResultSerializer)
     def results(self, request, pk=None):
-        monitor = self.get_object()
-        queryset = self.filter_queryset(monitor.results.select_related("region"))
+        queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(CheckResultSerializer(page, many=True).data)

@@ -2,7 +2,7 @@ import secrets
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 
 class Command(BaseCommand):
@@ -15,6 +15,11 @@ class Command(BaseCommand):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
             return
+        if User.objects.filter(username=username).exists():
+            # Promoting an ordinary account would hand its owner the admin.
+            raise CommandError(
+                f"A user named {username!r} exists but is no superuser: pass --username with another name."
+            )
         password = settings.LOOPR_ADMIN_PASSWORD or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         self.stdout.write(f"Created admin user {username!r}.")

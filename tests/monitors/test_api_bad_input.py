@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import pytest
+
+from monitors.models import Monitor
+from tests.factories import MonitorFactory, RegionFactory
+
+pytestmark = pytest.mark.django_db
+
+MONITORS = "/api/v1/monitors/"
+VALID = {"name": "site", "url": "https://example.com/", "interval": 60, "timeout": 5}
+HUGE = 10**30
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        # targets
+        ({"url": "ftp://example.com/"}, "url"),
+        ({"url": "file:///etc/passwd"}, "url"),
+        ({"url": "http://"}, "url"),
+        ({"url": "example.com"}, "url"),
+        ({"url": "tcp://db.example"}, "url"),
+        ({"url": "tcp://db.example:99999"}, "url"),
+        ({"url": "http://[::1/"}, "url"),
+        ({"url": "http://exa mple.com/"}, "url"),
+        ({"url": ["http://example.com/"]}, "url"),
+        ({"url": None}, "url"),
+        # schedule
+        ({"interval": 0}, "interval"),
+        ({"interval": 86401}, "interval"),
+        ({"interval": HUGE}, "interval"),
+        ({"interval": "often"}, "interval"),
+        ({"interval": 1.5}, "interval"),
+        ({"interval": None}, "interval"),
+        ({"interval": [60]}, "interval"),
+        ({"timeout": 60}, "timeout"),
+        ({"timeout": 90}, "timeout"),
+        ({"timeout": 0}, "timeout"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": HUGE}, "timeout"),
+        ({"timeout": "nan"}, "timeout"),
+        ({"timeout": "soon"}, "timeout"),
+        ({"timeout": None}, "timeout"),
+        ({"interval": 600, "timeout": 300}, "timeout"),  # above LOOPR_MAX_TIMEOUT
+        ({"retries": -1}, "retries"),
+        ({"retries": HUGE}, "retries"),
+        ({"retries": "twice"}, "retries"),
+        # request
+        ({"method": "FETCH"}, "method"),
+        ({"method": ["GET"]}, "method"),
+        ({"headers": {"X-A": "1\r\nX-Injected: 1"}}, "headers"),
+        ({"headers": {"X-A": "1\nX-Injected: 1"}}, "headers"),
+        ({"headers": {"X-A\r\n": "1"}}, "headers"),
+        ({"headers": {"X-A": 1}}, "headers"),
+        ({"headers": {"X-A": None}}, "headers"),
+        ({"headers": {"X-A": ["1"]}}, "headers"),
+        ({"headers": ["X-A: 1"]}, "headers"),
+        ({"headers": "X-A: 1"}, "headers"),
+        ({"headers": None}, "headers"),
+        ({"headers": {"X-A": "\x00"}}, "headers"),
+        # Headers the probe could never send, so every check would fail.
+        ({"headers": {"X-Price": "5 \u20ac"}}, "headers"),
+        ({"headers": {"X-\u00c4": "1"}}, "headers"),
+        ({"headers": {"X(A)": "1"}}, "headers"),
+        ({"headers": {"": "1"}}, "headers"),
+        ({"headers": {"X-A": " leading"}}, "headers"),
+        ({"headers": {"X-A": "a\x01b"}}, "headers"),
+        ({"body": {"a": 1}}, "body"),
+        ({"body": "\x00"}, "body"),
+        ({"expected_status": "abc"}, "expected_status"),
+        ({"expected_status": "600"}, "expected_status"),
+        ({"expected_status": "299-200"}, "expected_status"),
+        ({"expected_status": "2xx,"}, "expected_status"),
+        ({"expected_status": ""}, "expected_status"),
+        ({"expected_status": ["200"]}, "expected_status"),
+        ({"keyword": ["ok"]}, "keyword"),
+        ({"follow_redirects": "sometimes"}, "follow_redirects"),
+        ({"follow_redirects": None}, "follow_redirects"),
+        # where and what
+        ({"regions": ["atlantis"]}, "regions"),
+        ({"regions": "local"}, "regions"),
+        ({"regions": [{"name": "local"}]}, "regions"),
+        ({"regions": None}, "regions"),
+        ({"regions": ["\x00"]}, "regions"),
+        ({"name": "x" * 201}, "name"),
+        ({"name": ""}, "name"),
+        ({"name": ["site"]}, "name"),
+        ({"name": None}, "name"),
+        ({"paused": "maybe"}, "paused"),
+    ],
+    ids=repr,
+)
+def test_a_bad_monitor_is_a_400_naming_the_field(api, change, field):
+    RegionFactory(name="local")
+    response = api.post(MONITORS, {**VALID, **change}, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    assert not Monitor.objects.exists()
+
+
+@pytest.mark.parametrize("field", ["name", "url"])
+def test_a_monitor_without_a_required_field_is_a_400_naming_it(api, field):
+    payload = {k: v for k, v in VALID.items() if k != field}
+    response = api.post(MONITORS, payload, format="json")
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_an_interval_below_the_configured_minimum_is_refused(api, settings):
+    settings.LOOPR_MIN_INTERVAL = 30
+    response = api.post(MONITORS, {**VALID, "interval": 29, "timeout": 5}, format="json")
+    assert response.status_code == 400 and "interval" in response.json()
+    # The minimum itself is fine.
+    assert api.post(MONITORS, {**VALID, "interval": 30}, format="json").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        # Only the timeout changes, yet it now reaches the stored interval.
+        ({"timeout": 60}, "timeout"),
+        # Only the interval changes, yet the stored timeout no longer fits.
+        ({"interval": 5}, "timeout"),
+        ({"interval": "abc"}, "interval"),
+        ({"url": "ftp://example.com/"}, "url"),
+        ({"headers": {"X-A": "a\r\nb"}}, "headers"),
+        ({"regions": ["atlantis"]}, "regions"),
+        ({"expected_status": "999"}, "expected_status"),
+    ],
+    ids=repr,
+)
+def test_a_bad_update_is_a_400_naming_the_field_and_changes_nothing(api, user, change, field):
+    monitor = MonitorFactory(owner=user, interval=60, timeout=10)
+    response = api.patch(f"{MONITORS}{monitor.pk}/", change, format="json")
+    assert response.status_code == 400, response.content
+    assert field in response.json()
+    monitor.refresh_from_db()
+    assert (monitor.interval, monitor.timeout, monitor.url) == (60, 10, "http://127.0.0.1:9/")
+
+
+def test_malformed_json_is_a_400(api):
+    response = api.post(MONITORS, '{"name": "site", "url": ', content_type="application/json")
+    assert response.status_code == 400 and "detail" in response.json()
+
+
+def test_deeply_nested_json_is_a_400_not_a_crash(api):
+    response = api.post(MONITORS, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+    assert response.status_code == 400
+
+
+# --- never a 500 ------------------------------------------------------------------
+
+WEIRD_VALUES = [None, "", "abc", "\x00", "x" * 5000, ["a"], {"a": "b"}, True, -1, 1.5, -HUGE]
+FIELDS = [
+    "name", "url", "interval", "timeout", "method", "headers", "body", "expected_status", "keyword",
+    "follow_redirects", "regions", "retries", "paused",
+]
+
+
+def test_no_value_of_any_field_makes_the_api_fail_with_a_500(api, user):
+    RegionFactory(name="local")
+    monitor = MonitorFactory(owner=user)
+    failures = []
+    for field in FIELDS:
+        for value in WEIRD_VALUES:
+            for method, url in [("post", MONITORS), ("patch", f"{MONITORS}{monitor.pk}/")]:
+                response = getattr(api, method)(url, {**VALID, field: value}, format="json")
+                if response.status_code >= 500:
+                    failures.append((method, field, value, response.status_code))
+    assert failures == []
+
+
+def test_no_form_field_makes_the_api_fail_with_a_500(api):
+    RegionFactory(name="local")
+    form_values = ["", "abc", "\x00", "[" * 100_000, "null", "[]", "1e999", str(HUGE)]
+    failures = []
+    for field in FIELDS:
+        for value in form_values:
+            response = api.post(MONITORS, {**VALID, field: value}, format="multipart")
+            if response.status_code >= 500:
+                failures.append((field, value[:20], response.status_code))
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "monitors/abc/",
+        "monitors/-1/",
+        "monitors/1.5/",
+        f"monitors/{HUGE}/",
+        f"monitors/{HUGE}/results/",
+        "monitors/abc/results/",
+        "monitors/{id}/results/?cursor=garbage",
+        "monitors/{id}/results/?cursor=cD0yMDI0LTAxLTAx",  # a well-formed cursor of a bad position
+        "monitors/{id}/results/?cursor=bz0tMSZwPW5vdGFkYXRl",  # o=-1&p=notadate
+        "monitors/{id}/results/?page_size=abc",
+        "monitors/{id}/results/?page_size=-5",
+        "monitors/{id}/results/?page_size=0",
+        f"monitors/{{id}}/results/?page_size={HUGE}",
+        "monitors/{id}/results/?since=notadate",
+        "monitors/{id}/results/?until=2024-13-45T99:00:00Z",
+        "monitors/{id}/results/?since=0001-01-01T00:00:00%2B05:00",
+        "monitors/{id}/results/?until=9999-12-31T23:59:59-05:00",
+        "monitors/{id}/results/?ok=maybe",
+        "monitors/{id}/results/?error_kind=bogus",
+        "monitors/{id}/results/?region=%00",
+        "monitors/?status=bogus",
+        "monitors/?paused=maybe",
+        "monitors/?name=%00",
+        "monitors/?page=abc",
+        "monitors/?page=99999",
+        "regions/nowhere/",
+        "regions/%00/",
+    ],
+)
+def test_no_url_makes_the_api_fail_with_a_500(api, user, path):
+    monitor = MonitorFactory(owner=user)
+    response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)))
+    assert response.status_code < 500
+    assert response.status_code in (200, 400, 404)
+
+
+@pytest.mark.parametrize(
+    "query, field",
+    [
+        ("since=notadate", "since"),
+        ("until=2024-02-30T00:00:00Z", "until"),
+        ("since=0001-01-01T00:00:00%2B05:00", "since"),
+        ("error_kind=bogus", "error_kind"),
+    ],
+)
+def test_a_bad_results_filter_is_a_400_naming_it(api, user, query, field):
+    monitor = MonitorFactory(owner=user)
+    response = api.get(f"{MONITORS}{monitor.pk}/results/?{query}")
+    assert response.status_code == 400 and field in response.json()
+
+
+@pytest.mark.parametrize("path", ["monitors/abc/", f"monitors/{HUGE}/"])
+@pytest.mark.parametrize("method", ["patch", "put", "delete"])
+def test_writing_to_a_malformed_id_is_a_404(api, method, path):
+    response = getattr(api, method)("/api/v1/" + path, VALID, format="json")
+    assert response.status_code == 404
