@@ -104,3 +104,44 @@ def test_a_batch_whose_probe_node_is_killed_mid_way_is_finished_by_another_node_
     # Every check was re-run by the survivor; the fast ones were absorbed as duplicates.
     assert target.hit_count("/fast") == 20
     assert Monitor.objects.filter(status="up").count() == 20
+
+
+def test_malformed_messages_on_the_queues_are_logged_and_dropped_and_the_workers_keep_working(processes, target):
+    from kombu import Exchange, Queue
+
+    from loopr.celery import app
+
+    RegionFactory(name="local")
+    central = processes.central()
+    probe = processes.probe("probe1")
+    wait_for(lambda: RegionFactory(name="local").is_live, timeout=60, message="a live region")
+
+    with app.connection_for_write() as conn:
+        producer = conn.Producer()
+        for queue in ("probe.local", "ingest"):
+            exchange = Exchange(queue, "direct")
+            declare = [Queue(queue, exchange, routing_key=queue)]
+            # Bodies that are not JSON, and a pickle (never accepted: it would run code).
+            producer.publish("{not json", exchange=exchange, routing_key=queue, declare=declare,
+                             content_type="application/json", content_encoding="utf-8", serializer=None)
+            producer.publish(b"\x80\x04garbage", exchange=exchange, routing_key=queue, declare=declare,
+                             content_type="application/x-python-serialize", content_encoding="binary",
+                             serializer=None)
+        app.send_task("nobody.knows.this.task", args=[1], queue="probe.local")
+        app.send_task("workers.run_probe_batch", args=["not a list"], queue="probe.local")
+        app.send_task("workers.run_probe_batch", args=[[{"monitor": "x"}, 42]], queue="probe.local")
+        app.send_task("workers.run_probe_batch", kwargs={"unexpected": True}, queue="probe.local")
+        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": -1}, "junk"]], queue="ingest")
+        app.send_task("monitors.ingest_results", args=[None, None, None], queue="ingest")
+
+    # A real check still goes all the way through afterwards.
+    owner = UserFactory(username="ops")
+    monitor = MonitorFactory(owner=owner, url=target.url("/"), interval=3600, timeout=2, next_check_at=timezone.now())
+    processes.beat()
+    wait_for(lambda: CheckResult.objects.filter(monitor=monitor).exists(), timeout=60, message="a real result")
+    assert central.poll() is None and probe.poll() is None, "a worker died"
+    logs = processes.log_text()
+    assert "nobody.knows.this.task" in logs  # Celery's "unregistered task" error
+    assert "malformed check dropped" in logs
+    assert "probe batch dropped" in logs
+    assert "rejected a result" in logs

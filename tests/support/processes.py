@@ -88,6 +88,9 @@ class Processes:
             proc.wait()
         self.procs.clear()
 
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
+
     def logs(self) -> str:
         out = []
         for path in sorted(self.log_dir.glob("*.log")):
