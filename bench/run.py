@@ -281,7 +281,7 @@ def main() -> int:
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     args = parser.parse_args()
     monitors = args.monitors or [10000, 10000]
-    intervals = args.interval or [10, 5]
+    intervals = args.interval or [10, 4]
     if len(monitors) != len(intervals):
         parser.error("give --monitors and --interval the same number of times")
 

@@ -191,6 +191,8 @@ WHITENOISE_USE_FINDERS = True
 # --- Email ------------------------------------------------------------------------
 vars().update(_read("EMAIL_URL", env.email_url, env.email_url_config("consolemail://")))
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "loopr@localhost")
+# An SMTP server that hangs must fail the attempt (and retry), not the worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 
 # --- Broker and Celery ------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
@@ -237,6 +239,7 @@ CELERY_TASK_DEFAULT_QUEUE = "central"
 CELERY_TASK_ROUTES = {
     "monitors.ingest_results": {"queue": "ingest"},
     "workers.record_heartbeat": {"queue": "ingest"},
+    "notifications.deliver_notification": {"queue": "notify"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
@@ -263,6 +266,31 @@ LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
 LOOPR_ADMIN_PASSWORD = os.environ.get("LOOPR_ADMIN_PASSWORD", "")
+
+# --- Alerts -------------------------------------------------------------------------
+
+
+def env_backoff(name: str, default: str) -> list[float]:
+    raw = os.environ.get(name) or default
+    try:
+        values = [float(v) for v in raw.split(",")]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: comma-separated seconds expected, got {raw!r}") from exc
+    if not values or any(v < 0 for v in values):
+        raise ImproperlyConfigured(f"{name}: at least one non-negative delay expected, got {raw!r}")
+    return values
+
+
+# Delays before the 2nd, 3rd, … delivery attempt (±20 % jitter); then it fails.
+LOOPR_NOTIFY_BACKOFF = env_backoff("LOOPR_NOTIFY_BACKOFF", "5,30,120,600,1800,3600")
+# How long one sender holds a notification before others may try it.
+LOOPR_NOTIFY_LEASE_SECONDS = env_int("LOOPR_NOTIFY_LEASE_SECONDS", 120, minimum=1)
+# The sweep leaves a due notification this long to its queued task first.
+LOOPR_NOTIFY_SWEEP_GRACE = env_float("LOOPR_NOTIFY_SWEEP_GRACE", 30.0)
+# Retries due sooner than this are queued with a countdown; later ones wait for the sweep.
+LOOPR_NOTIFY_REQUEUE_MAX = env_float("LOOPR_NOTIFY_REQUEUE_MAX", 60.0)
+# Webhooks to private, loopback and link-local addresses are refused unless allowed.
+LOOPR_WEBHOOK_ALLOW_PRIVATE = env_bool("LOOPR_WEBHOOK_ALLOW_PRIVATE", False)
 
 # --- API --------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -4,10 +4,23 @@ from django.db import models
 
 
 class MonitorStatus(models.TextChoices):
+    """What a monitor shows: its health, unless paused or in maintenance."""
+
     PENDING = "pending", "Pending"
     UP = "up", "Up"
+    DEGRADED = "degraded", "Degraded"
     DOWN = "down", "Down"
     PAUSED = "paused", "Paused"
+    MAINTENANCE = "maintenance", "Maintenance"
+
+
+class Health(models.TextChoices):
+    """The verdict of the checks alone."""
+
+    PENDING = "pending", "Pending"
+    UP = "up", "Up"
+    DEGRADED = "degraded", "Degraded"
+    DOWN = "down", "Down"
 
 
 class HttpMethod(models.TextChoices):

@@ -1,15 +1,47 @@
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from .choices import ErrorKind, HttpMethod, MonitorStatus
+from .choices import ErrorKind, Health, HttpMethod, MonitorStatus
 from .validators import validate_expected_status, validate_headers, validate_target_url
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check's outcome as the state machine sees it."""
+
+    ok: bool
+    slot: datetime
+    checked_at: datetime
+    latency_ms: float | None = None
+    error_kind: str = ""
+    error: str = ""
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Transition:
+    old: str
+    new: str
+    at: datetime
+    kind: str = ""
+    cause: str = ""
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class Announcement:
+    event: str
+    # degraded, and the recovery from it, go only to channels that asked
+    degraded_only: bool = False
 
 
 class MonitorQuerySet(models.QuerySet):
@@ -39,16 +71,45 @@ class Monitor(models.Model):
     retries = models.PositiveSmallIntegerField(
         default=1, help_text="Further consecutive failures that confirm an outage."
     )
+    recovery_checks = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1)],
+        help_text="Consecutive successes that end an outage (more keeps a flapping target from alerting).",
+    )
+    latency_threshold_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Correct answers slower than this make the monitor degraded."
+    )
+    flap_threshold = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1)],
+        help_text="More state changes than this within the flap window mark the monitor as flapping.",
+    )
+    flap_window = models.PositiveIntegerField(default=600, help_text="Seconds; see flap threshold.")
+    channels = models.ManyToManyField("notifications.Channel", blank=True, related_name="monitors")
     paused = models.BooleanField(default=False)
 
+    # What the monitor shows, derived from health, paused and in_maintenance.
     status = models.CharField(max_length=16, choices=MonitorStatus.choices, default=MonitorStatus.PENDING)
+    health = models.CharField(max_length=16, choices=Health.choices, default=Health.PENDING)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+    # The health people were last told about: alerts held back by maintenance
+    # or flapping go out when it ends, if the health still differs.
+    alerted_health = models.CharField(max_length=16, choices=Health.choices, default=Health.PENDING)
+    in_maintenance = models.BooleanField(default=False)
+    is_flapping = models.BooleanField(default=False)
     next_check_at = models.DateTimeField(default=timezone.now)
     last_checked_at = models.DateTimeField(null=True, blank=True)
     # The newest slot whose result moved the status; older results arriving
     # late (another region, a redelivered batch) are stored but do not.
     last_slot_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    consecutive_successes = models.PositiveIntegerField(default=0)
+    # The first failed check of the current failure streak: an incident
+    # starts here, not when the retries confirmed it.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    failure_kind = models.CharField(max_length=16, blank=True)
+    failure_message = models.TextField(blank=True)
+    current_incident = models.ForeignKey(
+        "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -84,39 +145,102 @@ class Monitor(models.Model):
 
     def pause(self) -> None:
         self.paused = True
-        self._set_status(MonitorStatus.PAUSED)
+        self.refresh_status()
 
     def resume(self) -> None:
         self.paused = False
-        self.consecutive_failures = 0
+        self.consecutive_failures = self.consecutive_successes = 0
+        self.health = Health.PENDING
         self.next_check_at = timezone.now()
-        self._set_status(MonitorStatus.PENDING)
+        self.refresh_status()
 
-    def _set_status(self, status: str, when: datetime | None = None) -> bool:
-        if self.status == status:
-            return False
-        self.status = status
-        self.status_changed_at = when or timezone.now()
-        return True
+    def refresh_status(self, when: datetime | None = None) -> None:
+        status = (
+            MonitorStatus.PAUSED if self.paused
+            else MonitorStatus.MAINTENANCE if self.in_maintenance
+            else self.health
+        )
+        if status != self.status:
+            self.status = status
+            self.status_changed_at = when or timezone.now()
 
-    def record_result(self, ok: bool, slot: datetime, checked_at: datetime) -> bool:
-        """Move the status with one check's outcome; returns whether it changed.
+    def apply_check(self, check: Check) -> Transition | None:
+        """Move the health with one check's outcome; returns the transition, if any.
 
         One failure is a suspicion, `retries` more in a row confirm it, so a
-        single blip never pages anyone; a success clears it at once.
+        single blip never pages anyone; `recovery_checks` successes in a row
+        end an outage, so a flapping target does not alert on every flip.
         """
-        if self.last_checked_at is None or checked_at > self.last_checked_at:
-            self.last_checked_at = checked_at
-        if self.paused or (self.last_slot_at is not None and slot < self.last_slot_at):
-            return False
-        self.last_slot_at = slot
-        if ok:
+        if self.last_checked_at is None or check.checked_at > self.last_checked_at:
+            self.last_checked_at = check.checked_at
+        if self.paused or (self.last_slot_at is not None and check.slot < self.last_slot_at):
+            return None
+        self.last_slot_at = check.slot
+        old, new = self.health, self._verdict(check)
+        if new == old:
+            return None
+        self.health = new
+        self.refresh_status(check.checked_at)
+        self.status_changed_at = check.checked_at
+        return Transition(old=old, new=new, at=check.checked_at, kind=self.failure_kind,
+                          cause=self._cause(new, check), region=check.region)
+
+    def _verdict(self, check: Check) -> str:
+        if check.ok:
             self.consecutive_failures = 0
-            return self._set_status(MonitorStatus.UP, checked_at)
+            self.consecutive_successes += 1
+            if self.health == Health.DOWN and self.consecutive_successes < self.recovery_checks:
+                return Health.DOWN
+            self.failing_since = None
+            return Health.DEGRADED if self.is_slow(check.latency_ms) else Health.UP
+        self.consecutive_successes = 0
         self.consecutive_failures += 1
+        if self.consecutive_failures == 1 and self.health != Health.DOWN:
+            self.failing_since = check.checked_at
+            self.failure_kind, self.failure_message = check.error_kind, check.error
         if self.consecutive_failures > self.retries:
-            return self._set_status(MonitorStatus.DOWN, checked_at)
+            return Health.DOWN
+        return self.health
+
+    def is_slow(self, latency_ms: float | None) -> bool:
+        return self.latency_threshold_ms is not None and latency_ms is not None and latency_ms > self.latency_threshold_ms
+
+    def _cause(self, new: str, check: Check) -> str:
+        if new == Health.DOWN:
+            return self.failure_message
+        if new == Health.DEGRADED:
+            return f"latency {check.latency_ms:.0f} ms above the {self.latency_threshold_ms} ms threshold"
+        return ""
+
+    def settle_flapping(self, now: datetime) -> bool:
+        """A flapping monitor settles once its health held still for a whole window."""
+        if self.is_flapping and (self.status_changed_at is None
+                                 or (now - self.status_changed_at).total_seconds() >= self.flap_window):
+            self.is_flapping = False
+            return True
         return False
+
+    def announcement(self) -> Announcement | None:
+        """What people must be told now, if anything, and mark it told.
+
+        Held back while paused, in maintenance or flapping; whatever differs
+        from the last announcement when that ends is announced then.
+        """
+        if self.paused or self.in_maintenance or self.is_flapping:
+            return None
+        health, told = self.health, self.alerted_health
+        if health == told or health == Health.PENDING:
+            return None
+        self.alerted_health = health
+        if health == Health.DOWN:
+            return Announcement("down")
+        if told == Health.DOWN:
+            return Announcement("up")
+        if health == Health.DEGRADED:
+            return Announcement("degraded", degraded_only=True)
+        if told == Health.DEGRADED:
+            return Announcement("up", degraded_only=True)
+        return None  # pending -> up: nothing worth a message
 
     def check_payload(self, slot: datetime) -> dict:
         """What a probe node needs to run one check: plain JSON, no database."""
@@ -149,6 +273,7 @@ class CheckResult(models.Model):
     error_kind = models.CharField(max_length=16, choices=ErrorKind.choices, default=ErrorKind.OK)
     error = models.TextField(blank=True)
     tls_expires_at = models.DateTimeField(null=True, blank=True)
+    in_maintenance = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -164,3 +289,122 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
+
+
+class IncidentQuerySet(models.QuerySet):
+    def owned_by(self, user) -> IncidentQuerySet:
+        return self if user.is_superuser else self.filter(monitor__owner=user)
+
+    def open(self) -> IncidentQuerySet:
+        return self.filter(resolved_at__isnull=True)
+
+
+class Incident(models.Model):
+    """One outage of one monitor, from its first failed check to recovery."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="incidents")
+    started_at = models.DateTimeField(help_text="The first failed check, not the confirmation.")
+    confirmed_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    cause_kind = models.CharField(max_length=16, choices=ErrorKind.choices, blank=True)
+    cause = models.TextField(blank=True)
+    regions = models.JSONField(default=list, blank=True, help_text="Regions that saw the failure.")
+
+    objects = IncidentQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [
+            # A monitor's incidents, newest first (API filter, admin inline).
+            models.Index(fields=["monitor", "-started_at"], name="incident_monitor_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.monitor} since {self.started_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+    @property
+    def duration(self) -> timedelta:
+        return (self.resolved_at or timezone.now()) - self.started_at
+
+    def as_context(self) -> dict:
+        return {
+            "id": self.pk,
+            "started_at": self.started_at.isoformat(),
+            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
+            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
+            "duration_seconds": self.duration.total_seconds(),
+            "cause": {"kind": self.cause_kind, "message": self.cause},
+            "regions": self.regions,
+        }
+
+
+class StatusChange(models.Model):
+    """Every health transition, kept as the timeline of incidents and for flap detection."""
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="status_changes")
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="changes")
+    old = models.CharField(max_length=16, choices=Health.choices)
+    new = models.CharField(max_length=16, choices=Health.choices)
+    at = models.DateTimeField()
+    cause = models.TextField(blank=True)
+    region = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [
+            # Flap detection counts one monitor's changes in a recent window.
+            models.Index(fields=["monitor", "at"], name="statuschange_monitor_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.old} → {self.new} at {self.at:%H:%M:%S}"
+
+
+class MaintenanceWindowQuerySet(models.QuerySet):
+    def owned_by(self, user) -> MaintenanceWindowQuerySet:
+        return self if user.is_superuser else self.filter(owner=user)
+
+
+class MaintenanceWindow(models.Model):
+    """While active, checks of its monitors still run and are stored, the
+    monitors show `maintenance`, and no down/up alert goes out."""
+
+    class Kind(models.TextChoices):
+        ONCE = "once", "One-off"
+        WEEKLY = "weekly", "Weekly"
+        CRON = "cron", "Cron"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="maintenance_windows")
+    name = models.CharField(max_length=200)
+    monitors = models.ManyToManyField(Monitor, related_name="maintenance_windows")
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ONCE)
+    starts_at = models.DateTimeField(null=True, blank=True, help_text="One-off: start.")
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="One-off: end.")
+    weekdays = models.JSONField(default=list, blank=True, help_text="Weekly: days, 0 = Monday … 6 = Sunday.")
+    start_time = models.TimeField(null=True, blank=True, help_text="Weekly: local start time.")
+    cron = models.CharField(max_length=100, blank=True, help_text="Cron: 'minute hour day month weekday' starts.")
+    duration_minutes = models.PositiveIntegerField(null=True, blank=True, help_text="Weekly and cron: length.")
+    timezone = models.CharField(max_length=64, default="UTC")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MaintenanceWindowQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from .maintenance import validate_window
+
+        validate_window(self)
+
+    def active_at(self, at: datetime) -> bool:
+        from .maintenance import window_active_at
+
+        return window_active_at(self, at)

@@ -16,8 +16,11 @@ from django.utils.dateparse import parse_datetime
 
 from workers.models import Region
 
-from .choices import ErrorKind
-from .models import CheckResult, Monitor
+from notifications.choices import Event
+from notifications.services import notify
+
+from .choices import ErrorKind, Health
+from .models import Check, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange, Transition
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,18 @@ MAX_ERROR_CHARS = 2000
 INSERT_CHUNK = 500
 RESULT_COLUMNS = (
     "monitor_id", "region_id", "node", "scheduled_at", "checked_at", "ok",
-    "latency_ms", "status_code", "error_kind", "error", "tls_expires_at",
+    "latency_ms", "status_code", "error_kind", "error", "tls_expires_at", "in_maintenance",
 )
-STATUS_FIELDS = ["status", "status_changed_at", "last_checked_at", "last_slot_at", "consecutive_failures"]
+# The monitor's state that ingest moves; written back with one UPDATE per row.
+STATUS_FIELDS = [
+    "status", "health", "status_changed_at", "alerted_health", "is_flapping", "last_checked_at", "last_slot_at",
+    "consecutive_failures", "consecutive_successes", "failing_since", "failure_kind", "failure_message",
+    "current_incident_id",
+]
+MONITOR_FIELDS = [
+    "name", "url", "paused", "in_maintenance", "retries", "recovery_checks", "latency_threshold_ms",
+    "flap_threshold", "flap_window", *STATUS_FIELDS,
+]
 
 
 class MalformedResult(ValueError):
@@ -119,9 +131,11 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
             for m in Monitor.objects.select_for_update()
             .filter(pk__in={r["monitor_id"] for r in rows})
             .order_by("pk")
-            .only("paused", "retries", *STATUS_FIELDS)
+            .only(*MONITOR_FIELDS)
         }
         rows = [r for r in rows if r["monitor_id"] in monitors]  # deleted meanwhile
+        for row in rows:
+            row["in_maintenance"] = monitors[row["monitor_id"]].in_maintenance
         inserted = _insert_new(rows, rid, node)
         outcome.stored = len(inserted)
         outcome.duplicates = len(rows) - len(inserted)
@@ -132,10 +146,80 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
         for monitor_id, monitor_rows in per_monitor.items():
             monitor = monitors[monitor_id]
             for row in sorted(monitor_rows, key=lambda r: (r["scheduled_at"], r["checked_at"])):
-                outcome.status_changes += monitor.record_result(row["ok"], row["scheduled_at"], row["checked_at"])
+                transition = monitor.apply_check(Check(
+                    ok=row["ok"], slot=row["scheduled_at"], checked_at=row["checked_at"],
+                    latency_ms=row["latency_ms"], error_kind=row["error_kind"], error=row["error"], region=region,
+                ))
+                if transition is not None:
+                    record_transition(monitor, transition)
+                    outcome.status_changes += 1
+            # Settled by the checks' own clock, as the changes were counted.
+            monitor.settle_flapping(monitor.last_checked_at)
+            announce(monitor)
             touched.append(monitor)
         _save_status(touched)
     return outcome
+
+
+def record_transition(monitor: Monitor, transition: Transition) -> None:
+    """Keep the timeline, open or close the incident, and notice flapping."""
+    if transition.new == Health.DOWN and monitor.current_incident_id is None:
+        monitor.current_incident = Incident.objects.create(
+            monitor=monitor, started_at=monitor.failing_since or transition.at, confirmed_at=transition.at,
+            cause_kind=monitor.failure_kind, cause=monitor.failure_message,
+            regions=[transition.region] if transition.region else [],
+        )
+    StatusChange.objects.create(
+        monitor=monitor, incident_id=monitor.current_incident_id, old=transition.old, new=transition.new,
+        at=transition.at, cause=transition.cause, region=transition.region,
+    )
+    if transition.old == Health.DOWN and monitor.current_incident_id is not None:
+        Incident.objects.filter(pk=monitor.current_incident_id).update(resolved_at=transition.at)
+        monitor.current_incident = None
+    if not monitor.is_flapping:
+        window_start = transition.at - timedelta(seconds=monitor.flap_window)
+        if monitor.status_changes.filter(at__gt=window_start).count() > monitor.flap_threshold:
+            monitor.is_flapping = True
+            notify(monitor, Event.FLAPPING, incident=monitor.current_incident, at=transition.at,
+                   details=f"changed state more than {monitor.flap_threshold} times in "
+                           f"{monitor.flap_window // 60} min; alerts are held until it settles")
+
+
+def announce(monitor: Monitor, at: datetime | None = None) -> None:
+    """Tell the channels whatever changed since they were last told."""
+    announcement = monitor.announcement()
+    if announcement is None:
+        return
+    incident, details = None, ""
+    if announcement.degraded_only:
+        last = monitor.status_changes.order_by("-at", "-id").first()
+        details = last.cause if last else ""
+    elif announcement.event == Event.DOWN:
+        incident = monitor.current_incident
+    else:  # a recovery carries the outage it ends
+        incident = monitor.incidents.order_by("-started_at").first()
+    notify(monitor, announcement.event, incident=incident, degraded_only=announcement.degraded_only,
+           details=details, at=at or monitor.status_changed_at)
+
+
+def sync_maintenance(now: datetime | None = None) -> tuple[int, int]:
+    """Flag the monitors of active windows; when a window ends, whatever
+    happened meanwhile is announced (a target still down alerts then)."""
+    now = now or timezone.now()
+    active: set[int] = set()
+    for window in MaintenanceWindow.objects.prefetch_related("monitors"):
+        if window.active_at(now):
+            active.update(m.pk for m in window.monitors.all())
+    entering = list(Monitor.objects.filter(in_maintenance=False, pk__in=active).values_list("pk", flat=True))
+    leaving = list(Monitor.objects.filter(in_maintenance=True).exclude(pk__in=active).values_list("pk", flat=True))
+    for pk in entering + leaving:
+        with transaction.atomic():
+            monitor = Monitor.objects.select_for_update().get(pk=pk)
+            monitor.in_maintenance = pk in active
+            monitor.refresh_status(now)
+            monitor.save()
+            announce(monitor, now)
+    return len(entering), len(leaving)
 
 
 def _save_status(monitors: list[Monitor]) -> None:
@@ -172,6 +256,7 @@ def _insert_new(rows: list[dict], rid: int, node: str) -> list[dict]:
             params.extend((
                 row["monitor_id"], rid, node, adapt(row["scheduled_at"]), adapt(row["checked_at"]), row["ok"], row["latency_ms"],
                 row["status_code"], row["error_kind"], row["error"], adapt(row["tls_expires_at"]),
+                row["in_maintenance"],
             ))
         placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * len(chunk))
         sql = (

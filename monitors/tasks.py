@@ -23,3 +23,8 @@ def prune_results() -> int:
     if more_left:
         prune_results.delay()
     return deleted
+
+
+@shared_task(name="monitors.sync_maintenance", ignore_result=True)
+def sync_maintenance() -> tuple[int, int]:
+    return services.sync_maintenance()

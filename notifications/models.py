@@ -1,1 +1,141 @@
-# Channels, notifications and their delivery log arrive with the alerting issue.
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from .choices import ChannelKind, DeliveryStatus, Event
+
+
+class ChannelQuerySet(models.QuerySet):
+    def owned_by(self, user) -> ChannelQuerySet:
+        return self if user.is_superuser else self.filter(owner=user)
+
+
+class Channel(models.Model):
+    """Somewhere alerts go: an email address or a webhook URL of some kind."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    target = models.CharField(max_length=2000, help_text="The email address or the URL.")
+    # Standard Webhooks signing secret (whsec_…); shown once, on creation or rotation.
+    secret = models.CharField(max_length=200, blank=True)
+    is_default = models.BooleanField(default=False, help_text="Subscribed to the owner's new monitors.")
+    enabled = models.BooleanField(default=True)
+    disabled_reason = models.CharField(max_length=500, blank=True)
+    notify_degraded = models.BooleanField(default=False, help_text="Also alert when a monitor is degraded.")
+    reminder_interval = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Seconds between reminders while a monitor stays down; empty for none."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ChannelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def wants(self, event: str, degraded_only: bool = False) -> bool:
+        if not self.enabled:
+            return False
+        if degraded_only or event == Event.DEGRADED:
+            return self.notify_degraded
+        return True
+
+    def disable(self, reason: str) -> None:
+        self.enabled = False
+        self.disabled_reason = reason[:500]
+        self.save(update_fields=["enabled", "disabled_reason"])
+
+
+class NotificationQuerySet(models.QuerySet):
+    def owned_by(self, user) -> NotificationQuerySet:
+        return self if user.is_superuser else self.filter(channel__owner=user)
+
+    def due(self, now: datetime) -> NotificationQuerySet:
+        """Pending, due, and not leased to a sender right now."""
+        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+            models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now)
+        )
+
+
+class Notification(models.Model):
+    """One message to one channel: the outbox row written in the same
+    transaction as the state change, delivered after commit, at least once."""
+
+    # The stable id: webhook-id on every retry, so receivers can drop duplicates.
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="notifications")
+    monitor = models.ForeignKey("monitors.Monitor", null=True, blank=True, on_delete=models.CASCADE,
+                                related_name="notifications")
+    incident = models.ForeignKey("monitors.Incident", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="notifications")
+    event = models.CharField(max_length=16, choices=Event.choices)
+    # Everything the message says, frozen when the event happened.
+    context = models.JSONField()
+    status = models.CharField(max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    leased_until = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # The sweep: pending rows whose next attempt is due.
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"),
+                         name="notification_due_idx"),
+            # Reminders: the latest notification of an incident per channel.
+            models.Index(fields=["incident", "channel", "-created_at"], name="notification_incident_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.channel}"
+
+    @property
+    def is_test(self) -> bool:
+        return self.event == Event.TEST
+
+    def retry_delay(self, retry_after: float | None) -> float | None:
+        """Seconds until the next attempt, or None when attempts are used up."""
+        schedule = settings.LOOPR_NOTIFY_BACKOFF
+        if self.is_test or self.attempts > len(schedule):
+            return None
+        base = schedule[self.attempts - 1]
+        # ±20 % jitter so that many failed deliveries do not retry in lockstep.
+        delay = base * random.uniform(0.8, 1.2)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, 3600.0))
+        return delay
+
+    def lease_until(self, now: datetime) -> datetime:
+        return now + timedelta(seconds=settings.LOOPR_NOTIFY_LEASE_SECONDS)
+
+
+class DeliveryAttempt(models.Model):
+    """One try at delivering a notification: who was told, when, and what came back."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    status_code = models.PositiveIntegerField(null=True, blank=True, help_text="HTTP status or SMTP reply code.")
+    reply = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    duration_ms = models.FloatField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{'ok' if self.ok else 'failed'} at {self.at:%H:%M:%S}"

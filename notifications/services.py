@@ -1,0 +1,166 @@
+"""Writing notifications into the outbox and delivering them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .choices import DeliveryStatus, Event
+from .models import Channel, DeliveryAttempt, Notification
+
+log = logging.getLogger(__name__)
+
+
+def event_context(monitor, event: str, incident=None, details: str = "", at: datetime | None = None) -> dict:
+    """What the message will say, frozen now: later edits of the monitor do
+    not rewrite an alert that is still being retried."""
+    return {
+        "event": event,
+        "occurred_at": (at or timezone.now()).isoformat(),
+        "monitor": {"id": monitor.pk, "name": monitor.name, "url": monitor.url, "status": monitor.status},
+        "incident": incident.as_context() if incident is not None else None,
+        "details": details,
+    }
+
+
+def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, details: str = "",
+           at: datetime | None = None, channels=None) -> list[Notification]:
+    """Write one outbox row per interested channel, in the caller's transaction;
+    their delivery is queued when (and only if) it commits."""
+    channels = list(channels if channels is not None else monitor.channels.all())
+    at = at or timezone.now()
+    context = event_context(monitor, event, incident, details, at)
+    rows = Notification.objects.bulk_create(
+        [
+            Notification(channel=c, monitor=monitor, incident=incident, event=event, context=context, created_at=at)
+            for c in channels
+            if c.wants(event, degraded_only)
+        ]
+    )
+    if rows:
+        ids = [str(n.pk) for n in rows]
+        transaction.on_commit(lambda: enqueue(ids))
+    return rows
+
+
+def enqueue(ids: list[str]) -> None:
+    from .tasks import deliver_notification
+
+    for notification_id in ids:
+        try:
+            deliver_notification.delay(notification_id)
+        except Exception:  # broker down: the sweep will find the row
+            log.exception("could not queue notification %s; the sweep will retry", notification_id)
+
+
+def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttempt | None:
+    """One delivery attempt, if the notification is due and nobody else holds it."""
+    from .render import render
+    from .transports import transport_for
+
+    try:
+        notification_id = str(uuid.UUID(str(notification_id)))
+    except ValueError:
+        log.error("deliver: dropped a malformed notification id %r", notification_id)
+        return None
+    now = now or timezone.now()
+    lease = now + timedelta(seconds=settings.LOOPR_NOTIFY_LEASE_SECONDS)
+    if not Notification.objects.due(now).filter(pk=notification_id).update(leased_until=lease):
+        return None  # sent already, not due yet, or another worker is on it
+    notification = Notification.objects.select_related("channel").get(pk=notification_id)
+    channel = notification.channel
+    transport = transport_for(channel.kind, channel.target, channel.secret)
+    delivery = transport.send(render({**notification.context, "id": str(notification.pk)}))
+    with transaction.atomic():
+        attempt = DeliveryAttempt.objects.create(
+            notification=notification, at=now, ok=delivery.ok, status_code=delivery.status_code,
+            reply=delivery.reply[:2000], error=delivery.error[:2000], duration_ms=delivery.duration_ms,
+        )
+        delay = record_outcome(notification, delivery, timezone.now())
+        if delivery.disable_channel:
+            channel.disable(f"Disabled after {delivery.status_code or 'a permanent'} reply: {delivery.error}")
+    if delay is not None and delay <= settings.LOOPR_NOTIFY_REQUEUE_MAX:
+        from .tasks import deliver_notification
+
+        try:
+            deliver_notification.apply_async((str(notification.pk),), countdown=delay)
+        except Exception:
+            log.exception("could not queue the retry of %s; the sweep will", notification.pk)
+    return attempt
+
+
+def record_outcome(notification: Notification, delivery, now: datetime) -> float | None:
+    """Returns the delay before the next attempt, or None when it is settled."""
+    notification.attempts += 1
+    notification.leased_until = None
+    delay = None
+    if delivery.ok:
+        notification.status, notification.sent_at, notification.last_error = DeliveryStatus.SENT, now, ""
+    else:
+        notification.last_error = delivery.error[:2000]
+        delay = None if delivery.permanent else notification.retry_delay(delivery.retry_after)
+        if delay is None:
+            notification.status = DeliveryStatus.FAILED
+        else:
+            notification.next_attempt_at = now + timedelta(seconds=delay)
+    notification.save(update_fields=["attempts", "leased_until", "status", "sent_at", "last_error", "next_attempt_at"])
+    return delay
+
+
+def sweep(now: datetime | None = None, limit: int = 1000) -> int:
+    """Queue every due notification whose task was lost (broker down when it
+    was written, worker killed mid-delivery, retry beyond the requeue limit)."""
+    now = now or timezone.now()
+    grace = timedelta(seconds=settings.LOOPR_NOTIFY_SWEEP_GRACE)
+    ids = [str(i) for i in Notification.objects.due(now - grace).order_by("next_attempt_at")
+           .values_list("pk", flat=True)[:limit]]
+    enqueue(ids)
+    return len(ids)
+
+
+def send_test(channel: Channel) -> tuple[Notification, DeliveryAttempt | None]:
+    """A clearly marked test message, delivered now and never retried."""
+    context = {
+        "event": Event.TEST, "occurred_at": timezone.now().isoformat(),
+        "monitor": {"id": None, "name": f"test of channel {channel.name}", "url": "", "status": "test"},
+        "channel": {"name": channel.name, "kind": channel.kind},
+        "incident": None, "details": "This is a test message from Loopr. No monitor changed state.",
+    }
+    notification = Notification.objects.create(channel=channel, event=Event.TEST, context=context)
+    return notification, deliver(str(notification.pk))
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """While a monitor stays down, remind the channels that asked for it."""
+    from monitors.choices import Health
+    from monitors.models import Incident
+
+    now = now or timezone.now()
+    sent = 0
+    open_incidents = Incident.objects.open().filter(
+        monitor__health=Health.DOWN, monitor__paused=False, monitor__in_maintenance=False,
+        monitor__is_flapping=False,
+    )
+    for incident_id in open_incidents.values_list("pk", flat=True):
+        with transaction.atomic():
+            # Locked so that two overlapping sweeps cannot both remind.
+            incident = Incident.objects.select_for_update().select_related("monitor").get(pk=incident_id)
+            monitor = incident.monitor
+            for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
+                last = (
+                    Notification.objects.filter(incident=incident, channel=channel,
+                                                event__in=[Event.DOWN, Event.REMINDER])
+                    .order_by("-created_at").values_list("created_at", flat=True).first()
+                )
+                # Never told it is down (it went down in maintenance): the
+                # down alert comes first, from the state machine.
+                if last is None or last > now - timedelta(seconds=channel.reminder_interval):
+                    continue
+                sent += len(notify(monitor, Event.REMINDER, incident=incident, channels=[channel], at=now,
+                                   details=""))
+    return sent

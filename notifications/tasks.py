@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="notifications.deliver_notification", ignore_result=True)
+def deliver_notification(notification_id: str) -> bool:
+    return services.deliver(notification_id) is not None
+
+
+@shared_task(name="notifications.sweep_notifications", ignore_result=True)
+def sweep_notifications() -> int:
+    return services.sweep()
+
+
+@shared_task(name="notifications.send_reminders", ignore_result=True)
+def send_reminders() -> int:
+    return services.send_reminders()

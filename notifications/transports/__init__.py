@@ -1,0 +1,57 @@
+"""How an alert leaves Loopr: one module per channel kind on a shared base.
+
+`transport_for(kind, target, secret, options).send(message)` makes one
+attempt and returns a `Delivery`; it never raises.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+from .base import Delivery, Message, Transport, TransportError
+from .discord import DiscordTransport
+from .email import EmailTransport
+from .slack import SlackTransport
+from .webhook import WebhookTransport, generate_secret
+
+TRANSPORTS: dict[str, type[Transport]] = {
+    "email": EmailTransport,
+    "webhook": WebhookTransport,
+    "slack": SlackTransport,
+    "discord": DiscordTransport,
+}
+
+
+def transport_for(kind: str, target: str, secret: str = "", options: dict[str, Any] | None = None) -> Transport:
+    try:
+        transport_class = TRANSPORTS[kind]
+    except KeyError:
+        raise ValueError(f"unknown channel kind {kind!r}") from None
+    return transport_class(target, secret, options)
+
+
+def validate_target(kind: str, target: str) -> str:
+    """The cleaned target for a channel of `kind`, or ValidationError saying what is wrong."""
+    try:
+        transport_class = TRANSPORTS[kind]
+    except KeyError:
+        raise ValidationError(f"Unknown channel kind {kind!r}; expected one of {', '.join(TRANSPORTS)}.") from None
+    return transport_class.target_validator(target)
+
+
+__all__ = [
+    "TRANSPORTS",
+    "Delivery",
+    "DiscordTransport",
+    "EmailTransport",
+    "Message",
+    "SlackTransport",
+    "Transport",
+    "TransportError",
+    "WebhookTransport",
+    "generate_secret",
+    "transport_for",
+    "validate_target",
+]

@@ -1,0 +1,357 @@
+"""The HTTP base of the webhook, Slack and Discord transports: one POST per
+attempt, judged by its status code.
+
+Three things a receiver must not be able to do to a worker:
+
+* Keep it busy. `requests` timeouts apply per socket operation, so a receiver
+  trickling a byte a second would never trip them; a watchdog timer shuts the
+  connection's socket down when the attempt's total deadline passes.
+* Make it read a huge answer. At most `MAX_BODY_BYTES` of the body are read,
+  and only `MAX_REPLY_CHARS` of it are kept.
+* Make it reach inside the network (SSRF). requests-hardened resolves the host
+  and refuses private, loopback, link-local, CGNAT and metadata addresses when
+  the connection is made, so a DNS answer that changes between validation and
+  delivery is still caught; redirects are never followed at all. Operators
+  whose receivers live on a private network set LOOPR_WEBHOOK_ALLOW_PRIVATE.
+
+The probe in `monitors/probes/http.py` has a similar deadline, but its adapter
+installs its own pools and TLS settings, which would drop the pinned host name
+requests-hardened hands to its pools; so this module has its own small one.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from http import HTTPStatus
+from typing import Any
+
+import requests
+from django.conf import settings
+from requests.adapters import HTTPAdapter
+from requests_hardened.ip_filter import InvalidIPAddress
+from requests_hardened.ip_filter_adapter import IPFilterAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.util.url import parse_url
+
+from .base import MAX_REPLY_CHARS, Delivery, Message, Transport, TransportError, clip
+from .validation import validate_http_url
+
+DEFAULT_TIMEOUT = 10.0  # seconds for the whole attempt
+MAX_TIMEOUT = 60.0
+MAX_BODY_BYTES = 64 * 1024
+MAX_RETRY_AFTER = 3600.0  # a receiver asking for a day's pause gets an hour
+USER_AGENT = "Loopr-Webhook/1"
+
+# 408 Request Timeout and 429 Too Many Requests are the 4xx worth retrying.
+_RETRYABLE_4XX = frozenset({408, 429})
+_HONOURS_RETRY_AFTER = frozenset({429, 503})
+
+
+class HttpTransport(Transport):
+    """POSTs `body(message)` as JSON to the target URL."""
+
+    target_validator = staticmethod(validate_http_url)
+
+    def body(self, message: Message) -> bytes:
+        raise NotImplementedError
+
+    def headers(self, message: Message, body: bytes) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            # Replies are only kept as a snippet; a compressed one could
+            # unpack to far more than we mean to read.
+            "Accept-Encoding": "identity",
+        }
+
+    @property
+    def timeout(self) -> float:
+        try:
+            seconds = float(self.options.get("timeout", DEFAULT_TIMEOUT))
+        except (TypeError, ValueError):
+            seconds = DEFAULT_TIMEOUT
+        return min(max(seconds, 0.1), MAX_TIMEOUT)
+
+    def deliver(self, message: Message) -> Delivery:
+        url = self.checked_target()
+        body = self.body(message)
+        return post(url, body, self.headers(message, body), self.timeout)
+
+
+def dump_json(document: Any) -> bytes:
+    # Compact and ASCII-only, so the bytes signed are the bytes sent whatever
+    # a receiver's framework does with encodings.
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
+def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Delivery:
+    """One POST within `timeout` seconds in total; Delivery if 2xx, else TransportError."""
+    allow_private = bool(getattr(settings, "LOOPR_WEBHOOK_ALLOW_PRIVATE", False))
+    with _Deadline(timeout) as deadline, _session(allow_private) as session:
+        response: requests.Response | None = None
+        try:
+            response = session.post(
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                stream=True,  # the body is read by _read_reply, and only so far
+                timeout=(deadline.remaining(), deadline.remaining()),
+            )
+            if deadline.expired:
+                # Cut mid-headers, http.client takes what came as a complete
+                # (and possibly 200) response; the receiver never said so.
+                raise requests.exceptions.ReadTimeout("deadline passed while reading the response headers")
+            reply = _read_reply(response)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
+            raise _request_error(exc, url, timeout, deadline.expired) from exc
+        finally:
+            if response is not None:
+                response.close()  # closes the connection; nothing unread is drained
+    return judge(response.status_code, response.headers, reply)
+
+
+def judge(status: int, headers: Any, reply: str) -> Delivery:
+    if 200 <= status < 300:
+        return Delivery(ok=True, status_code=status, reply=reply)
+    if 300 <= status < 400:
+        location = headers.get("Location", "")
+        where = f" to {clip(location, 200)}" if location else ""
+        raise TransportError(
+            f"HTTP {status}: the receiver redirected{where}; redirects are not followed, use the final URL",
+            permanent=True,
+            status_code=status,
+            reply=reply,
+        )
+    if status == 410:
+        raise TransportError(
+            "HTTP 410 Gone: the receiver says this URL no longer exists",
+            permanent=True,
+            disable_channel=True,
+            status_code=status,
+            reply=reply,
+        )
+    retry_after = parse_retry_after(headers.get("Retry-After")) if status in _HONOURS_RETRY_AFTER else None
+    permanent = 400 <= status < 500 and status not in _RETRYABLE_4XX
+    raise TransportError(
+        f"HTTP {status}{_reason(status)}",
+        permanent=permanent,
+        status_code=status,
+        reply=reply,
+        retry_after=retry_after,
+    )
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # HTTP-dates are GMT by definition
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - (now or datetime.now(timezone.utc))).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _reason(status: int) -> str:
+    try:
+        return f" {HTTPStatus(status).phrase}"
+    except ValueError:
+        return ""
+
+
+def _read_reply(response: requests.Response) -> str:
+    chunks: list[bytes] = []
+    seen = 0
+    try:
+        while seen < MAX_BODY_BYTES:
+            # read1 returns what has arrived instead of waiting for a full chunk.
+            chunk = response.raw.read1(MAX_BODY_BYTES - seen, decode_content=False)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            seen += len(chunk)
+    except Exception:  # noqa: BLE001 - the status has been said; the body is only a courtesy
+        pass
+    text = b"".join(chunks)[: MAX_REPLY_CHARS * 4].decode(response.encoding or "utf-8", errors="replace")
+    return clip(text)
+
+
+def _request_error(exc: Exception, url: str, timeout: float, expired: bool) -> TransportError:
+    host = parse_url(url).host or url
+    if isinstance(exc, InvalidIPAddress):
+        address = exc.args[0] if exc.args else "a private address"
+        return TransportError(
+            f"{host} resolves to a private address ({address}); "
+            "set LOOPR_WEBHOOK_ALLOW_PRIVATE=true to allow",
+            permanent=True,
+        )
+    if expired or isinstance(exc, requests.exceptions.Timeout):
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return TransportError(f"could not connect to {host} within {timeout:g} s")
+        return TransportError(f"no complete response from {host} within {timeout:g} s")
+    if isinstance(exc, (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                        requests.exceptions.MissingSchema, requests.exceptions.InvalidHeader)):
+        return TransportError(f"invalid request: {exc}", permanent=True)
+    if isinstance(exc, requests.exceptions.SSLError):
+        return TransportError(f"TLS error talking to {host}: {_innermost(exc)}")
+    if _find(exc, ConnectionRefusedError):
+        return TransportError(f"connection refused by {host}")
+    if _find(exc, socket.gaierror) or "Failed to resolve" in str(exc):
+        return TransportError(f"could not resolve {host}")
+    if isinstance(exc, (requests.exceptions.RequestException, OSError)):
+        return TransportError(f"connection to {host} failed: {_innermost(exc)}")
+    return TransportError(f"unexpected error: {type(exc).__name__}: {exc}")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if any(current is known for known in seen):
+            continue
+        seen.append(current)
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+    return seen
+
+
+def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    return next((cause for cause in _chain(exc) if isinstance(cause, kind)), None)
+
+
+def _innermost(exc: BaseException) -> str:
+    # requests nests urllib3 nests the socket error; the last one says most.
+    last = _chain(exc)[-1]
+    return str(last) or type(last).__name__
+
+
+# --- the total deadline ----------------------------------------------------
+
+_local = threading.local()
+
+
+class _Deadline:
+    """One attempt's deadline, and a timer that cuts its sockets when it passes.
+
+    The timer only ever calls shutdown() on our own dup() of each socket:
+    closing from another thread could close a descriptor number that the
+    sending thread has already reused, and the dup stays valid after TLS
+    wrapping detaches the original socket object.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.expires = time.monotonic() + seconds
+        self.expired = False
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        # The floor keeps urllib3 from reading 0 as "non-blocking"; the timer has it covered.
+        return max(self.expires - time.monotonic(), 0.001)
+
+    def watch(self, sock: socket.socket) -> None:
+        dup = sock.dup()
+        with self._lock:
+            self._socks.append(dup)
+            if self.expired:
+                _cut(dup)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._socks:
+                _cut(sock)
+
+    def __enter__(self) -> _Deadline:
+        _local.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
+        _local.deadline = None
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for sock in socks:
+            sock.close()
+
+
+def _cut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # not connected yet or already gone: nothing left to interrupt
+
+
+class _WatchedConnectionMixin:
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()  # type: ignore[misc]
+        deadline: _Deadline | None = getattr(_local, "deadline", None)
+        if deadline is not None:
+            deadline.watch(sock)
+        return sock
+
+
+class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedPoolsMixin:
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]
+        self.poolmanager.pool_classes_by_scheme = {  # type: ignore[attr-defined]
+            "http": _WatchedHTTPPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+class _OpenAdapter(_WatchedPoolsMixin, HTTPAdapter):
+    pass
+
+
+class _GuardedAdapter(_WatchedPoolsMixin, IPFilterAdapter):
+    pass
+
+
+def _session(allow_private: bool) -> requests.Session:
+    session = requests.Session()
+    # No proxies, netrc or CA bundles from the environment: a proxy would
+    # also be the address the private-range check looks at.
+    session.trust_env = False
+    if allow_private:
+        session.mount("http://", _OpenAdapter())
+        session.mount("https://", _OpenAdapter())
+    else:
+        session.mount("http://", _GuardedAdapter(is_https_proto=False))
+        session.mount("https://", _GuardedAdapter(is_https_proto=True))
+    return session

@@ -1,0 +1,253 @@
+"""Alerts through real processes: beat, central, probe and notify workers, a
+real SMTP server (aiosmtpd) and real webhook receivers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.policy import default as default_policy
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.conf import settings
+from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
+
+from monitors.models import Incident, Monitor
+from notifications.models import Channel, DeliveryAttempt, Notification
+from tests.factories import MonitorFactory, RegionFactory, UserFactory
+from tests.support.processes import wait_for
+
+pytestmark = pytest.mark.e2e
+
+FAST_RETRIES = {
+    "LOOPR_NOTIFY_BACKOFF": "0.5,0.5,1,1,2",
+    "LOOPR_NOTIFY_SWEEP_GRACE": "1",
+    "LOOPR_NOTIFY_LEASE_SECONDS": "3",
+    "LOOPR_WEBHOOK_ALLOW_PRIVATE": "true",
+}
+
+
+# --- a real SMTP server ------------------------------------------------------------
+
+
+@dataclass
+class Mailbox:
+    messages: list = field(default_factory=list)
+    refuse_first: int = 0  # answer 451 to this many DATA commands first
+    hang_first: int = 0  # never answer this many DATA commands (the sender is killed meanwhile)
+    data_commands: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        with self.lock:
+            self.data_commands += 1
+            attempt = self.data_commands
+        if attempt <= self.hang_first:
+            await asyncio.sleep(60)
+            return "451 4.3.0 too late"
+        if attempt <= self.hang_first + self.refuse_first:
+            return "451 4.3.0 Try again later"
+        with self.lock:
+            self.messages.append(message_from_bytes(envelope.content, policy=default_policy))
+        return "250 2.0.0 OK queued"
+
+    def subjects(self) -> list[str]:
+        with self.lock:
+            return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def smtp():
+    import socket
+
+    with socket.socket() as probe_port:  # aiosmtpd wants a concrete port
+        probe_port.bind(("127.0.0.1", 0))
+        port = probe_port.getsockname()[1]
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    mailbox.port = port
+    yield mailbox
+    controller.stop()
+
+
+# --- a real webhook receiver -------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    statuses: list[int]
+    requests: list[tuple[dict, bytes]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+@pytest.fixture
+def receivers():
+    made = []
+
+    def make(*statuses: int) -> Receiver:
+        receiver = Receiver(list(statuses))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                status = receiver.statuses.pop(0) if len(receiver.statuses) > 1 else receiver.statuses[0]
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        receiver.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+        made.append(receiver)
+        return receiver
+
+    yield make
+    for receiver in made:
+        receiver.server.shutdown()
+
+
+def start_system(processes, smtp_port: int | None = None, notify: bool = True, **env: str):
+    env = {**FAST_RETRIES, **env}
+    if smtp_port:
+        env["EMAIL_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+    processes.central(**env)
+    if notify:
+        notify_worker(processes, **env)
+    processes.probe("probe1", **env)
+    wait_for(lambda: RegionFactory(name="local").is_live, timeout=60, message="a live region")
+    processes.beat(**env)
+    return env
+
+
+def notify_worker(processes, name: str = "notify", **env: str):
+    from tests.support.processes import CELERY
+
+    return processes.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "notify", "--hostname",
+                                  f"{name}@%h", "--concurrency", "2", "--loglevel", "INFO"], **env)
+
+
+def watched_monitor(target, channels, **fields) -> Monitor:
+    owner = channels[0].owner
+    monitor = MonitorFactory(owner=owner, url=target.url("/"), interval=1, timeout=0.8, retries=1,
+                             next_check_at=timezone.now(), **fields)
+    monitor.channels.set(channels)
+    return monitor
+
+
+def status_of(monitor: Monitor) -> str:
+    monitor.refresh_from_db()
+    return monitor.status
+
+
+# --- the tests ---------------------------------------------------------------------
+
+
+def test_an_outage_sends_one_email_with_its_cause_and_the_recovery_one_with_its_duration_despite_a_451(
+    processes, target, smtp
+):
+    owner = UserFactory(username="ops")
+    mail = Channel.objects.create(owner=owner, name="ops", kind="email", target="ops@example.com")
+    smtp.refuse_first = 1  # the first attempt of the down email meets a 451
+    start_system(processes, smtp.port)
+    monitor = watched_monitor(target, [mail])
+    wait_for(lambda: status_of(monitor) == "up", timeout=30, message="up")
+
+    target.behave(status=503)
+    wait_for(lambda: len(smtp.messages) == 1, timeout=30, message="the down email")
+    down = smtp.messages[0]
+    assert "DOWN" in down["Subject"] and monitor.name in down["Subject"]
+    assert "503" in down.get_body(("plain",)).get_content()
+    # Two attempts in the log: the 451 and the delivery.
+    attempts = DeliveryAttempt.objects.filter(notification__event="down").order_by("at")
+    assert [(a.ok, a.status_code) for a in attempts] == [(False, 451), (True, attempts[1].status_code)]
+    assert Notification.objects.get(event="down").status == "sent"
+
+    target.behave(status=200)
+    wait_for(lambda: len(smtp.messages) == 2, timeout=30, message="the recovery email")
+    up = smtp.messages[1]
+    assert "UP" in up["Subject"]
+    incident = Incident.objects.get(monitor=monitor)
+    assert incident.resolved_at is not None
+    assert "s" in up["Subject"] or "min" in up["Subject"]  # the outage's duration, in words
+
+    time.sleep(3)  # nothing more trickles in: exactly one of each
+    assert len(smtp.messages) == 2
+    assert Notification.objects.filter(status="sent").count() == 2
+
+
+def test_a_webhook_is_retried_with_the_same_id_and_every_signature_verifies_and_a_410_disables_its_channel(
+    processes, target, receivers
+):
+    owner = UserFactory(username="ops")
+    flaky, gone = receivers(500, 500, 200), receivers(410)
+    from notifications.transports.webhook import generate_secret
+
+    hook = Channel.objects.create(owner=owner, name="flaky", kind="webhook", target=flaky.url,
+                                  secret=generate_secret())
+    dead = Channel.objects.create(owner=owner, name="gone", kind="webhook", target=gone.url,
+                                  secret=generate_secret())
+    target.behave(status=503)
+    start_system(processes)
+    monitor = watched_monitor(target, [hook, dead])
+
+    wait_for(lambda: len(flaky.requests) == 3, timeout=40, message="three attempts")
+    time.sleep(2)
+    assert len(flaky.requests) == 3, "delivered means no further attempts"
+    ids = {headers["webhook-id"] for headers, _ in flaky.requests}
+    assert len(ids) == 1, "every retry carries the same webhook-id"
+    verifier = Webhook(hook.secret)
+    for headers, body in flaky.requests:
+        payload = verifier.verify(body, headers)  # raises if the signature is wrong
+        assert payload["data"]["event"] == "down" and payload["data"]["monitor"]["id"] == monitor.pk
+    notification = Notification.objects.get(channel=hook)
+    assert (notification.status, notification.attempts, str(notification.pk)) == ("sent", 3, ids.pop())
+
+    # The receiver that answered 410 Gone: one attempt, failed, channel disabled.
+    assert len(gone.requests) == 1
+    dead.refresh_from_db()
+    assert not dead.enabled and "410" in dead.disabled_reason
+    assert Notification.objects.get(channel=dead).status == "failed"
+
+
+def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_delivered_once_by_the_sweep(
+    processes, target, smtp
+):
+    owner = UserFactory(username="ops")
+    mail = Channel.objects.create(owner=owner, name="ops", kind="email", target="ops@example.com")
+    smtp.hang_first = 1  # the first delivery never completes: its worker dies meanwhile
+    env = start_system(processes, smtp.port, notify=False, LOOPR_BROKER_VISIBILITY_TIMEOUT="300")
+    notify_worker(processes, **env)
+    target.behave(status=503)
+    monitor = watched_monitor(target, [mail])
+    wait_for(lambda: smtp.data_commands == 1, timeout=30, message="the first delivery to start")
+    processes.kill("notify")
+    if settings.REDIS_URL:
+        # The broker still holds the killed worker's message; drop it so that
+        # only the sweep can deliver (as when the task itself was lost).
+        from loopr.celery import app
+
+        with app.connection_for_write() as conn:
+            conn.default_channel.queue_purge("notify")
+    assert smtp.messages == []
+
+    notify_worker(processes, name="notify2", **env)
+    wait_for(lambda: len(smtp.messages) == 1, timeout=40, message="the sweep's delivery")
+    time.sleep(4)
+    assert len(smtp.messages) == 1, "delivered once"
+    notification = Notification.objects.get(monitor=monitor, event="down")
+    assert notification.status == "sent"
