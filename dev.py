@@ -56,6 +56,18 @@ def run_env() -> dict:
     return env
 
 
+def node_token(env: dict) -> str:
+    """The local probe worker's enrolment token, made once per checkout."""
+    token_file = Path(env["LOOPR_VAR_DIR"]) / f"node_token.{env.get('LOOPR_REGION', 'local')}"
+    if not token_file.exists():
+        out = subprocess.run([str(PYTHON), "manage.py", "create_node_token", env.get("LOOPR_REGION", "local"),
+                              "--label", "dev.py run"], cwd=ROOT, env=env, check=True, capture_output=True,
+                             text=True).stdout
+        token_file.write_text(out.strip().splitlines()[-1])
+        token_file.chmod(0o600)
+    return token_file.read_text().strip()
+
+
 def run(args: list[str]) -> int:
     ensure_venv("requirements.txt")
     env = run_env()
@@ -63,6 +75,7 @@ def run(args: list[str]) -> int:
     manage("migrate", "--no-input", env=env)
     manage("collectstatic", "--no-input", "--verbosity", "0", env=env)
     manage("ensure_admin", env=env)
+    env.setdefault("LOOPR_NODE_TOKEN", node_token(env))
     print(
         f"\nLoopr is starting:\n"
         f"  admin     http://127.0.0.1:{port}/admin/\n"

@@ -265,6 +265,12 @@ LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024
 # A probe node reports finished checks at least this often while a batch runs.
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
+# Seconds past a slot's timeout that its verdict waits for regions yet to report.
+LOOPR_VERDICT_GRACE = env_float("LOOPR_VERDICT_GRACE", 5.0)
+# A probe node checks this URL (e.g. the central /healthz) to know its own
+# vantage point works; while it fails, the node's failures are not counted.
+LOOPR_CANARY_URL = os.environ.get("LOOPR_CANARY_URL", "")
+LOOPR_CANARY_INTERVAL = env_float("LOOPR_CANARY_INTERVAL", 10.0, minimum=0.5)
 LOOPR_ADMIN_PASSWORD = os.environ.get("LOOPR_ADMIN_PASSWORD", "")
 
 # --- Alerts -------------------------------------------------------------------------

@@ -25,6 +25,9 @@ class Check:
     error_kind: str = ""
     error: str = ""
     region: str = ""
+    # Regions that saw a failure too few to reach the quorum: a regional outage.
+    failing_regions: tuple[str, ...] = ()
+    region_errors: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class Monitor(models.Model):
         help_text="More state changes than this within the flap window mark the monitor as flapping.",
     )
     flap_window = models.PositiveIntegerField(default=600, help_text="Seconds; see flap threshold.")
+    quorum = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Regions that must see a failure for it to be down; empty: a majority of those that reported.",
+    )
     channels = models.ManyToManyField("notifications.Channel", blank=True, related_name="monitors")
     paused = models.BooleanField(default=False)
 
@@ -107,9 +114,15 @@ class Monitor(models.Model):
     failing_since = models.DateTimeField(null=True, blank=True)
     failure_kind = models.CharField(max_length=16, blank=True)
     failure_message = models.TextField(blank=True)
+    failure_regions = models.JSONField(default=dict, blank=True)
     current_incident = models.ForeignKey(
         "Incident", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Each region's latest result, {region: {slot, ok, kind, error, latency, impaired, at}}:
+    # a slot's verdict is taken when every expected region reported it, or
+    # at verdict_due_at with what is there.
+    region_results = models.JSONField(default=dict, blank=True)
+    verdict_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -120,6 +133,9 @@ class Monitor(models.Model):
         indexes = [
             # The dispatcher's claim: unpaused monitors ordered by due time.
             models.Index(fields=["next_check_at"], condition=Q(paused=False), name="monitor_due_idx"),
+            # The verdict sweep: slots waiting for regions that have not reported.
+            models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
+                         name="monitor_verdict_due_idx"),
         ]
 
     def __str__(self) -> str:
@@ -192,12 +208,13 @@ class Monitor(models.Model):
             if self.health == Health.DOWN and self.consecutive_successes < self.recovery_checks:
                 return Health.DOWN
             self.failing_since = None
-            return Health.DEGRADED if self.is_slow(check.latency_ms) else Health.UP
+            return Health.DEGRADED if check.failing_regions or self.is_slow(check.latency_ms) else Health.UP
         self.consecutive_successes = 0
         self.consecutive_failures += 1
         if self.consecutive_failures == 1 and self.health != Health.DOWN:
             self.failing_since = check.checked_at
             self.failure_kind, self.failure_message = check.error_kind, check.error
+            self.failure_regions = dict(check.region_errors or {})
         if self.consecutive_failures > self.retries:
             return Health.DOWN
         return self.health
@@ -208,9 +225,63 @@ class Monitor(models.Model):
     def _cause(self, new: str, check: Check) -> str:
         if new == Health.DOWN:
             return self.failure_message
+        if new == Health.DEGRADED and check.failing_regions:
+            return f"failing in {', '.join(check.failing_regions)} only: {check.error}"
         if new == Health.DEGRADED:
             return f"latency {check.latency_ms:.0f} ms above the {self.latency_threshold_ms} ms threshold"
         return ""
+
+    def note_region_result(self, region: str, slot: datetime, checked_at: datetime, ok: bool, kind: str,
+                           error: str, latency_ms: float | None, impaired: bool) -> None:
+        current = self.region_results.get(region)
+        if current and datetime.fromisoformat(current["slot"]) > slot:
+            return  # a late result of an older slot
+        self.region_results[region] = {
+            "slot": slot.isoformat(), "at": checked_at.isoformat(), "ok": ok, "kind": kind,
+            "error": error[:500], "latency": latency_ms, "impaired": impaired,
+        }
+
+    def verdict(self, expected: set[str], now: datetime, grace: float, force: bool = False) -> Check | None:
+        """The combined check of the newest undecided slot, once every expected
+        region reported it (or its deadline passed); None while waiting."""
+        slots = {r: datetime.fromisoformat(e["slot"]) for r, e in self.region_results.items()}
+        newer = [s for s in slots.values() if self.last_slot_at is None or s > self.last_slot_at]
+        if not newer:
+            self.verdict_due_at = None
+            return None
+        slot = max(newer)
+        reporting = {r: self.region_results[r] for r, s in slots.items() if s == slot}
+        deadline = slot + timedelta(seconds=self.timeout + grace)
+        if not force and not expected <= set(reporting) and now < deadline:
+            self.verdict_due_at = deadline
+            return None
+        self.verdict_due_at = None
+        return self._combine(slot, reporting)
+
+    def _combine(self, slot: datetime, reporting: dict[str, dict]) -> Check | None:
+        # An impaired node's vantage point is broken: its failures say nothing.
+        counted = {r: e for r, e in reporting.items() if not e["impaired"]}
+        checked_at = max(datetime.fromisoformat(e["at"]) for e in reporting.values())
+        if not counted:
+            self.last_slot_at = slot  # nothing to judge this slot by: move on
+            return None
+        failing = sorted(r for r, e in counted.items() if not e["ok"])
+        errors = {r: counted[r]["error"] for r in failing}
+        needed = min(self.quorum or len(counted) // 2 + 1, len(counted))
+        if failing:
+            first = counted[failing[0]]
+            error = first["error"] if len(counted) == 1 else "; ".join(f"{r}: {errors[r]}" for r in failing)
+        if len(failing) >= needed:
+            return Check(ok=False, slot=slot, checked_at=checked_at, error_kind=first["kind"], error=error,
+                         region=",".join(failing), failing_regions=tuple(failing), region_errors=errors)
+        latencies = [e["latency"] for e in counted.values() if e["ok"] and e["latency"] is not None]
+        return Check(ok=True, slot=slot, checked_at=checked_at, latency_ms=max(latencies) if latencies else None,
+                     error_kind=first["kind"] if failing else "", error=error if failing else "",
+                     region=",".join(failing), failing_regions=tuple(failing), region_errors=errors)
+
+    def unserved_regions(self, live: set[str]) -> list[str]:
+        """Chosen regions that no live probe node serves: not checked at all."""
+        return sorted(r.name for r in self.regions.all() if r.name not in live)
 
     def settle_flapping(self, now: datetime) -> bool:
         """A flapping monitor settles once its health held still for a whole window."""
@@ -274,6 +345,8 @@ class CheckResult(models.Model):
     error = models.TextField(blank=True)
     tls_expires_at = models.DateTimeField(null=True, blank=True)
     in_maintenance = models.BooleanField(default=False)
+    # From a node whose canary failed: stored, but not counted in verdicts.
+    impaired = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -309,6 +382,7 @@ class Incident(models.Model):
     cause_kind = models.CharField(max_length=16, choices=ErrorKind.choices, blank=True)
     cause = models.TextField(blank=True)
     regions = models.JSONField(default=list, blank=True, help_text="Regions that saw the failure.")
+    region_errors = models.JSONField(default=dict, blank=True, help_text="Each failing region's error.")
 
     objects = IncidentQuerySet.as_manager()
 
@@ -339,6 +413,7 @@ class Incident(models.Model):
             "duration_seconds": self.duration.total_seconds(),
             "cause": {"kind": self.cause_kind, "message": self.cause},
             "regions": self.regions,
+            "region_errors": self.region_errors,
         }
 
 

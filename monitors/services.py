@@ -30,17 +30,17 @@ MAX_ERROR_CHARS = 2000
 INSERT_CHUNK = 500
 RESULT_COLUMNS = (
     "monitor_id", "region_id", "node", "scheduled_at", "checked_at", "ok",
-    "latency_ms", "status_code", "error_kind", "error", "tls_expires_at", "in_maintenance",
+    "latency_ms", "status_code", "error_kind", "error", "tls_expires_at", "in_maintenance", "impaired",
 )
 # The monitor's state that ingest moves; written back with one UPDATE per row.
 STATUS_FIELDS = [
     "status", "health", "status_changed_at", "alerted_health", "is_flapping", "last_checked_at", "last_slot_at",
     "consecutive_failures", "consecutive_successes", "failing_since", "failure_kind", "failure_message",
-    "current_incident_id",
+    "failure_regions", "current_incident_id", "region_results", "verdict_due_at",
 ]
 MONITOR_FIELDS = [
-    "name", "url", "paused", "in_maintenance", "retries", "recovery_checks", "latency_threshold_ms",
-    "flap_threshold", "flap_window", *STATUS_FIELDS,
+    "name", "url", "timeout", "paused", "in_maintenance", "retries", "recovery_checks", "latency_threshold_ms",
+    "flap_threshold", "flap_window", "quorum", *STATUS_FIELDS,
 ]
 
 
@@ -92,6 +92,7 @@ def parse_result(raw: object) -> dict:
         "error_kind": kind,
         "error": str(raw.get("error") or "")[:MAX_ERROR_CHARS],
         "tls_expires_at": _aware(raw.get("tls_expires_at"), "tls_expires_at", required=False),
+        "impaired": raw.get("impaired") is True,
     }
 
 
@@ -142,23 +143,65 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
         per_monitor: dict[int, list[dict]] = defaultdict(list)
         for row in inserted:
             per_monitor[row["monitor_id"]].append(row)
+        expected = expected_regions(list(per_monitor))
+        now = timezone.now()
         touched = []
         for monitor_id, monitor_rows in per_monitor.items():
             monitor = monitors[monitor_id]
             for row in sorted(monitor_rows, key=lambda r: (r["scheduled_at"], r["checked_at"])):
-                transition = monitor.apply_check(Check(
-                    ok=row["ok"], slot=row["scheduled_at"], checked_at=row["checked_at"],
-                    latency_ms=row["latency_ms"], error_kind=row["error_kind"], error=row["error"], region=region,
-                ))
-                if transition is not None:
-                    record_transition(monitor, transition)
-                    outcome.status_changes += 1
-            # Settled by the checks' own clock, as the changes were counted.
-            monitor.settle_flapping(monitor.last_checked_at)
-            announce(monitor)
+                monitor.note_region_result(region, row["scheduled_at"], row["checked_at"], row["ok"],
+                                           row["error_kind"], row["error"], row["latency_ms"], row["impaired"])
+                if monitor.last_checked_at is None or row["checked_at"] > monitor.last_checked_at:
+                    monitor.last_checked_at = row["checked_at"]
+            outcome.status_changes += judge(monitor, monitor.verdict(expected[monitor_id] | {region}, now,
+                                                                     settings.LOOPR_VERDICT_GRACE))
             touched.append(monitor)
         _save_status(touched)
     return outcome
+
+
+def expected_regions(monitor_ids: list[int]) -> dict[int, set[str]]:
+    """The regions each monitor's slot waits for: its chosen regions that are
+    live, or every live region when it chose none."""
+    live = set(Region.objects.live().values_list("name", flat=True))
+    chosen: dict[int, set[str]] = defaultdict(set)
+    for monitor_id, name in Monitor.regions.through.objects.filter(monitor_id__in=monitor_ids).values_list(
+        "monitor_id", "region__name"
+    ):
+        chosen[monitor_id].add(name)
+    return {m: (chosen[m] & live) if m in chosen else set(live) for m in monitor_ids}
+
+
+def judge(monitor: Monitor, check: Check | None) -> int:
+    """Feed a slot's verdict to the state machine and act on what it says;
+    returns the number of transitions (0 or 1)."""
+    changed = 0
+    if check is not None:
+        transition = monitor.apply_check(check)
+        if transition is not None:
+            record_transition(monitor, transition)
+            changed = 1
+    # Settled by the checks' own clock, as the changes were counted.
+    if monitor.last_checked_at is not None:
+        monitor.settle_flapping(monitor.last_checked_at)
+    announce(monitor)
+    return changed
+
+
+def decide_overdue_verdicts(now: datetime | None = None, limit: int = 1000) -> int:
+    """Slots some expected region never reported (its node died, its link is
+    cut): judged with what arrived, once their deadline passed."""
+    now = now or timezone.now()
+    decided = 0
+    for pk in Monitor.objects.filter(verdict_due_at__lte=now).values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            monitor = Monitor.objects.select_for_update().filter(pk=pk, verdict_due_at__lte=now).first()
+            if monitor is None:
+                continue  # ingest decided it meanwhile
+            judge(monitor, monitor.verdict(set(), now, settings.LOOPR_VERDICT_GRACE, force=True))
+            _save_status([monitor])
+            decided += 1
+    return decided
 
 
 def record_transition(monitor: Monitor, transition: Transition) -> None:
@@ -167,7 +210,8 @@ def record_transition(monitor: Monitor, transition: Transition) -> None:
         monitor.current_incident = Incident.objects.create(
             monitor=monitor, started_at=monitor.failing_since or transition.at, confirmed_at=transition.at,
             cause_kind=monitor.failure_kind, cause=monitor.failure_message,
-            regions=[transition.region] if transition.region else [],
+            regions=sorted(monitor.failure_regions) or ([transition.region] if transition.region else []),
+            region_errors=monitor.failure_regions,
         )
     StatusChange.objects.create(
         monitor=monitor, incident_id=monitor.current_incident_id, old=transition.old, new=transition.new,
@@ -228,14 +272,15 @@ def _save_status(monitors: list[Monitor]) -> None:
     ~1 ms of CPU per row here."""
     if not monitors:
         return
-    adapt = connection.ops.adapt_datetimefield_value
+    by_attname = {f.attname: f for f in Monitor._meta.concrete_fields}
+    fields = [by_attname[name] for name in STATUS_FIELDS]
     sql = (
         f"UPDATE {Monitor._meta.db_table} SET "
-        + ", ".join(f"{name} = %s" for name in STATUS_FIELDS)
+        + ", ".join(f"{field.column} = %s" for field in fields)
         + " WHERE id = %s"
     )
     params = [
-        [adapt(v) if isinstance(v, datetime) else v for v in (getattr(m, f) for f in STATUS_FIELDS)] + [m.pk]
+        [field.get_db_prep_save(getattr(m, field.attname), connection) for field in fields] + [m.pk]
         for m in monitors
     ]
     with connection.cursor() as cursor:
@@ -256,7 +301,7 @@ def _insert_new(rows: list[dict], rid: int, node: str) -> list[dict]:
             params.extend((
                 row["monitor_id"], rid, node, adapt(row["scheduled_at"]), adapt(row["checked_at"]), row["ok"], row["latency_ms"],
                 row["status_code"], row["error_kind"], row["error"], adapt(row["tls_expires_at"]),
-                row["in_maintenance"],
+                row["in_maintenance"], row["impaired"],
             ))
         placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * len(chunk))
         sql = (

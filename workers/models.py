@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import hashlib
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import F
 from django.utils import timezone
+
+from .choices import SERVING_STATES, NodeState
 
 
 def live_cutoff():
@@ -14,6 +19,7 @@ def live_cutoff():
 
 class RegionQuerySet(models.QuerySet):
     def live(self) -> RegionQuerySet:
+        """Regions with a node that takes work and sent a heartbeat lately."""
         return self.filter(last_seen_at__gte=live_cutoff())
 
 
@@ -48,15 +54,84 @@ def queue_for(region_name: str) -> str:
     return f"probe.{region_name}"
 
 
+class NodeTokenQuerySet(models.QuerySet):
+    def valid(self) -> NodeTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class NodeToken(models.Model):
+    """A probe node's enrolment: it may report results for one region.
+
+    Only a hash is stored; the token itself is shown once, when issued.
+    """
+
+    PREFIX = "lnt_"
+
+    region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="tokens")
+    label = models.CharField(max_length=200, blank=True)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False, help_text="The token's first characters, to tell them apart.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = NodeTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["region__name", "-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.region} {self.hint}… {'(revoked)' if self.revoked_at else ''}".strip()
+
+    @staticmethod
+    def hash(token: str) -> str:
+        # Tokens are 256 random bits: a fast hash is as good as a slow one here.
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    @classmethod
+    def issue(cls, region_name: str, label: str = "") -> tuple[NodeToken, str]:
+        region, _ = Region.objects.get_or_create(name=region_name)
+        token = cls.PREFIX + secrets.token_urlsafe(32)
+        return cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10]), token
+
+    @classmethod
+    def verify(cls, token: object, region_name: str) -> tuple[NodeToken | None, str]:
+        """The valid token for this region, or None and why not."""
+        if not isinstance(token, str) or not token:
+            return None, "no token"
+        found = cls.objects.select_related("region").filter(key_hash=cls.hash(token)).first()
+        if found is None:
+            return None, "unknown token"
+        if found.revoked_at is not None:
+            return None, "revoked token"
+        if found.region.name != region_name:
+            return None, f"token is for region {found.region.name}, not {region_name}"
+        return found, ""
+
+    def revoke(self) -> None:
+        self.revoked_at = timezone.now()
+        self.save(update_fields=["revoked_at"])
+        WorkerNode.objects.filter(token=self).update(state=NodeState.REVOKED)
+
+
 class WorkerNode(models.Model):
     """A probe process, known from its heartbeats (it never touches the database itself)."""
 
     name = models.CharField(max_length=200, unique=True)
     region = models.ForeignKey(Region, on_delete=models.CASCADE, related_name="nodes")
+    token = models.ForeignKey(NodeToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="nodes")
+    state = models.CharField(max_length=16, choices=NodeState.choices, default=NodeState.ONLINE)
     version = models.CharField(max_length=50, blank=True)
     concurrency = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField()
+    # Running counters, as the node last reported them (since it started).
+    checks_done = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+    mean_lag_ms = models.FloatField(null=True, blank=True, help_text="Mean of check start minus its slot.")
+    last_error = models.TextField(blank=True)
+    canary_error = models.TextField(blank=True)
+    rejected_results = models.PositiveBigIntegerField(default=0)
 
     class Meta:
         ordering = ["region__name", "name"]
@@ -66,4 +141,30 @@ class WorkerNode(models.Model):
 
     @property
     def is_online(self) -> bool:
-        return self.last_heartbeat_at >= live_cutoff()
+        return self.state in SERVING_STATES and self.last_heartbeat_at >= live_cutoff()
+
+
+class Rejection(models.Model):
+    """Reports refused from a node (no valid token, wrong region): counted, so
+    an operator sees a rogue or misconfigured node instead of silence."""
+
+    node = models.CharField(max_length=200)
+    region = models.CharField(max_length=64)
+    reason = models.CharField(max_length=200)
+    count = models.PositiveBigIntegerField(default=0)
+    first_at = models.DateTimeField(auto_now_add=True)
+    last_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["node", "region", "reason"], name="rejection_key")]
+        ordering = ["-last_at"]
+
+    def __str__(self) -> str:
+        return f"{self.node}/{self.region}: {self.reason} ×{self.count}"
+
+    @classmethod
+    def record(cls, node: str, region: str, reason: str, count: int) -> None:
+        node, region, reason = str(node)[:200], str(region)[:64], reason[:200]
+        row, _ = cls.objects.get_or_create(node=node, region=region, reason=reason)
+        cls.objects.filter(pk=row.pk).update(count=F("count") + count, last_at=timezone.now())
+        WorkerNode.objects.filter(name=node).update(rejected_results=F("rejected_results") + count)

@@ -33,13 +33,13 @@ class ProbePool:
         for i in range(size):
             threading.Thread(target=self._work, name=f"probe-{i}", daemon=True).start()
 
-    def submit(self, out: SimpleQueue, monitor: int, slot: str, spec: CheckSpec) -> None:
-        self.jobs.put((out, monitor, slot, spec))
+    def submit(self, out: SimpleQueue, monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> None:
+        self.jobs.put((out, monitor, slot, slot_ts, spec))
 
     def _work(self) -> None:
         while True:
-            out, monitor, slot, spec = self.jobs.get()
-            out.put(_run_one(monitor, slot, spec))
+            out, monitor, slot, slot_ts, spec = self.jobs.get()
+            out.put(_run_one(monitor, slot, slot_ts, spec))
 
 
 _pool: ProbePool | None = None
@@ -94,11 +94,13 @@ def spec_from_payload(check: object) -> tuple[int, str, CheckSpec]:
         raise MalformedCheck(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _run_one(monitor: int, slot: str, spec: CheckSpec) -> dict:
+def _run_one(monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> dict:
+    lag_ms = max(0.0, (time.time() - slot_ts) * 1000)
     # run_check never raises: every failure is a classified result.
     result = run_check(spec).to_dict()
     result["monitor"] = monitor
     result["slot"] = slot
+    result["lag_ms"] = round(lag_ms, 1)
     return result
 
 
@@ -140,8 +142,8 @@ def run_batch(checks: list, report: Callable[[list[dict]], None], flush_seconds:
     while next_index < len(waiting) or running:
         now = time.time()
         while next_index < len(waiting) and min(waiting[next_index][0], latest_start) <= now:
-            _, monitor, slot, spec = waiting[next_index]
-            pool.submit(out, monitor, slot, spec)
+            slot_ts, monitor, slot, spec = waiting[next_index]
+            pool.submit(out, monitor, slot, slot_ts, spec)
             next_index += 1
             running += 1
         until_next_start = (

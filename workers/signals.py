@@ -12,6 +12,8 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
+from . import node
+
 log = logging.getLogger(__name__)
 
 
@@ -20,12 +22,17 @@ def consumed_queues(consumer) -> list[str]:
 
 
 @signals.worker_ready.connect
-def start_heartbeat(sender=None, **kwargs) -> None:
+def start_node_threads(sender=None, **kwargs) -> None:
+    """A probe node announces itself at once and then every heartbeat
+    interval, and runs its canary, from the worker's main process."""
     queues = consumed_queues(sender)
     if not any(q.startswith("probe.") for q in queues):
         return
     if f"probe.{settings.LOOPR_REGION}" not in queues:
         log.warning("this worker consumes %s but LOOPR_REGION is %r", queues, settings.LOOPR_REGION)
+    if not node.token():
+        log.warning("LOOPR_NODE_TOKEN is not set: Loopr will reject this node's results "
+                    "(create one with `manage.py create_node_token %s`)", settings.LOOPR_REGION)
     from loopr import __version__
 
     from .tasks import record_heartbeat
@@ -33,14 +40,19 @@ def start_heartbeat(sender=None, **kwargs) -> None:
     stop = threading.Event()
     started_at = timezone.now().isoformat()
     concurrency = getattr(sender.controller, "concurrency", 0) if sender.controller else 0
+    canary = node.canary()
 
     def beat() -> None:
-        # The first heartbeat goes at once so the region is live before the
-        # next dispatch tick; a broker hiccup must not end the loop.
+        # A broker hiccup must not end the loop.
         while True:
             try:
                 record_heartbeat.apply_async(
-                    args=[sender.hostname, settings.LOOPR_REGION, __version__, started_at, concurrency or 0],
+                    kwargs={
+                        "node": sender.hostname, "region": settings.LOOPR_REGION, "token": node.token(),
+                        "version": __version__, "started_at": started_at, "concurrency": concurrency or 0,
+                        "impaired": node.is_impaired(), "canary_error": canary.error if canary else "",
+                        **node.counters(),
+                    },
                     expires=settings.LOOPR_HEARTBEAT_INTERVAL * 3,
                 )
             except Exception:
@@ -48,10 +60,12 @@ def start_heartbeat(sender=None, **kwargs) -> None:
             if stop.wait(settings.LOOPR_HEARTBEAT_INTERVAL):
                 return
 
+    if canary is not None:
+        threading.Thread(target=canary.run, args=(stop,), name="loopr-canary", daemon=True).start()
     threading.Thread(target=beat, name="loopr-heartbeat", daemon=True).start()
 
     @signals.worker_shutdown.connect(weak=False)
-    def stop_heartbeat(**_kwargs) -> None:
+    def stop_node_threads(**_kwargs) -> None:
         stop.set()
 
 

@@ -4,11 +4,8 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
-from . import dispatch, probe_runner
-from .models import Region, WorkerNode
+from . import dispatch, node, probe_runner, services
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +21,14 @@ def dispatch_due_checks() -> int:
 @shared_task(name="workers.run_probe_batch", bind=True, ignore_result=True)
 def run_probe_batch(self, checks: list) -> int:
     """Runs on a probe node; reports results to the central ingest queue."""
-    region, node = settings.LOOPR_REGION, self.request.hostname or settings.LOOPR_REGION
+    region, name = settings.LOOPR_REGION, self.request.hostname or settings.LOOPR_REGION
 
     def report(results: list[dict]) -> None:
-        ingest_results_signature().apply_async(args=[region, node, results])
+        impaired = node.is_impaired()
+        for result in results:
+            result["impaired"] = impaired
+        node.count(len(results), sum(1 for r in results if not r["ok"]), sum(r.get("lag_ms", 0) for r in results))
+        ingest_results_signature().apply_async(args=[region, name, results], kwargs={"token": node.token()})
 
     done, _malformed = probe_runner.run_batch(checks, report, settings.LOOPR_RESULT_FLUSH_SECONDS)
     return done
@@ -41,18 +42,10 @@ def ingest_results_signature():
 
 
 @shared_task(name="workers.record_heartbeat", ignore_result=True)
-def record_heartbeat(node: str, region: str, version: str = "", started_at: str | None = None,
-                     concurrency: int = 0) -> None:
-    now = timezone.now()
-    region_obj, _ = Region.objects.get_or_create(name=region)
-    Region.objects.filter(pk=region_obj.pk).update(last_seen_at=now)
-    WorkerNode.objects.update_or_create(
-        name=node,
-        defaults={
-            "region": region_obj,
-            "version": version[:50],
-            "concurrency": concurrency,
-            "started_at": parse_datetime(started_at) if started_at else None,
-            "last_heartbeat_at": now,
-        },
-    )
+def record_heartbeat(node: str, region: str, token: str = "", **report) -> bool:
+    return services.record_heartbeat(node, region, token, report)
+
+
+@shared_task(name="workers.mark_offline_nodes", ignore_result=True)
+def mark_offline_nodes() -> int:
+    return services.mark_offline_nodes()

@@ -12,6 +12,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from monitors.models import CheckResult, Monitor
+from workers.models import NodeToken
 from tests.factories import MonitorFactory, RegionFactory, UserFactory
 from tests.support.processes import wait_for
 
@@ -131,8 +132,11 @@ def test_malformed_messages_on_the_queues_are_logged_and_dropped_and_the_workers
         app.send_task("workers.run_probe_batch", args=["not a list"], queue="probe.local")
         app.send_task("workers.run_probe_batch", args=[[{"monitor": "x"}, 42]], queue="probe.local")
         app.send_task("workers.run_probe_batch", kwargs={"unexpected": True}, queue="probe.local")
-        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": -1}, "junk"]], queue="ingest")
-        app.send_task("monitors.ingest_results", args=[None, None, None], queue="ingest")
+        token = NodeToken.issue("local")[1]
+        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": -1}, "junk"]],
+                      kwargs={"token": token}, queue="ingest")
+        app.send_task("monitors.ingest_results", args=[None, None, None], kwargs={"token": token}, queue="ingest")
+        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": 1}]], queue="ingest")
 
     # A real check still goes all the way through afterwards.
     owner = UserFactory(username="ops")
@@ -145,3 +149,4 @@ def test_malformed_messages_on_the_queues_are_logged_and_dropped_and_the_workers
     assert "malformed check dropped" in logs
     assert "probe batch dropped" in logs
     assert "rejected a result" in logs
+    assert "no token" in logs  # results without a node token never count

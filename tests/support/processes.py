@@ -55,8 +55,13 @@ class Processes:
 
     def probe(self, name: str, region: str = "local", concurrency: int = 1,
               prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
-        # A probe node gets no usable database: it must not need one.
+        # A probe node gets no usable database: it must not need one. It is
+        # enrolled in its region unless the test hands it a token (or "").
         env.setdefault("DATABASE_URL", "postgres://nobody@127.0.0.1:1/no_database_here")
+        if "LOOPR_NODE_TOKEN" not in env:
+            from workers.models import NodeToken
+
+            env["LOOPR_NODE_TOKEN"] = NodeToken.issue(region, label=name)[1]
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", f"probe.{region}",
                                  "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
                                  "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)

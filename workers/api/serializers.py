@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from ..models import Region
+from ..models import Region, WorkerNode
 
 
 class RegionSerializer(serializers.ModelSerializer):
@@ -11,3 +11,16 @@ class RegionSerializer(serializers.ModelSerializer):
     class Meta:
         model = Region
         fields = ["name", "label", "live", "last_seen_at", "queue"]
+
+
+class WorkerNodeSerializer(serializers.ModelSerializer):
+    region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    online = serializers.BooleanField(source="is_online", read_only=True)
+
+    class Meta:
+        model = WorkerNode
+        fields = [
+            "name", "region", "state", "online", "version", "concurrency", "started_at", "last_heartbeat_at",
+            "checks_done", "failures", "mean_lag_ms", "last_error", "canary_error", "rejected_results",
+        ]
+        read_only_fields = fields

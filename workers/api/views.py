@@ -1,7 +1,7 @@
-from rest_framework import viewsets
+from rest_framework import permissions, viewsets
 
-from ..models import Region
-from .serializers import RegionSerializer
+from ..models import Region, WorkerNode
+from .serializers import RegionSerializer, WorkerNodeSerializer
 
 
 class RegionViewSet(viewsets.ReadOnlyModelViewSet):
@@ -10,3 +10,14 @@ class RegionViewSet(viewsets.ReadOnlyModelViewSet):
     lookup_field = "name"
     lookup_value_regex = r"[-a-zA-Z0-9_]+"  # what a region name may hold; anything else is a 404
     pagination_class = None
+
+
+class WorkerNodeViewSet(viewsets.ReadOnlyModelViewSet):
+    """Probe nodes: staff only (node names and counters describe the fleet)."""
+
+    queryset = WorkerNode.objects.select_related("region")
+    serializer_class = WorkerNodeSerializer
+    permission_classes = [permissions.IsAdminUser]
+    lookup_field = "name"
+    lookup_value_regex = r"[-a-zA-Z0-9_.@]+"  # Celery node names; anything else is a 404
+    filterset_fields = ["state", "region__name"]
