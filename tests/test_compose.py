@@ -199,6 +199,8 @@ def test_probes_get_the_broker_and_their_region_but_no_database_credentials(serv
         assert env["SECRET_KEY"] and env["SECRET_KEY"] != web["SECRET_KEY"], name
         assert env["REDIS_URL"] == web["REDIS_URL"], name
         assert env["LOOPR_REGION"] == region
+        # Enrolled with a token of its own region, given by the operator.
+        assert "LOOPR_NODE_TOKEN" in env, name
         regions.append(region)
         # Probes need only the broker to start.
         assert set(services[name]["depends_on"]) == {"redis"}, name
