@@ -1,29 +1,88 @@
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from datetime import timedelta
 
-from .models import CheckResult, Monitor
+from django import forms
+from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from notifications.models import Notification
+
+from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+
+
+def duration_text(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
+    return " ".join(f"{n} {unit}" for n, unit in parts if n) or "0 s"
+
+
+def incident_link(incident: Incident | None) -> str:
+    if incident is None:
+        return "—"
+    url = reverse("admin:monitors_incident_change", args=[incident.pk])
+    # format_html escapes its arguments into strings first: times are formatted here.
+    started = timezone.localtime(incident.started_at).strftime("%Y-%m-%d %H:%M")
+    return format_html('<a href="{}">since {} ({})</a>', url, started, duration_text(incident.duration))
+
+
+class SameOwnerForm(forms.ModelForm):
+    """Related objects picked in the form must belong to the object's owner,
+    as the API insists; the admin lists everyone's."""
+
+    same_owner_fields: tuple[str, ...] = ()
+
+    def clean(self) -> dict:
+        data = super().clean()
+        owner = data.get("owner")
+        for name in self.same_owner_fields:
+            strangers = [str(obj) for obj in data.get(name) or [] if owner is not None and obj.owner_id != owner.pk]
+            if strangers:
+                self.add_error(name, f"Not owned by {owner}: {', '.join(strangers)}.")
+        return data
+
+
+class MonitorForm(SameOwnerForm):
+    same_owner_fields = ("channels",)
+
+
+class MaintenanceWindowForm(SameOwnerForm):
+    same_owner_fields = ("monitors",)
 
 
 @admin.register(Monitor)
 class MonitorAdmin(admin.ModelAdmin):
-    list_display = ["name", "status", "url", "interval", "last_checked_at", "paused", "owner"]
-    list_filter = ["status", "paused", "regions", "method"]
+    form = MonitorForm
+    list_display = ["name", "status", "health", "open_incident", "url", "interval", "last_checked_at", "paused",
+                    "owner"]
+    list_filter = ["status", "health", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
-    filter_horizontal = ["regions"]
+    filter_horizontal = ["regions", "channels"]
     readonly_fields = [
-        "status", "status_changed_at", "next_check_at", "last_checked_at", "last_slot_at",
-        "consecutive_failures", "created_at", "updated_at",
+        "status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
+        "last_checked_at", "last_slot_at", "consecutive_failures", "consecutive_successes", "failing_since",
+        "created_at", "updated_at",
     ]
     actions = ["pause_monitors", "resume_monitors"]
     fieldsets = [
         (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
+        ("Alerts", {"fields": ["channels", "recovery_checks", "latency_threshold_ms", "flap_threshold",
+                               "flap_window"]}),
         ("State", {"fields": readonly_fields}),
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner")
+        return super().get_queryset(request).select_related("owner", "current_incident")
+
+    @admin.display(description="current incident")
+    def open_incident(self, obj: Monitor) -> str:
+        return incident_link(obj.current_incident)
 
     def save_model(self, request, obj: Monitor, form, change: bool) -> None:
         # The checkbox alone would leave the status behind ("down" while paused).
@@ -71,3 +130,121 @@ class CheckResultAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class IncidentStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("open", "Open"), ("resolved", "Resolved")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.open()
+        if self.value() == "resolved":
+            return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class StatusChangeInline(ReadOnlyInline):
+    model = StatusChange
+    verbose_name_plural = "timeline"
+    fields = ["at", "old", "new", "cause", "region"]
+    readonly_fields = fields
+
+
+class NotificationInline(ReadOnlyInline):
+    """The delivery log of the incident: who was told, when, and what came back."""
+
+    model = Notification
+    verbose_name_plural = "delivery log"
+    fields = ["created_at", "event", "channel", "status", "attempts", "sent_at", "delivery", "last_error"]
+    readonly_fields = fields
+    ordering = ["created_at"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("channel").prefetch_related("delivery_attempts")
+
+    @admin.display(description="attempts (time, outcome, code, reply or error)")
+    def delivery(self, obj: Notification) -> str:
+        return format_html_join(
+            "", "<div>{} {} {} {}</div>",
+            ((timezone.localtime(a.at).strftime("%Y-%m-%d %H:%M:%S"), "ok" if a.ok else "failed",
+              a.status_code or "", (a.error or a.reply)[:200])
+             for a in obj.delivery_attempts.all()),
+        ) or "—"
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "short_cause"]
+    list_filter = [IncidentStateFilter, "cause_kind"]
+    search_fields = ["monitor__name", "cause"]
+    list_select_related = ["monitor"]
+    readonly_fields = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "cause_kind", "cause",
+                       "regions"]
+    fields = readonly_fields
+    inlines = [StatusChangeInline, NotificationInline]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        return lookup in {"monitor__id__exact", "monitor"} or super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="duration")
+    def duration(self, obj: Incident) -> str:
+        text = duration_text(obj.duration)
+        return f"{text} (ongoing)" if obj.is_open else text
+
+    @admin.display(description="cause")
+    def short_cause(self, obj: Incident) -> str:
+        return obj.cause[:120]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(admin.ModelAdmin):
+    form = MaintenanceWindowForm
+    list_display = ["name", "kind", "schedule", "active", "owner"]
+    list_filter = ["kind"]
+    search_fields = ["name", "monitors__name"]
+    filter_horizontal = ["monitors"]
+    list_select_related = ["owner"]
+    readonly_fields = ["created_at"]
+    fieldsets = [
+        (None, {"fields": ["owner", "name", "monitors", "kind", "timezone"]}),
+        ("One-off", {"fields": ["starts_at", "ends_at"]}),
+        ("Weekly or cron", {"fields": ["weekdays", "start_time", "cron", "duration_minutes"]}),
+        (None, {"fields": ["created_at"]}),
+    ]
+
+    @admin.display(description="schedule")
+    def schedule(self, obj: MaintenanceWindow) -> str:
+        if obj.kind == MaintenanceWindow.Kind.ONCE:
+            if not (obj.starts_at and obj.ends_at):
+                return ""
+            return f"{obj.starts_at:%Y-%m-%d %H:%M} – {obj.ends_at:%Y-%m-%d %H:%M} UTC"
+        if obj.kind == MaintenanceWindow.Kind.WEEKLY:
+            start = f"days {obj.weekdays} at {obj.start_time:%H:%M}" if obj.start_time else ""
+        else:
+            start = f"cron {obj.cron}"
+        return f"{start} for {obj.duration_minutes} min ({obj.timezone})"
+
+    @admin.display(boolean=True, description="active now")
+    def active(self, obj: MaintenanceWindow) -> bool:
+        return obj.active_at(timezone.now())

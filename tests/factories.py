@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from monitors.models import Monitor
+from monitors.models import Incident, MaintenanceWindow, Monitor
+from notifications.models import Channel, Notification
 from workers.models import Region
 
 
@@ -35,3 +39,55 @@ class MonitorFactory(factory.django.DjangoModelFactory):
     url = "http://127.0.0.1:9/"
     interval = 60
     timeout = 5.0
+
+
+class ChannelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Channel
+
+    owner = factory.SubFactory(UserFactory, username="owner")
+    name = factory.Sequence(lambda n: f"channel {n}")
+    kind = "email"
+    target = factory.Sequence(lambda n: f"ops{n}@example.com")
+
+
+class IncidentFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Incident
+
+    monitor = factory.SubFactory(MonitorFactory)
+    started_at = factory.LazyFunction(lambda: timezone.now() - timedelta(minutes=10))
+    confirmed_at = factory.LazyAttribute(lambda o: o.started_at + timedelta(minutes=1))
+    cause_kind = "status"
+    cause = "HTTP 503, expected 200-399"
+    regions = factory.LazyFunction(lambda: ["local"])
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    channel = factory.SubFactory(ChannelFactory)
+    monitor = factory.SubFactory(MonitorFactory, owner=factory.SelfAttribute("..channel.owner"))
+    incident = None
+    event = "down"
+    context = factory.LazyFunction(dict)
+
+
+class MaintenanceWindowFactory(factory.django.DjangoModelFactory):
+    """A one-off window, active now, for the monitors passed as `monitors=[...]`."""
+
+    class Meta:
+        model = MaintenanceWindow
+        skip_postgeneration_save = True
+
+    owner = factory.SubFactory(UserFactory, username="owner")
+    name = factory.Sequence(lambda n: f"window {n}")
+    kind = "once"
+    starts_at = factory.LazyFunction(lambda: timezone.now() - timedelta(hours=1))
+    ends_at = factory.LazyFunction(lambda: timezone.now() + timedelta(hours=1))
+
+    @factory.post_generation
+    def monitors(self, create, extracted, **kwargs):
+        if create and extracted:
+            self.monitors.set(extracted)

@@ -12,8 +12,29 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 
 from ..choices import MonitorStatus
-from ..models import CheckResult, Monitor
-from .serializers import CheckResultSerializer, MonitorSerializer
+from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
+from .serializers import (
+    CheckResultSerializer,
+    IncidentDetailSerializer,
+    IncidentSerializer,
+    MaintenanceWindowSerializer,
+    MonitorSerializer,
+)
+
+
+class OwnedByUser:
+    """Per-user visibility for a viewset: `queryset` narrowed by the model's
+    `owned_by(user)` (another user's object is then a 404), and new objects
+    owned by the caller."""
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
+            return queryset.none()
+        return queryset.owned_by(self.request.user)
+
+    def perform_create(self, serializer) -> None:
+        serializer.save(owner=self.request.user)
 
 
 class MonitorFilter(filters.FilterSet):
@@ -41,6 +62,39 @@ class UtcDateTimeField(IsoDateTimeField):
 
 class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+class IdField(forms.IntegerField):
+    # A whole number in the range of a database id: "1.5" or 10**30 is a 400,
+    # not a silently rounded match or an overflow inside the query.
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(filters.NumberFilter):
+    field_class = IdField
+
+
+class IncidentFilter(filters.FilterSet):
+    monitor = IdFilter(field_name="monitor_id")
+    open = filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull",
+                                 help_text="true: still open; false: resolved.")
+    since = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
+    until = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
+
+    class Meta:
+        model = Incident
+        fields = ["monitor", "open", "since", "until"]
+
+
+class MaintenanceWindowFilter(filters.FilterSet):
+    monitor = IdFilter(field_name="monitors")
+
+    class Meta:
+        model = MaintenanceWindow
+        fields = ["monitor", "kind"]
 
 
 class ResultFilter(filters.FilterSet):
@@ -75,7 +129,7 @@ class MonitorViewSet(viewsets.ModelViewSet):
             # API's filter form) meet the model they were written for.
             monitor = get_object_or_404(monitors, pk=self.kwargs[self.lookup_field])
             return monitor.results.select_related("region")
-        return monitors.prefetch_related("regions")
+        return monitors.select_related("current_incident").prefetch_related("regions", "channels")
 
     def perform_create(self, serializer: MonitorSerializer) -> None:
         serializer.save(owner=self.request.user)
@@ -93,3 +147,19 @@ class MonitorViewSet(viewsets.ModelViewSet):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(CheckResultSerializer(page, many=True).data)
+
+
+class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
+    queryset = Incident.objects.all()
+    serializer_class = IncidentSerializer
+    filterset_class = IncidentFilter
+
+    def get_serializer_class(self):
+        # The timeline can be long (a flapping monitor); only one incident carries it.
+        return IncidentDetailSerializer if self.action == "retrieve" else IncidentSerializer
+
+
+class MaintenanceWindowViewSet(OwnedByUser, viewsets.ModelViewSet):
+    queryset = MaintenanceWindow.objects.prefetch_related("monitors")
+    serializer_class = MaintenanceWindowSerializer
+    filterset_class = MaintenanceWindowFilter

@@ -1,0 +1,156 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from .choices import ChannelKind, DeliveryStatus
+from .models import Channel, DeliveryAttempt, Notification
+from .services import send_test
+from .transports import generate_secret, validate_target
+
+
+def notification_count(**conditions) -> Coalesce:
+    """Notifications of each channel matching `conditions`, as a subquery, so
+    that several counts do not multiply each other's joins."""
+    counted = (
+        Notification.objects.filter(channel=OuterRef("pk"), **conditions)
+        .order_by().values("channel").annotate(n=Count("pk")).values("n")
+    )
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+class ChannelForm(forms.ModelForm):
+    class Meta:
+        model = Channel
+        exclude = ["secret"]
+
+    def clean(self) -> dict:
+        data = super().clean()
+        kind = data.get("kind") or (self.instance.kind if self.instance.pk else "")
+        if self.instance.pk and kind != self.instance.kind:
+            self.add_error("kind", "A channel's kind cannot change; create a new channel instead.")
+        elif kind and data.get("target") is not None:
+            try:
+                data["target"] = validate_target(kind, data["target"])
+            except ValidationError as exc:
+                self.add_error("target", exc)
+        return data
+
+
+@admin.register(Channel)
+class ChannelAdmin(admin.ModelAdmin):
+    form = ChannelForm
+    list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
+                    "created_at"]
+    list_filter = ["kind", "enabled", "is_default"]
+    search_fields = ["name", "target", "owner__username"]
+    readonly_fields = ["created_at"]
+    actions = ["send_test_message", "rotate_secret"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("owner").annotate(
+            monitor_total=Count("monitors", distinct=True),
+            sent_total=notification_count(status=DeliveryStatus.SENT),
+            failed_total=notification_count(status=DeliveryStatus.FAILED),
+        )
+
+    @admin.display(description="monitors", ordering="monitor_total")
+    def monitor_count(self, obj: Channel) -> int:
+        return obj.monitor_total
+
+    @admin.display(description="sent", ordering="sent_total")
+    def sent(self, obj: Channel) -> int:
+        return obj.sent_total
+
+    @admin.display(description="failed", ordering="failed_total")
+    def failed(self, obj: Channel) -> int:
+        return obj.failed_total
+
+    def save_model(self, request, obj: Channel, form, change: bool) -> None:
+        if not change and obj.kind == ChannelKind.WEBHOOK:
+            obj.secret = generate_secret()
+        if "enabled" in form.changed_data and obj.enabled:
+            obj.disabled_reason = ""
+        super().save_model(request, obj, form, change)
+        if not change and obj.secret:
+            self._show_secret(request, obj)
+
+    @admin.action(description="Send a test message")
+    def send_test_message(self, request, queryset):
+        for channel in queryset:
+            _, attempt = send_test(channel)
+            if attempt is None:
+                self.message_user(request, f"{channel}: a worker is already sending the test.", messages.WARNING)
+            elif attempt.ok:
+                self.message_user(request, f"{channel}: test message sent ({self._outcome(attempt)}).",
+                                  messages.SUCCESS)
+            else:
+                self.message_user(request, f"{channel}: test message failed: {self._outcome(attempt)}",
+                                  messages.ERROR)
+
+    @admin.action(description="Rotate the signing secret (webhooks)")
+    def rotate_secret(self, request, queryset):
+        for channel in queryset.filter(kind=ChannelKind.WEBHOOK):
+            channel.secret = generate_secret()
+            channel.save(update_fields=["secret"])
+            self._show_secret(request, channel)
+        skipped = queryset.exclude(kind=ChannelKind.WEBHOOK).count()
+        if skipped:
+            self.message_user(request, f"Skipped {skipped} channel(s) that are not webhooks.", messages.WARNING)
+
+    def _show_secret(self, request, channel: Channel) -> None:
+        # The only time anyone sees it: the form never shows it again.
+        self.message_user(request, f"Signing secret of {channel}, shown only now: {channel.secret}",
+                          messages.WARNING)
+
+    @staticmethod
+    def _outcome(attempt: DeliveryAttempt) -> str:
+        parts = [str(attempt.status_code) if attempt.status_code else "", attempt.error or attempt.reply]
+        return " ".join(p for p in parts if p)[:300]
+
+
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    extra = 0
+    fields = ["at", "ok", "status_code", "reply", "error", "duration_ms"]
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    """The delivery log: who was told about what, when, and what came back."""
+
+    list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",
+                    "short_error"]
+    list_filter = ["status", "event", "channel__kind", "channel"]
+    search_fields = ["channel__name", "channel__target", "monitor__name"]
+    list_select_related = ["channel", "monitor", "incident__monitor"]
+    readonly_fields = ["id", "channel", "monitor", "incident", "event", "status", "attempts", "created_at",
+                       "sent_at", "next_attempt_at", "leased_until", "last_error", "context"]
+    fields = readonly_fields
+    inlines = [DeliveryAttemptInline]
+    show_full_result_count = False
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Linked from an incident or a monitor without list filters listing them all.
+        return lookup in {"incident__id__exact", "monitor__id__exact"} or super().lookup_allowed(
+            lookup, value, request
+        )
+
+    @admin.display(description="last error")
+    def short_error(self, obj: Notification) -> str:
+        return obj.last_error[:120]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
