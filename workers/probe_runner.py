@@ -65,17 +65,6 @@ class MalformedCheck(ValueError):
     pass
 
 
-def executor() -> ThreadPoolExecutor:
-    # One pool per process, made after the prefork pool forks its children
-    # (threads do not survive a fork).
-    global _executor, _executor_pid
-    with _lock:
-        if _executor is None or _executor_pid != os.getpid():
-            _executor = ThreadPoolExecutor(settings.LOOPR_PROBE_THREADS, thread_name_prefix="probe")
-            _executor_pid = os.getpid()
-        return _executor
-
-
 def spec_from_payload(check: object) -> tuple[int, str, CheckSpec]:
     if not isinstance(check, dict):
         raise MalformedCheck(f"a check must be an object, got {type(check).__name__}")

@@ -1,15 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-from django import forms
 from django_filters import rest_framework as filters
-from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
+
+from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
 
 from ..choices import MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
@@ -22,21 +20,6 @@ from .serializers import (
 )
 
 
-class OwnedByUser:
-    """Per-user visibility for a viewset: `queryset` narrowed by the model's
-    `owned_by(user)` (another user's object is then a 404), and new objects
-    owned by the caller."""
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user
-            return queryset.none()
-        return queryset.owned_by(self.request.user)
-
-    def perform_create(self, serializer) -> None:
-        serializer.save(owner=self.request.user)
-
-
 class MonitorFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=MonitorStatus.choices)
     paused = filters.BooleanFilter()
@@ -45,36 +28,6 @@ class MonitorFilter(filters.FilterSet):
     class Meta:
         model = Monitor
         fields = ["status", "paused", "name"]
-
-
-class UtcDateTimeField(IsoDateTimeField):
-    def to_python(self, value: str | None) -> datetime | None:
-        parsed = super().to_python(value)
-        if parsed is not None:
-            try:
-                # The database compares in UTC: 0001-01-01T00:00+05:00 has no
-                # UTC equivalent and would fail inside the query, as a 500.
-                parsed.astimezone(timezone.utc)
-            except OverflowError as exc:
-                raise forms.ValidationError("Out of range once converted to UTC.", code="invalid") from exc
-        return parsed
-
-
-class UtcDateTimeFilter(filters.IsoDateTimeFilter):
-    field_class = UtcDateTimeField
-
-
-class IdField(forms.IntegerField):
-    # A whole number in the range of a database id: "1.5" or 10**30 is a 400,
-    # not a silently rounded match or an overflow inside the query.
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("min_value", 1)
-        kwargs.setdefault("max_value", 2**63 - 1)
-        super().__init__(*args, **kwargs)
-
-
-class IdFilter(filters.NumberFilter):
-    field_class = IdField
 
 
 class IncidentFilter(filters.FilterSet):

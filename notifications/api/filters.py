@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 
-from monitors.api.views import IdFilter
+from loopr.api import IdFilter
 
 from ..choices import ChannelKind, DeliveryStatus, Event
 from ..models import Channel, Notification

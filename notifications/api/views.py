@@ -5,7 +5,7 @@ from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from monitors.api.views import OwnedByUser
+from loopr.api import OwnedByUser
 
 from ..choices import ChannelKind
 from ..models import Channel, Notification

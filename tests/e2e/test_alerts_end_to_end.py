@@ -3,7 +3,6 @@ real SMTP server (aiosmtpd) and real webhook receivers on 127.0.0.1."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field

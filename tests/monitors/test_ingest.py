@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from monitors import services
 from monitors.models import CheckResult
-from tests.factories import MonitorFactory, RegionFactory
+from tests.factories import MonitorFactory
 
 pytestmark = pytest.mark.django_db
 

@@ -64,7 +64,8 @@ def test_checks_travel_in_batches_of_the_configured_size(live_region, settings):
 @pytest.mark.django_db
 def test_a_monitor_goes_to_each_of_its_chosen_live_regions_and_to_every_live_region_when_it_chose_none():
     now = timezone.now()
-    eu, us = RegionFactory(name="eu-west", last_seen_at=now), RegionFactory(name="us-east", last_seen_at=now)
+    eu = RegionFactory(name="eu-west", last_seen_at=now)
+    RegionFactory(name="us-east", last_seen_at=now)
     RegionFactory(name="ap-south", last_seen_at=now - timedelta(hours=1))  # no live worker
     chosen = MonitorFactory(next_check_at=now)
     chosen.regions.set([eu])
