@@ -73,7 +73,7 @@ class MonitorAdmin(admin.ModelAdmin):
         (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
         ("Alerts", {"fields": ["channels", "recovery_checks", "latency_threshold_ms", "flap_threshold",
-                               "flap_window"]}),
+                               "flap_window", "quorum"]}),
         ("State", {"fields": readonly_fields}),
     ]
 

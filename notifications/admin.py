@@ -9,7 +9,7 @@ from django.db.models.functions import Coalesce
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
 from .services import send_test
-from .transports import generate_secret, validate_target
+from .transports import validate_target
 
 
 def notification_count(**conditions) -> Coalesce:
@@ -70,8 +70,8 @@ class ChannelAdmin(admin.ModelAdmin):
         return obj.failed_total
 
     def save_model(self, request, obj: Channel, form, change: bool) -> None:
-        if not change and obj.kind == ChannelKind.WEBHOOK:
-            obj.secret = generate_secret()
+        if not change:
+            obj.new_secret()
         if "enabled" in form.changed_data and obj.enabled:
             obj.disabled_reason = ""
         super().save_model(request, obj, form, change)
@@ -94,8 +94,7 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.action(description="Rotate the signing secret (webhooks)")
     def rotate_secret(self, request, queryset):
         for channel in queryset.filter(kind=ChannelKind.WEBHOOK):
-            channel.secret = generate_secret()
-            channel.save(update_fields=["secret"])
+            channel.rotate_secret()
             self._show_secret(request, channel)
         skipped = queryset.exclude(kind=ChannelKind.WEBHOOK).count()
         if skipped:

@@ -49,6 +49,22 @@ class Channel(models.Model):
             return self.notify_degraded
         return True
 
+    @property
+    def is_signed(self) -> bool:
+        return self.kind == ChannelKind.WEBHOOK
+
+    def new_secret(self) -> str:
+        """A fresh signing secret for a webhook (set, not saved): shown once."""
+        from .transports import generate_secret
+
+        self.secret = generate_secret() if self.is_signed else ""
+        return self.secret
+
+    def rotate_secret(self) -> str:
+        secret = self.new_secret()
+        self.save(update_fields=["secret"])
+        return secret
+
     def disable(self, reason: str) -> None:
         self.enabled = False
         self.disabled_reason = reason[:500]

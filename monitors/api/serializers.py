@@ -138,20 +138,27 @@ class MonitorSerializer(serializers.ModelSerializer):
         help_text="Ids of your channels to alert. Omitted on creation: your default channels; [] for none.",
     )
     current_incident = IncidentSummarySerializer(read_only=True, allow_null=True)
+    unserved_regions = serializers.SerializerMethodField(
+        help_text="Chosen regions with no online probe node: not checked from there right now.")
 
     class Meta:
         model = Monitor
         fields = [
             "id", "name", "url", "kind", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "regions", "retries", "recovery_checks",
-            "latency_threshold_ms", "flap_threshold", "flap_window", "channels", "paused",
-            "status", "health", "is_flapping", "in_maintenance", "current_incident",
+            "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "paused",
+            "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
             "status_changed_at", "last_checked_at", "next_check_at", "created_at",
         ]
         read_only_fields = [
             "kind", "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
             "next_check_at", "created_at",
         ]
+
+    def get_unserved_regions(self, monitor: Monitor) -> list[str]:
+        if "live_regions" not in self.context:
+            self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
+        return monitor.unserved_regions(self.context["live_regions"])
 
     def validate_interval(self, value: int) -> int:
         if not settings.LOOPR_MIN_INTERVAL <= value <= settings.LOOPR_MAX_INTERVAL:

@@ -5,9 +5,9 @@ from datetime import datetime
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from ..choices import ChannelKind, DeliveryStatus
+from ..choices import DeliveryStatus
 from ..models import Channel, DeliveryAttempt, Notification
-from ..transports import generate_secret, validate_target
+from ..transports import validate_target
 
 # Reminders more often than this would flood a channel while an outage lasts.
 MIN_REMINDER_INTERVAL = 60
@@ -47,9 +47,10 @@ class ChannelSerializer(serializers.ModelSerializer):
         return attrs
 
     def create(self, validated_data: dict) -> Channel:
-        if validated_data["kind"] == ChannelKind.WEBHOOK:
-            validated_data["secret"] = generate_secret()
-        return super().create(validated_data)
+        channel = Channel(**validated_data)
+        channel.new_secret()
+        channel.save()
+        return channel
 
 
 class ChannelWithSecretSerializer(ChannelSerializer):

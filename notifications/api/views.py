@@ -7,10 +7,8 @@ from rest_framework.response import Response
 
 from loopr.api import OwnedByUser
 
-from ..choices import ChannelKind
 from ..models import Channel, Notification
 from ..services import send_test
-from ..transports import generate_secret
 from .filters import ChannelFilter, NotificationFilter
 from .serializers import ChannelSerializer, ChannelTestSerializer, ChannelWithSecretSerializer, NotificationSerializer
 
@@ -29,10 +27,9 @@ class ChannelViewSet(OwnedByUser, viewsets.ModelViewSet):
     def rotate_secret(self, request, pk=None):
         """A new signing secret for a webhook channel; the old one stops working at once."""
         channel = self.get_object()
-        if channel.kind != ChannelKind.WEBHOOK:
+        if not channel.is_signed:
             raise serializers.ValidationError({"kind": "Only webhook channels have a signing secret."})
-        channel.secret = generate_secret()
-        channel.save(update_fields=["secret"])
+        channel.rotate_secret()
         return Response(self.get_serializer(channel).data)
 
     @extend_schema(request=None, responses=ChannelTestSerializer)
