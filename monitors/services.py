@@ -148,13 +148,16 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
         touched = []
         for monitor_id, monitor_rows in per_monitor.items():
             monitor = monitors[monitor_id]
+            waits_for = expected[monitor_id] | {region}
+            # Slot by slot: a node reporting a backlog of slots in one message
+            # still counts each failure toward the retries.
             for row in sorted(monitor_rows, key=lambda r: (r["scheduled_at"], r["checked_at"])):
                 monitor.note_region_result(region, row["scheduled_at"], row["checked_at"], row["ok"],
                                            row["error_kind"], row["error"], row["latency_ms"], row["impaired"])
                 if monitor.last_checked_at is None or row["checked_at"] > monitor.last_checked_at:
                     monitor.last_checked_at = row["checked_at"]
-            outcome.status_changes += judge(monitor, monitor.verdict(expected[monitor_id] | {region}, now,
-                                                                     settings.LOOPR_VERDICT_GRACE))
+                verdict = monitor.verdict(waits_for, now, settings.LOOPR_VERDICT_GRACE)
+                outcome.status_changes += judge(monitor, verdict)
             touched.append(monitor)
         _save_status(touched)
     return outcome

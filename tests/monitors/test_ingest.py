@@ -106,3 +106,13 @@ def test_pruning_stops_at_its_time_budget_and_says_more_is_left(settings):
     services.ingest_results("local", "a@h", [result(monitor, now - timedelta(days=2, minutes=i)) for i in range(30)])
     deleted, more = services.prune_results(batch_size=10, budget_seconds=0)
     assert (deleted, more) == (10, True)
+
+
+def test_several_slots_of_one_monitor_in_one_message_each_count_toward_the_retries():
+    monitor = MonitorFactory(retries=1)
+    now = timezone.now()
+    services.ingest_results("local", "a@h", [result(monitor, now + timedelta(seconds=i), ok=i == 0)
+                                             for i in range(3)])
+    monitor.refresh_from_db()
+    # up, then a failure and its confirming retry, all in one report
+    assert monitor.status == "down" and monitor.consecutive_failures == 2
