@@ -47,8 +47,11 @@ def test_a_monitor_created_through_the_api_is_checked_on_schedule_and_follows_th
     latest = results()
     assert all(r["ok"] and r["region"] == "local" and r["node"].startswith("probe1@") for r in latest)
     slots = sorted(datetime.fromisoformat(r["scheduled_at"]) for r in latest)
-    gaps = {(b - a).total_seconds() for a, b in zip(slots, slots[1:])}
-    assert gaps == {1.0}, f"slots must sit on the monitor's 1 s grid, got gaps {gaps}"
+    gaps = [(b - a).total_seconds() for a, b in zip(slots, slots[1:])]
+    # On the monitor's own 1 s grid (no drift); a tick late under load skips a
+    # slot rather than bursting to catch up, so a gap may be 2 s, never 1.3 s.
+    assert all(gap >= 1 and gap == int(gap) for gap in gaps), gaps
+    assert gaps.count(1.0) >= len(gaps) / 2, gaps
     assert requests.get(monitor_url, headers=headers).json()["status"] == "up"
 
     # The target fails: one failure is a suspicion, the retry confirms it.
