@@ -171,6 +171,7 @@ class Outcome:
     cpu_per_check_ms: dict[str, float]
     cpu_total_s: float
     machine_busy: float
+    backlog: dict[str, int]
 
 
 def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path) -> Outcome:
@@ -194,7 +195,10 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
 
     from monitors.models import Monitor
 
+    from workers.models import NodeToken
+
     owner = get_user_model().objects.create(username="bench")
+    _, node_token = NodeToken.issue("local", label="bench")
     start = timezone.now() + dt.timedelta(seconds=5)
     Monitor.objects.bulk_create(
         [
@@ -219,7 +223,7 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
                            "-c", str(sc.central_concurrency), "-l", "WARNING"])
     start_proc("probe", [celery, "-A", "loopr", "worker", "-Q", "probe.local", "-n", "probe@%h",
                          "-c", str(sc.probe_concurrency), "-l", "WARNING"],
-               DATABASE_URL="postgres://nobody@127.0.0.1:1/none")
+               DATABASE_URL="postgres://nobody@127.0.0.1:1/none", LOOPR_NODE_TOKEN=node_token)
     time.sleep(3)  # the probe's first heartbeat makes region "local" live
     start_proc("beat", [celery, "-A", "loopr", "beat", "-l", "WARNING", "-s", str(log_dir / "beat-schedule")])
     try:
@@ -242,6 +246,8 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
             )
             p50, p99, failed = cursor.fetchone()
         connection.close()
+        broker = redis.Redis.from_url(env["REDIS_URL"])
+        backlog = {queue: broker.llen(queue) for queue in ("probe.local", "ingest")}
     finally:
         for proc in procs.values():
             os.killpg(proc.pid, signal.SIGTERM)
@@ -262,6 +268,7 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
         cpu_per_check_ms={k: 1000 * v / max(checks, 1) for k, v in cpu.items()},
         cpu_total_s=sum(cpu.values()) / (wall1 - wall0),
         machine_busy=(machine1 - machine0) / (wall1 - wall0),
+        backlog=backlog,
     )
 
 
@@ -273,15 +280,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--monitors", type=int, action="append", help="monitors (repeat for several scenarios)")
     parser.add_argument("--interval", type=int, action="append", help="interval in s (pairs with --monitors)")
-    parser.add_argument("--duration", type=float, default=30, help="measured seconds per scenario")
-    parser.add_argument("--warmup", type=float, default=15, help="seconds before measuring")
+    parser.add_argument("--duration", type=float, default=45, help="measured seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=30, help="seconds before measuring")
     parser.add_argument("--probe-concurrency", type=int, default=2)
     parser.add_argument("--central-concurrency", type=int, default=2)
     parser.add_argument("--baseline-seconds", type=float, default=10)
     parser.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     args = parser.parse_args()
-    monitors = args.monitors or [10000, 10000]
-    intervals = args.interval or [10, 4]
+    monitors = args.monitors or [10000, 10000, 10000]
+    intervals = args.interval or [10, 8, 4]
     if len(monitors) != len(intervals):
         parser.error("give --monitors and --interval the same number of times")
 
@@ -334,7 +341,8 @@ def row(o: Outcome, base_rate: float) -> str:
     return (
         f"| {sc.monitors:,} every {sc.interval} s | {sc.offered:,.0f} | **{o.checks_per_s:,.0f}** "
         f"| {o.checks_per_s / base_rate:.2f}× | {o.lag_p50 * 1000:.0f} | {o.lag_p99 * 1000:.0f} | {cpu} "
-        f"| {o.cpu_total_s:.2f} | {o.machine_busy:.2f} | {o.failed} |"
+        f"| {o.cpu_total_s:.2f} | {o.machine_busy:.2f} | {o.backlog['probe.local']} / {o.backlog['ingest']} "
+        f"| {o.failed} |"
     )
 
 
@@ -353,8 +361,9 @@ def render(outcomes: list[Outcome], base_rate: float, base_cpu: float) -> str:
     cols = " | ".join(f"CPU ms/check {k}" for k in KINDS)
     header = (
         f"| scenario | offered checks/s | end-to-end checks/s | vs baseline | lag p50 ms | lag p99 ms | {cols} "
-        f"| cores busy (these processes) | cores busy (machine) | failed checks |\n"
-        "|" + "---|" * (10 + len(KINDS)) + "\n"
+        f"| cores busy (these processes) | cores busy (machine) | queued batches / results at the end "
+        f"| failed checks |\n"
+        "|" + "---|" * (11 + len(KINDS)) + "\n"
     )
     return head + header + "\n".join(row(o, base_rate) for o in outcomes) + "\n"
 
