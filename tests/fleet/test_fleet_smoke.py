@@ -79,8 +79,10 @@ def test_every_node_of_both_regions_serves_checks_and_a_cut_node_drops_out_while
     assert nodes_serving("us-east", since=settled) == {"us1"}
     for monitor in monitors:
         seen = slots(monitor, "eu-west", settled)
-        gaps = {(b - a).total_seconds() for a, b in zip(seen, seen[1:])}
-        assert gaps == {1.0}, f"monitor {monitor.pk}: eu-west slots after the cut must follow its 1 s grid, got {gaps}"
+        gaps = [(b - a).total_seconds() for a, b in zip(seen, seen[1:])]
+        # On the 1 s grid; a tick late under load skips a slot, never drifts.
+        assert all(gap >= 1 and gap == int(gap) for gap in gaps), f"monitor {monitor.pk}: {gaps}"
+        assert gaps.count(1.0) >= len(gaps) / 2, f"monitor {monitor.pk}: {gaps}"
 
     # The cable is back: eu1's heartbeats resume and it takes checks again
     # (once TCP's retransmission backoff lets its Redis connections through).
@@ -89,6 +91,18 @@ def test_every_node_of_both_regions_serves_checks_and_a_cut_node_drops_out_while
     wait_for(lambda: last_heartbeat("eu1") > back, timeout=30, message="eu1's heartbeats to resume")
     wait_for(lambda: "eu1" in nodes_serving("eu-west", since=back), timeout=60,
              message="eu1 to take eu-west checks again")
+
+    # Drained (the admin's action): eu2 finishes what it holds and takes
+    # nothing new; it keeps its heartbeats and its "draining" state.
+    from workers import services
+
+    services.drain(WorkerNode.objects.get(name__startswith="eu2@"))
+    drained = timezone.now() + timedelta(seconds=3)
+    wait_for(lambda: all(len(slots(m, "eu-west", drained)) >= 3 for m in monitors), timeout=30,
+             message="eu-west checks after the drain")
+    assert nodes_serving("eu-west", since=drained) == {"eu1"}
+    assert WorkerNode.objects.get(name__startswith="eu2@").state == "draining"
+    assert last_heartbeat("eu2") > drained
 
     # Never two results for one (monitor, slot, region).
     doubles = (CheckResult.objects.values("monitor", "scheduled_at", "region")

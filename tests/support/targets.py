@@ -13,6 +13,7 @@ class Behaviour:
     status: int = 200
     delay: float = 0.0
     body: bytes = b"ok"
+    cycle: tuple[int, ...] = ()  # statuses answered in turn, one per request
 
 
 @dataclass
@@ -52,11 +53,13 @@ def start_target(host: str = "127.0.0.1") -> Target:
             path = self.path.split("?", 1)[0]
             with target.lock:
                 target.hits[path] = target.hits.get(path, 0) + 1
+                hit = target.hits[path]
             behaviour = target.paths.get(path, target.default)
+            status = behaviour.cycle[hit % len(behaviour.cycle)] if behaviour.cycle else behaviour.status
             if behaviour.delay:
                 time.sleep(behaviour.delay)
             body = b"" if self.command == "HEAD" else behaviour.body
-            self.send_response(behaviour.status)
+            self.send_response(status)
             self.send_header("Content-Length", str(len(behaviour.body)))
             self.send_header("Connection", "close")
             self.end_headers()
