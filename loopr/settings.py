@@ -314,6 +314,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {"channel-test": env_str("LOOPR_CHANNEL_TEST_RATE", "10/min")},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loopr API",

@@ -8,6 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from loopr.api import OwnedByUserAdmin
 from notifications.models import Notification
 
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
@@ -56,7 +57,7 @@ class MaintenanceWindowForm(SameOwnerForm):
 
 
 @admin.register(Monitor)
-class MonitorAdmin(admin.ModelAdmin):
+class MonitorAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     form = MonitorForm
     list_display = ["name", "status", "health", "open_incident", "url", "interval", "last_checked_at", "paused",
                     "owner"]
@@ -111,7 +112,7 @@ class MonitorAdmin(admin.ModelAdmin):
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(admin.ModelAdmin):
+class CheckResultAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled_at", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind"]
     list_filter = ["ok", "region", "error_kind"]
     search_fields = ["monitor__name"]
@@ -188,7 +189,7 @@ class NotificationInline(ReadOnlyInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(admin.ModelAdmin):
+class IncidentAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "short_cause"]
     list_filter = [IncidentStateFilter, "cause_kind"]
     search_fields = ["monitor__name", "cause"]
@@ -218,7 +219,7 @@ class IncidentAdmin(admin.ModelAdmin):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(admin.ModelAdmin):
+class MaintenanceWindowAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = ["name", "kind", "schedule", "active", "owner"]
     list_filter = ["kind"]

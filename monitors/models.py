@@ -329,6 +329,11 @@ class Monitor(models.Model):
         }
 
 
+class CheckResultQuerySet(models.QuerySet):
+    def owned_by(self, user) -> CheckResultQuerySet:
+        return self if user.is_superuser else self.filter(monitor__owner=user)
+
+
 class CheckResult(models.Model):
     """One check of one monitor from one region; the table grows without bound."""
 
@@ -347,6 +352,8 @@ class CheckResult(models.Model):
     in_maintenance = models.BooleanField(default=False)
     # From a node whose canary failed: stored, but not counted in verdicts.
     impaired = models.BooleanField(default=False)
+
+    objects = CheckResultQuerySet.as_manager()
 
     class Meta:
         constraints = [

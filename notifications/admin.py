@@ -6,6 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from loopr.api import OwnedByUserAdmin
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
 from .services import send_test
@@ -41,7 +42,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(admin.ModelAdmin):
+class ChannelAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
@@ -123,7 +124,7 @@ class DeliveryAttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     """The delivery log: who was told about what, when, and what came back."""
 
     list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",

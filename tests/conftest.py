@@ -85,3 +85,11 @@ def pytest_runtest_makereport(item, call):
 def _fast_password_hashing(settings):
     # Real hashing costs ~0.3 s a user; the tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttles():
+    # DRF keeps its throttle counts in the (process-wide) cache.
+    from django.core.cache import cache
+
+    cache.clear()

@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from monitors.models import CheckResult
+from monitors.models import CheckResult, Monitor
 from tests.factories import MonitorFactory, RegionFactory
 from workers.models import WorkerNode
 
@@ -285,3 +285,28 @@ def test_a_window_added_in_the_admin_is_validated_by_the_model(admin_client, use
     assert not MaintenanceWindow.objects.exists()
     response = admin_client.post("/admin/monitors/maintenancewindow/add/", window_form(user, monitor))
     assert response.status_code == 302 and MaintenanceWindow.objects.get().monitors.get() == monitor
+
+
+def test_a_staff_user_sees_in_the_admin_only_what_the_api_shows_them(user, other_user):
+    from django.contrib.auth.models import Permission
+
+    from notifications.models import Channel
+    from tests.factories import MonitorFactory
+
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(codename__in=[
+        "view_monitor", "view_checkresult", "view_incident", "view_channel", "view_notification",
+        "view_maintenancewindow",
+    ]))
+    mine = MonitorFactory(owner=user, name="mine-monitor")
+    MonitorFactory(owner=other_user, name="theirs-monitor")
+    Channel.objects.create(owner=other_user, name="theirs-channel", kind="email", target="b@example.com")
+    client = Client()
+    client.force_login(user)
+    page = client.get("/admin/monitors/monitor/").content.decode()
+    assert "mine-monitor" in page and "theirs-monitor" not in page
+    assert "theirs-channel" not in client.get("/admin/notifications/channel/").content.decode()
+    assert client.get(f"/admin/monitors/monitor/{mine.pk}/change/").status_code == 200
+    theirs = Monitor.objects.get(name="theirs-monitor")
+    assert client.get(f"/admin/monitors/monitor/{theirs.pk}/change/").status_code == 302  # "doesn't exist"

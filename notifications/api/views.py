@@ -4,6 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 
 from loopr.api import OwnedByUser
 
@@ -17,6 +18,7 @@ class ChannelViewSet(OwnedByUser, viewsets.ModelViewSet):
     queryset = Channel.objects.all()
     serializer_class = ChannelSerializer
     filterset_class = ChannelFilter
+    throttle_scope = "channel-test"  # used only by the test action's throttle
 
     def get_serializer_class(self):
         # The signing secret is shown once: in the answer that made it.
@@ -33,7 +35,9 @@ class ChannelViewSet(OwnedByUser, viewsets.ModelViewSet):
         return Response(self.get_serializer(channel).data)
 
     @extend_schema(request=None, responses=ChannelTestSerializer)
-    @action(detail=True, methods=["post"])
+    # Each test holds a request for up to the transport's deadline and sends
+    # to a third party: a few a minute per user is plenty.
+    @action(detail=True, methods=["post"], throttle_classes=[ScopedRateThrottle])
     def test(self, request, pk=None):
         """Send a clearly marked test message now: one attempt, never retried.
 

@@ -244,6 +244,15 @@ def test_a_test_message_reaches_a_real_receiver_and_is_recorded_once(api, user, 
     assert notification.delivery_attempts.get().status_code == 200
 
 
+def test_test_messages_are_rate_limited_per_user(api, user, receiver):
+    receiver.expect_request("/hook", method="POST").respond_with_data("thanks", status=200)
+    channel = ChannelFactory(owner=user, kind="webhook", target=receiver.url_for("/hook"))
+    codes = [api.post(f"{CHANNELS}{channel.pk}/test/").status_code for _ in range(11)]
+    # Each one holds a request and reaches a third party: ten a minute, then 429.
+    assert codes == [200] * 10 + [429]
+    assert len(receiver.log) == 10
+
+
 def test_a_failed_test_message_fails_at_once_and_is_never_retried(api, user, receiver):
     receiver.expect_request("/hook", method="POST").respond_with_data("boom", status=500)
     channel = ChannelFactory(owner=user, kind="webhook", target=receiver.url_for("/hook"))
