@@ -37,6 +37,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import time
 import sys
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -224,8 +225,20 @@ class NodeHost:
         flight are dropped silently; established connections hang."""
         ip("link", "set", self.host_if, "down")
 
-    def link_up(self) -> None:
+    def link_up(self, timeout: float = 10.0) -> None:
+        """Plug the cable back in, and return once it carries traffic: both
+        ends up, and no neighbour entry left FAILED from while it was down
+        (which would stall the first connections for seconds)."""
         ip("link", "set", self.host_if, "up")
+        ip("neigh", "flush", "dev", self.host_if, check=False)
+        self.ip("neigh", "flush", "dev", self.ns_if, check=False)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            host_side = ip("-o", "link", "show", self.host_if, check=False).stdout
+            ns_side = self.ip("-o", "link", "show", self.ns_if, check=False).stdout
+            if "LOWER_UP" in host_side and "LOWER_UP" in ns_side:
+                return
+            time.sleep(0.05)
 
     def block(self, address: str, how: str = "prohibit") -> None:
         """Make `address` unreachable from inside this namespace only. With
