@@ -26,7 +26,8 @@ def test_each_check_starts_at_its_slot_not_when_the_batch_arrives(target):
     assert (done, malformed) == (3, 0)
     for i, slot in enumerate(slots):
         started = datetime.fromisoformat(results[i]["started_at"])
-        assert timedelta(0) <= started - slot < timedelta(seconds=0.15), (i, started - slot)
+        # Never early; late only by scheduling noise (the slots are 0.6 s apart).
+        assert timedelta(0) <= started - slot < timedelta(seconds=0.4), (i, started - slot)
 
 
 def test_a_node_whose_clock_runs_behind_holds_a_check_no_longer_than_the_cap(target):
