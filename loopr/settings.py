@@ -223,6 +223,9 @@ else:
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
+        # It polls its folder; the default 1 s would make every hop (tick,
+        # batch, results) up to a second late.
+        "polling_interval": 0.1,
     }
 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

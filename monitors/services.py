@@ -261,11 +261,16 @@ def sync_maintenance(now: datetime | None = None) -> tuple[int, int]:
     leaving = list(Monitor.objects.filter(in_maintenance=True).exclude(pk__in=active).values_list("pk", flat=True))
     for pk in entering + leaving:
         with transaction.atomic():
+            # Claimed by a conditional update: of two overlapping syncs (the
+            # periodic one, one run by a save) only one moves each monitor and
+            # announces, even on SQLite, which has no row locks.
+            entered = pk in active
+            if not Monitor.objects.filter(pk=pk, in_maintenance=not entered).update(in_maintenance=entered):
+                continue
             monitor = Monitor.objects.select_for_update().get(pk=pk)
-            monitor.in_maintenance = pk in active
             monitor.refresh_status(now)
+            announce(monitor, now)  # before saving: it records what was told
             monitor.save()
-            announce(monitor, now)
     return len(entering), len(leaving)
 
 

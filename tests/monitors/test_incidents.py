@@ -123,6 +123,9 @@ def test_a_maintenance_window_suppresses_the_down_alert_which_goes_out_when_it_e
     monitor.refresh_from_db()
     assert monitor.status == "down"
     assert events() == [("down", "hook"), ("down", "ops mail")]
+    # Told once: the next failed check does not alert again.
+    checks(monitor, "-", start=31)
+    assert events() == [("down", "hook"), ("down", "ops mail")]
 
 
 def test_a_target_that_recovers_within_the_window_alerts_nobody(monitor, user):
