@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
@@ -10,17 +8,9 @@ from django.utils.html import format_html, format_html_join
 
 from loopr.api import OwnedByUserAdmin
 from notifications.models import Notification
+from notifications.render import format_duration
 
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
-
-
-def duration_text(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s")]
-    return " ".join(f"{n} {unit}" for n, unit in parts if n) or "0 s"
 
 
 def incident_link(incident: Incident | None) -> str:
@@ -29,7 +19,7 @@ def incident_link(incident: Incident | None) -> str:
     url = reverse("admin:monitors_incident_change", args=[incident.pk])
     # format_html escapes its arguments into strings first: times are formatted here.
     started = timezone.localtime(incident.started_at).strftime("%Y-%m-%d %H:%M")
-    return format_html('<a href="{}">since {} ({})</a>', url, started, duration_text(incident.duration))
+    return format_html('<a href="{}">since {} ({})</a>', url, started, format_duration(incident.duration.total_seconds()))
 
 
 class SameOwnerForm(forms.ModelForm):
@@ -204,7 +194,7 @@ class IncidentAdmin(OwnedByUserAdmin, admin.ModelAdmin):
 
     @admin.display(description="duration")
     def duration(self, obj: Incident) -> str:
-        text = duration_text(obj.duration)
+        text = format_duration(obj.duration.total_seconds())
         return f"{text} (ongoing)" if obj.is_open else text
 
     @admin.display(description="cause")

@@ -10,6 +10,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from loopr.querysets import OwnedQuerySet
+
 from .choices import ErrorKind, Health, HttpMethod, MonitorStatus
 from .validators import validate_expected_status, validate_headers, validate_target_url
 
@@ -47,12 +49,8 @@ class Announcement:
     degraded_only: bool = False
 
 
-class MonitorQuerySet(models.QuerySet):
-    def owned_by(self, user) -> MonitorQuerySet:
-        """The one place per-user visibility is decided (API, admin, later badges)."""
-        if user.is_superuser:
-            return self
-        return self.filter(owner=user)
+class MonitorQuerySet(OwnedQuerySet):
+    pass
 
 
 class Monitor(models.Model):
@@ -313,25 +311,9 @@ class Monitor(models.Model):
             return Announcement("up", degraded_only=True)
         return None  # pending -> up: nothing worth a message
 
-    def check_payload(self, slot: datetime) -> dict:
-        """What a probe node needs to run one check: plain JSON, no database."""
-        return {
-            "monitor": self.pk,
-            "slot": slot.isoformat(),
-            "url": self.url,
-            "timeout": self.timeout,
-            "method": self.method,
-            "headers": self.headers,
-            "body": self.body,
-            "expected_status": self.expected_status,
-            "keyword": self.keyword,
-            "follow_redirects": self.follow_redirects,
-        }
 
-
-class CheckResultQuerySet(models.QuerySet):
-    def owned_by(self, user) -> CheckResultQuerySet:
-        return self if user.is_superuser else self.filter(monitor__owner=user)
+class CheckResultQuerySet(OwnedQuerySet):
+    owner_path = "monitor__owner"
 
 
 class CheckResult(models.Model):
@@ -371,9 +353,8 @@ class CheckResult(models.Model):
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
 
 
-class IncidentQuerySet(models.QuerySet):
-    def owned_by(self, user) -> IncidentQuerySet:
-        return self if user.is_superuser else self.filter(monitor__owner=user)
+class IncidentQuerySet(OwnedQuerySet):
+    owner_path = "monitor__owner"
 
     def open(self) -> IncidentQuerySet:
         return self.filter(resolved_at__isnull=True)
@@ -446,9 +427,8 @@ class StatusChange(models.Model):
         return f"{self.old} → {self.new} at {self.at:%H:%M:%S}"
 
 
-class MaintenanceWindowQuerySet(models.QuerySet):
-    def owned_by(self, user) -> MaintenanceWindowQuerySet:
-        return self if user.is_superuser else self.filter(owner=user)
+class MaintenanceWindowQuerySet(OwnedQuerySet):
+    pass
 
 
 class MaintenanceWindow(models.Model):

@@ -8,12 +8,13 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from loopr.querysets import OwnedQuerySet
+
 from .choices import ChannelKind, DeliveryStatus, Event
 
 
-class ChannelQuerySet(models.QuerySet):
-    def owned_by(self, user) -> ChannelQuerySet:
-        return self if user.is_superuser else self.filter(owner=user)
+class ChannelQuerySet(OwnedQuerySet):
+    pass
 
 
 class Channel(models.Model):
@@ -71,9 +72,8 @@ class Channel(models.Model):
         self.save(update_fields=["enabled", "disabled_reason"])
 
 
-class NotificationQuerySet(models.QuerySet):
-    def owned_by(self, user) -> NotificationQuerySet:
-        return self if user.is_superuser else self.filter(channel__owner=user)
+class NotificationQuerySet(OwnedQuerySet):
+    owner_path = "channel__owner"
 
     def due(self, now: datetime) -> NotificationQuerySet:
         """Pending, due, and not leased to a sender right now."""
