@@ -195,38 +195,24 @@ DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "loopr@localhost")
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 
 # --- Broker and Celery ------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL", "")
-BROKER_DIR = VAR_DIR / "broker"
-if REDIS_URL:
-    if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-        raise ImproperlyConfigured(f"REDIS_URL: expected redis://, rediss:// or unix://, got {REDIS_URL!r}")
-    CELERY_BROKER_URL = REDIS_URL
-    # A batch whose node died unacknowledged goes back to its queue after
-    # this many seconds; it must exceed the longest batch (LOOPR_MAX_TIMEOUT
-    # plus queueing), or a slow batch would be run twice (harmless, wasteful).
-    _visibility = env_int("LOOPR_BROKER_VISIBILITY_TIMEOUT", 300, minimum=2)
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "visibility_timeout": _visibility,
-        # Look for abandoned messages often enough that the timeout above is
-        # what decides how fast a dead node's batch moves on.
-        "unacked_restore_interval": max(1, _visibility // 10),
-        "unacked_restore_throttle": 1,
-    }
-else:
-    # kombu's filesystem transport: a broker that needs no server, for the
-    # quick start and the tests on a machine that has only Python.
-    (BROKER_DIR / "queue").mkdir(parents=True, exist_ok=True)
-    (BROKER_DIR / "control").mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(BROKER_DIR / "queue"),
-        "data_folder_out": str(BROKER_DIR / "queue"),
-        "control_folder": str(BROKER_DIR / "control"),
-        "store_processed": False,
-        # It polls its folder; the default 1 s would make every hop (tick,
-        # batch, results) up to a second late.
-        "polling_interval": 0.1,
-    }
+# Unset: the embedded redis-server that `dev.py run` starts on a Unix socket
+# under LOOPR_VAR_DIR (dev.py's embedded_broker_socket names the same path).
+REDIS_URL = os.environ.get("REDIS_URL") or f"unix://{VAR_DIR / 'broker' / 'redis.sock'}"
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL: expected redis://, rediss:// or unix:///path, got {REDIS_URL!r}")
+# redis-py spells a socket unix:///path, kombu redis+socket:///path.
+CELERY_BROKER_URL = "redis+socket://" + REDIS_URL[len("unix://"):] if REDIS_URL.startswith("unix://") else REDIS_URL
+# A batch whose node died unacknowledged goes back to its queue after
+# this many seconds; it must exceed the longest batch (LOOPR_MAX_TIMEOUT
+# plus queueing), or a slow batch would be run twice (harmless, wasteful).
+_visibility = env_int("LOOPR_BROKER_VISIBILITY_TIMEOUT", 300, minimum=2)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": _visibility,
+    # Look for abandoned messages often enough that the timeout above is
+    # what decides how fast a dead node's batch moves on.
+    "unacked_restore_interval": max(1, _visibility // 10),
+    "unacked_restore_throttle": 1,
+}
 
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
@@ -263,6 +249,11 @@ LOOPR_DISPATCH_LIMIT = env_int("LOOPR_DISPATCH_LIMIT", 20000, minimum=1)
 # Seconds ahead a dispatch tick claims checks; probe nodes hold each check
 # until its slot, so this should cover the tick period (1 s) and its jitter.
 LOOPR_DISPATCH_LOOKAHEAD = env_float("LOOPR_DISPATCH_LOOKAHEAD", 1.5)
+# A slot claimed at most this many seconds (or one interval) late is still
+# checked, late, and so is every slot after it: a delayed tick or a restart
+# leaves no gap. Later than that (downtime), a monitor is checked once and
+# its schedule moves on.
+LOOPR_DISPATCH_CATCH_UP = env_float("LOOPR_DISPATCH_CATCH_UP", 30.0)
 # Concurrent checks in one probe process.
 LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024)
 # A probe node reports finished checks at least this often while a batch runs.
@@ -332,4 +323,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # One line per task received, run and scheduled is several lines a second
+    # for the dispatch tick alone: a log nobody can read after an hour. Task
+    # failures are still logged (at ERROR); LOG_LEVEL=DEBUG shows them all.
+    "loggers": {
+        name: {"level": "DEBUG" if env_str("LOG_LEVEL", "INFO") == "DEBUG" else "WARNING"}
+        for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")
+    },
 }

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import shutil
-
 import pytest
 from django.conf import settings
 from rest_framework.authtoken.models import Token
@@ -38,14 +36,9 @@ def target():
 
 
 def _empty_broker() -> None:
-    if settings.REDIS_URL:
-        import redis
+    import redis
 
-        redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    else:
-        for folder in ("queue", "control"):
-            shutil.rmtree(settings.BROKER_DIR / folder, ignore_errors=True)
-            (settings.BROKER_DIR / folder).mkdir(parents=True)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
 
 
 @pytest.fixture

@@ -1,9 +1,36 @@
 # A pytest plugin (-p tests.env in pytest.ini), loaded before pytest-django
 # sets Django up: the defaults the whole test run needs.
+import atexit
 import os
+import subprocess
+import time
 from pathlib import Path
+
+import dev
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("LOOPR_MIN_INTERVAL", "1")
-# Tests keep their SQLite file and filesystem broker apart from `dev.py run`'s.
+# Tests keep their SQLite file and broker apart from `dev.py run`'s.
 os.environ.setdefault("LOOPR_VAR_DIR", str(Path(__file__).resolve().parents[1] / "var" / "test"))
+
+
+def _start_embedded_broker() -> None:
+    """Without REDIS_URL the tests run on the quick start's embedded broker,
+    started here for the whole run, as `dev.py run` would."""
+    var = Path(os.environ["LOOPR_VAR_DIR"])
+    sock = dev.embedded_broker_socket(var)
+    sock.unlink(missing_ok=True)
+    log = open(var / "broker.log", "ab")
+    proc = subprocess.Popen(dev.embedded_broker_command(var), stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT, preexec_fn=dev.die_with_parent)
+    atexit.register(lambda: (proc.terminate(), proc.wait(10)))
+    deadline = time.monotonic() + 30
+    while not dev.broker_answers(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the embedded broker did not start (exit status {proc.poll()})")
+        time.sleep(0.05)
+    os.environ["REDIS_URL"] = f"unix://{sock}"
+
+
+if not os.environ.get("REDIS_URL"):
+    _start_embedded_broker()

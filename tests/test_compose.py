@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from honcho.environ import parse_procfile
+
+from dev import read_procfile
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "/app/docker/start"
@@ -45,7 +46,7 @@ def services(compose) -> dict:
 
 @pytest.fixture(scope="module")
 def procfile() -> dict[str, str]:
-    return dict(parse_procfile((ROOT / "Procfile").read_text()).processes)
+    return read_procfile((ROOT / "Procfile").read_text())
 
 
 def procfile_entry(service: dict) -> str | None:
@@ -286,6 +287,7 @@ def test_every_procfile_entry_is_one_command_so_exec_can_replace_the_shell(procf
 def test_the_entry_script_runs_the_procfile_command_in_its_own_process(tmp_path):
     (tmp_path / "docker").mkdir()
     shutil.copy(ROOT / "docker" / "start", tmp_path / "docker" / "start")
+    shutil.copy(ROOT / "dev.py", tmp_path / "dev.py")
     (tmp_path / "Procfile").write_text("hello: echo hello ${LOOPR_REGION:-local} $$\nother: false\n")
     proc = subprocess.Popen(
         [sys.executable, str(tmp_path / "docker" / "start"), "hello"],

@@ -70,3 +70,23 @@ def test_a_bad_setting_stops_start_up_with_a_message_naming_it(startups, case):
 def test_a_good_configuration_starts(startups, case):
     returncode, stderr = startups[case]
     assert returncode == 0, stderr
+
+
+def broker_url_for(changes: dict[str, str | None]) -> str:
+    code = SETUP + "; from django.conf import settings; print(settings.CELERY_BROKER_URL)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=environment(changes), capture_output=True,
+                         text=True, timeout=60, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_without_redis_url_the_broker_is_the_embedded_one_that_dev_py_starts(tmp_path):
+    import dev
+
+    # manage.py, run by hand beside `dev.py run`, must find the same broker.
+    url = broker_url_for({"REDIS_URL": None, "LOOPR_VAR_DIR": str(tmp_path)})
+    assert url == f"redis+socket://{dev.embedded_broker_socket(tmp_path)}"
+
+
+def test_a_unix_socket_redis_url_is_given_to_celery_in_kombus_spelling():
+    assert broker_url_for({"REDIS_URL": "unix:///run/redis/redis.sock"}) == "redis+socket:///run/redis/redis.sock"
+    assert broker_url_for({"REDIS_URL": "redis://127.0.0.1:6379/3"}) == "redis://127.0.0.1:6379/3"

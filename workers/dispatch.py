@@ -34,10 +34,14 @@ PAYLOAD_FIELDS = (
 )
 CLAIM_CHUNK = 2000
 
-# PostgreSQL: claim, advance and read in one round trip. The next slot is the
-# first one after `now` on the monitor's own grid (slot + k * interval): no
-# drift, and after downtime one check per monitor instead of a burst of
-# catch-up checks.
+# PostgreSQL: claim, advance and read in one round trip. A claim takes every
+# slot of a monitor due by `until`, if it is late by at most the catch-up
+# window (LOOPR_DISPATCH_CATCH_UP or the monitor's interval, whichever is
+# longer: a dispatch delayed a few seconds, a restart): those checks run late
+# rather than not at all. Later than that (downtime), it takes the one oldest
+# slot and moves on to the first slot after `now` on the monitor's own grid
+# (slot + k * interval): no drift, and one check per monitor instead of a
+# burst of catch-up checks.
 PG_CLAIM_SQL = """
 WITH due AS (
     SELECT id, next_check_at AS slot
@@ -48,29 +52,53 @@ WITH due AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE monitors_monitor AS m
-SET next_check_at = due.slot + make_interval(
-    secs => m.interval * GREATEST(floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1, 1)
-)
+SET next_check_at = due.slot + make_interval(secs => m.interval * CASE
+    WHEN due.slot >= %(now)s - make_interval(secs => GREATEST(%(catch_up)s, m.interval))
+    THEN floor(extract(epoch FROM (%(until)s - due.slot)) / m.interval) + 1
+    ELSE GREATEST(floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1, 1)
+END)
 FROM due
 WHERE m.id = due.id
-RETURNING due.slot, {fields}
+RETURNING due.slot, m.next_check_at, {fields}
 """.format(fields=", ".join(f"m.{f}" for f in PAYLOAD_FIELDS))
 
 
-def next_slot(slot: datetime, interval: int, now: datetime) -> datetime:
-    steps = math.floor((now - slot).total_seconds() / interval) + 1
-    return slot + timedelta(seconds=interval * max(steps, 1))
+def catching_up(slot: datetime, interval: int, now: datetime) -> bool:
+    return (now - slot).total_seconds() <= max(settings.LOOPR_DISPATCH_CATCH_UP, interval)
+
+
+def next_slot(slot: datetime, interval: int, now: datetime, until: datetime) -> datetime:
+    """Where a monitor's schedule goes on after a claim at `now` (see PG_CLAIM_SQL)."""
+    if catching_up(slot, interval, now):
+        steps = math.floor((until - slot).total_seconds() / interval) + 1
+    else:
+        steps = max(math.floor((now - slot).total_seconds() / interval) + 1, 1)
+    return slot + timedelta(seconds=interval * steps)
+
+
+def claimed_slots(slot: datetime, following: datetime, interval: int, now: datetime) -> list[datetime]:
+    """The slots one claim took: all of them up to the next one when catching
+    up, only the oldest after downtime."""
+    if not catching_up(slot, interval, now):
+        return [slot]
+    count = round((following - slot).total_seconds() / interval)
+    return [slot + timedelta(seconds=interval * k) for k in range(max(count, 1))]
 
 
 def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[dict]:
     """Claim up to `limit` monitors due by `now + lookahead`; returns their
-    check payloads (with `slot`)."""
+    check payloads (with `slot`), one per slot claimed."""
     until = now + timedelta(seconds=lookahead)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit})
+            cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit,
+                                          "catch_up": settings.LOOPR_DISPATCH_CATCH_UP})
             rows = cursor.fetchall()
-        return [_payload(row[0], dict(zip(PAYLOAD_FIELDS, row[1:]))) for row in rows]
+        return [
+            _payload(slot, dict(zip(PAYLOAD_FIELDS, row[2:])))
+            for row in rows
+            for slot in claimed_slots(row[0], row[1], row[2 + PAYLOAD_FIELDS.index("interval")], now)
+        ]
     return _claim_portable(now, until, limit)
 
 
@@ -86,13 +114,15 @@ def _claim_portable(now: datetime, until: datetime, limit: int) -> list[dict]:
     payloads = []
     for monitor in rows:
         slot = monitor.next_check_at
-        monitor.next_check_at = next_slot(slot, monitor.interval, now)
-        payloads.append(_payload(slot, {f: getattr(monitor, f) for f in PAYLOAD_FIELDS}))
+        monitor.next_check_at = next_slot(slot, monitor.interval, now, until)
+        for claimed in claimed_slots(slot, monitor.next_check_at, monitor.interval, now):
+            payloads.append(_payload(claimed, {f: getattr(monitor, f) for f in PAYLOAD_FIELDS}))
     Monitor.objects.bulk_update(rows, ["next_check_at"], batch_size=500)
     return payloads
 
 
 def _payload(slot: datetime, row: dict) -> dict:
+    row = dict(row)
     row["monitor"] = row.pop("id")
     row["slot"] = slot.isoformat()
     if isinstance(row["headers"], str):  # a raw cursor may hand back JSON text
@@ -100,8 +130,9 @@ def _payload(slot: datetime, row: dict) -> dict:
     return row
 
 
-def route(checks: list[dict], live_regions: list[str]) -> dict[str, list[dict]]:
-    """Group checks by the region queues that must run them."""
+def route(checks: list[dict], live_regions: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+    """Group checks by the region queues that must run them; also returns
+    the checks that no live region can take."""
     chosen: dict[int, list[str]] = defaultdict(list)
     through = Monitor.regions.through
     ids = [c["monitor"] for c in checks]
@@ -111,17 +142,40 @@ def route(checks: list[dict], live_regions: list[str]) -> dict[str, list[dict]]:
         chosen[monitor_id].append(region_name)
     live = set(live_regions)
     by_region: dict[str, list[dict]] = defaultdict(list)
-    unserved = 0
+    unserved = []
     for check in checks:
         regions = chosen.get(check["monitor"]) or live_regions
         served = [r for r in regions if r in live]
         if not served:
-            unserved += 1
+            unserved.append(check)
         for region in served:
             by_region[region].append(check)
-    if unserved:
-        log.warning("dispatch: %d due checks have no region with a live probe worker", unserved)
-    return by_region
+    return by_region, unserved
+
+
+def hold_unserved(checks: list[dict], now: datetime) -> int:
+    """Give checks that no live region could take their slot back, so they
+    run as soon as a node of theirs reports (the usual case: every node is
+    still starting, and beat's first tick came before their first
+    heartbeat). A slot older than its interval, or than three heartbeats,
+    is given up: a region that silent is down, not starting. Returns how
+    many were given up."""
+    hold = 3 * settings.LOOPR_HEARTBEAT_INTERVAL
+    by_slot: dict[datetime, list[int]] = defaultdict(list)
+    given_up = 0
+    for check in checks:
+        slot = datetime.fromisoformat(check["slot"])
+        if (now - slot).total_seconds() < min(check["interval"], hold):
+            by_slot[slot].append(check["monitor"])
+        else:
+            given_up += 1
+    for slot, ids in by_slot.items():
+        # Only where the claim's own advance is still in place: an edit made
+        # meanwhile (a new interval, a pause) wins.
+        Monitor.objects.filter(id__in=ids, next_check_at__gt=slot).update(next_check_at=slot)
+    if given_up:
+        log.warning("dispatch: %d due checks skipped: no region with a live probe worker", given_up)
+    return given_up
 
 
 def batches(checks: list[dict], size: int) -> Iterable[list[dict]]:
@@ -140,11 +194,14 @@ def dispatch_due(send: Callable[[str, list[dict], float], None], now: datetime |
     live_regions = list(Region.objects.live().values_list("name", flat=True))
     sent = 0
     remaining = settings.LOOPR_DISPATCH_LIMIT
+    unserved: list[dict] = []
     while remaining > 0:
         with transaction.atomic():
             checks = claim_due_checks(now or timezone.now(), min(CLAIM_CHUNK, remaining),
                                       settings.LOOPR_DISPATCH_LOOKAHEAD)
-            for region, region_checks in route(checks, live_regions).items():
+            by_region, waiting = route(checks, live_regions)
+            unserved += waiting
+            for region, region_checks in by_region.items():
                 for batch in batches(region_checks, settings.LOOPR_BATCH_SIZE):
                     # A batch that waited through two of its intervals is stale:
                     # newer slots of the same monitors are already queued.
@@ -154,5 +211,7 @@ def dispatch_due(send: Callable[[str, list[dict], float], None], now: datetime |
         remaining -= len(checks)
         if len(checks) < CLAIM_CHUNK or time.monotonic() > deadline:
             break
+    # After the claims, or this tick would claim them again at once.
+    if unserved:
+        hold_unserved(unserved, now or timezone.now())
     return sent
-

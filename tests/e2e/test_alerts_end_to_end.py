@@ -13,7 +13,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.conf import settings
 from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
@@ -239,13 +238,12 @@ def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_delivered_o
     monitor = watched_monitor(target, [mail])
     wait_for(lambda: smtp.data_commands == 1, timeout=30, message="the first delivery to start")
     processes.kill("notify")
-    if settings.REDIS_URL:
-        # The broker still holds the killed worker's message; drop it so that
-        # only the sweep can deliver (as when the task itself was lost).
-        from loopr.celery import app
+    # The broker still holds the killed worker's message; drop it so that
+    # only the sweep can deliver (as when the task itself was lost).
+    from loopr.celery import app
 
-        with app.connection_for_write() as conn:
-            conn.default_channel.queue_purge("notify")
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("notify")
     assert smtp.messages == []
 
     notify_worker(processes, name="notify2", **env)

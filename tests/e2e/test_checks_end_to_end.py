@@ -7,7 +7,6 @@ from datetime import datetime
 
 import pytest
 import requests
-from django.conf import settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -71,7 +70,6 @@ def test_a_monitor_created_through_the_api_is_checked_on_schedule_and_follows_th
     assert len(rows) == len(set(rows))
 
 
-@pytest.mark.skipif(not settings.REDIS_URL, reason="needs the Redis broker: the filesystem queue has no redelivery")
 def test_a_batch_whose_probe_node_is_killed_mid_way_is_finished_by_another_node_with_one_result_per_check(
     processes, target
 ):

@@ -152,3 +152,51 @@ def test_a_monitor_due_within_the_lookahead_is_sent_early_with_its_own_slot(live
     assert sent[0][1][0]["slot"] == (now + timedelta(seconds=1)).isoformat()
     monitor.refresh_from_db()
     assert monitor.next_check_at == now + timedelta(seconds=31)
+
+
+@pytest.mark.django_db
+def test_a_check_due_before_its_region_s_first_heartbeat_waits_for_it_instead_of_being_skipped():
+    # A fresh start: beat's first ticks come before the probe node's first heartbeat.
+    region = RegionFactory(name="local", last_seen_at=None)
+    slot = timezone.now().replace(microsecond=0) - timedelta(seconds=1)
+    monitor = MonitorFactory(interval=30, next_check_at=slot)
+    assert collect() == []
+    monitor.refresh_from_db()
+    assert monitor.next_check_at == slot, "the slot is kept, not skipped"
+
+    # The node reports: the very same slot goes out, once.
+    region.last_seen_at = timezone.now()
+    region.save()
+    sent = collect()
+    assert [(q, [c["monitor"] for c in b]) for q, b in sent] == [("probe.local", [monitor.pk])]
+    assert sent[0][1][0]["slot"] == slot.isoformat()
+    assert collect() == []
+
+
+@pytest.mark.django_db
+def test_a_check_whose_regions_stayed_silent_for_a_whole_interval_is_given_up_and_the_next_slot_waits(
+    settings,
+):
+    settings.LOOPR_HEARTBEAT_INTERVAL = 10
+    RegionFactory(name="local", last_seen_at=timezone.now() - timedelta(hours=1))
+    now = timezone.now().replace(microsecond=0)
+    monitor = MonitorFactory(interval=20, next_check_at=now - timedelta(seconds=25))
+    assert collect(now=now) == []
+    monitor.refresh_from_db()
+    # A region silent that long is down, not starting: the stale slot is
+    # given up; the newer one, 5 s old, is held for the region's return.
+    assert monitor.next_check_at == now - timedelta(seconds=5)
+
+
+@pytest.mark.django_db
+def test_a_tick_that_comes_seconds_late_sends_every_slot_it_missed_late_instead_of_skipping_them(live_region):
+    # Ingest held the central worker for 3 s: three 1-s slots went by unclaimed.
+    now = timezone.now().replace(microsecond=0)
+    monitor = MonitorFactory(interval=1, timeout=0.5, next_check_at=now - timedelta(seconds=3))
+    sent = [c["slot"] for _, batch in collect(now=now) for c in batch]
+    lookahead = dispatch.settings.LOOPR_DISPATCH_LOOKAHEAD
+    expected = [now - timedelta(seconds=3) + timedelta(seconds=k) for k in range(int(3 + lookahead) + 1)]
+    assert sent == [slot.isoformat() for slot in expected]
+    monitor.refresh_from_db()
+    assert monitor.next_check_at == expected[-1] + timedelta(seconds=1)
+    assert collect(now=now) == []
