@@ -63,10 +63,3 @@ class IdField(forms.IntegerField):
 class IdFilter(filters.NumberFilter):
     field_class = IdField
 
-
-class OwnedByUserAdmin:
-    """The admin shows a staff user only what the API would show them (the
-    model's `owned_by(user)`); superusers see everything."""
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).owned_by(request.user)

@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here: /api/docs/ works offline
     "django_celery_beat",
     "monitors",
     "workers",
@@ -123,7 +124,7 @@ WSGI_APPLICATION = "loopr.wsgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        "DIRS": [BASE_DIR / "loopr" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -315,6 +316,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Distributed uptime monitoring: monitors, results, regions.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The docs pages load their scripts from drf-spectacular-sidecar's static
+    # files (pinned with the rest), never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

@@ -1,6 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from django.urls import include, path, reverse_lazy
+from django.views.generic import TemplateView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from monitors.api.urls import router as monitors_router
@@ -14,11 +15,18 @@ api = DefaultRouter()
 for app_router in (monitors_router, notifications_router, workers_router):
     api.registry.extend(app_router.registry)
 
+# The admin's branding, and its "View site" link: the landing page.
+admin.site.site_header = admin.site.site_title = "Loopr"
+admin.site.index_title = "Loopr administration"
+admin.site.site_url = reverse_lazy("home")
+
 urlpatterns = [
+    path("", TemplateView.as_view(template_name="loopr/home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
 ]

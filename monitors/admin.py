@@ -6,11 +6,17 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from loopr.api import OwnedByUserAdmin
-from notifications.models import Notification
+from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, OwnedRelatedFieldListFilter
+from notifications.admin import AlertReachWarnings
+from notifications.models import Channel, Notification
 from notifications.render import format_duration
 
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+
+
+def timestamp(value) -> str:
+    """To the second, in the admin's time zone: checks run seconds apart."""
+    return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
 
 
 def incident_link(incident: Incident | None) -> str:
@@ -47,10 +53,10 @@ class MaintenanceWindowForm(SameOwnerForm):
 
 
 @admin.register(Monitor)
-class MonitorAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MonitorForm
-    list_display = ["name", "status", "health", "open_incident", "url", "interval", "last_checked_at", "paused",
-                    "owner"]
+    list_display = ["name", "status", "health", "open_incident", "alerting", "url", "interval", "last_checked_at",
+                    "paused", "owner"]
     list_filter = ["status", "health", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
@@ -60,6 +66,8 @@ class MonitorAdmin(OwnedByUserAdmin, admin.ModelAdmin):
         "created_at", "updated_at",
     ]
     actions = ["pause_monitors", "resume_monitors"]
+    # What a monitor gathers by the thousand: the delete page counts these.
+    delete_counts = (CheckResult, StatusChange, Notification)
     fieldsets = [
         (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
@@ -69,11 +77,20 @@ class MonitorAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner", "current_incident")
+        return super().get_queryset(request).select_related("owner", "current_incident").prefetch_related("channels")
+
+    def get_changeform_initial_data(self, request) -> dict:
+        # As in the API: a new monitor starts with its owner's default channels.
+        defaults = list(Channel.objects.defaults_for(request.user).values_list("pk", flat=True))
+        return {"channels": defaults, **super().get_changeform_initial_data(request)}
 
     @admin.display(description="current incident")
     def open_incident(self, obj: Monitor) -> str:
         return incident_link(obj.current_incident)
+
+    @admin.display(boolean=True, description="alerting")
+    def alerting(self, obj: Monitor) -> bool:
+        return obj.alerting
 
     def save_model(self, request, obj: Monitor, form, change: bool) -> None:
         # The checkbox alone would leave the status behind ("down" while paused).
@@ -103,18 +120,26 @@ class MonitorAdmin(OwnedByUserAdmin, admin.ModelAdmin):
 
 @admin.register(CheckResult)
 class CheckResultAdmin(OwnedByUserAdmin, admin.ModelAdmin):
-    list_display = ["scheduled_at", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind"]
-    list_filter = ["ok", "region", "error_kind"]
+    list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
+                    "checked"]
+    list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind"]
     search_fields = ["monitor__name"]
     list_select_related = ["monitor", "region"]
     raw_id_fields = ["monitor"]
     date_hierarchy = None  # a date drill-down would COUNT a huge table per level
     show_full_result_count = False
 
-    def lookup_allowed(self, lookup, value, request=None):
-        # ?monitor__id__exact=N (linked from a monitor's page) without a
-        # list_filter that would render every monitor as a choice.
-        return lookup in {"monitor__id__exact", "monitor"} or super().lookup_allowed(lookup, value, request)
+    fields = ["monitor", "region", "node", "scheduled", "checked", "ok", "latency_ms", "status_code", "error_kind",
+              "error", "tls_expires_at", "in_maintenance", "impaired"]
+    readonly_fields = ["scheduled", "checked"]
+
+    @admin.display(description="scheduled at", ordering="scheduled_at")
+    def scheduled(self, obj: CheckResult) -> str:
+        return timestamp(obj.scheduled_at)
+
+    @admin.display(description="checked at", ordering="checked_at")
+    def checked(self, obj: CheckResult) -> str:
+        return timestamp(obj.checked_at)
 
     def has_add_permission(self, request):
         return False
@@ -172,7 +197,7 @@ class NotificationInline(ReadOnlyInline):
     def delivery(self, obj: Notification) -> str:
         return format_html_join(
             "", "<div>{} {} {} {}</div>",
-            ((timezone.localtime(a.at).strftime("%Y-%m-%d %H:%M:%S"), "ok" if a.ok else "failed",
+            ((timestamp(a.at), "ok" if a.ok else "failed",
               a.status_code or "", (a.error or a.reply)[:200])
              for a in obj.delivery_attempts.all()),
         ) or "—"
@@ -209,7 +234,7 @@ class IncidentAdmin(OwnedByUserAdmin, admin.ModelAdmin):
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = ["name", "kind", "schedule", "active", "owner"]
     list_filter = ["kind"]

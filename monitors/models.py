@@ -50,7 +50,9 @@ class Announcement:
 
 
 class MonitorQuerySet(OwnedQuerySet):
-    pass
+    def silent(self) -> MonitorQuerySet:
+        """Monitors whose alerts reach no one: not one enabled channel."""
+        return self.exclude(channels__enabled=True)
 
 
 class Monitor(models.Model):
@@ -156,6 +158,12 @@ class Monitor(models.Model):
     @property
     def kind(self) -> str:
         return self.url.split("://", 1)[0]
+
+    @property
+    def alerting(self) -> bool:
+        """Whether an alert would reach anyone: at least one enabled channel
+        (read from prefetched channels when the queryset has them)."""
+        return any(channel.enabled for channel in self.channels.all())
 
     def pause(self) -> None:
         self.paused = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -20,7 +20,6 @@ def validate_target_url(value: str) -> None:
         raise ValidationError("The URL must not contain whitespace or control characters.")
     try:
         parts = urlsplit(value)
-        port = parts.port
     except ValueError as exc:
         raise ValidationError(f"Malformed URL: {exc}.") from exc
     if parts.scheme not in SCHEMES:
@@ -29,11 +28,30 @@ def validate_target_url(value: str) -> None:
         )
     if not parts.hostname:
         raise ValidationError("The URL has no host.")
+    port = _port(parts)
     if parts.scheme == "tcp":
         if port is None:
             raise ValidationError("A tcp:// target needs a port: tcp://host:port.")
         if parts.path not in ("", "/") or parts.query:
             raise ValidationError("A tcp:// target is only tcp://host:port.")
+
+
+def _port(parts: SplitResult) -> int | None:
+    """The explicit port, if any. Port 0 is not one anything listens on: a
+    connection to it fails at once, so a monitor on it could only ever be
+    down."""
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or above 65535
+        port = 0
+    if port == 0:
+        raise ValidationError(f"Invalid port {_raw_port(parts)!r}: the port must be a number from 1 to 65535.")
+    return port
+
+
+def _raw_port(parts: SplitResult) -> str:
+    host_and_port = parts.netloc.rpartition("@")[2]
+    return host_and_port.rpartition("]")[2].rpartition(":")[2]
 
 
 def validate_expected_status(value: str) -> None:

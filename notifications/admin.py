@@ -5,12 +5,19 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.urls import reverse
+from django.utils.html import format_html
 
-from loopr.api import OwnedByUserAdmin
+from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin
+from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
 from .services import send_test
 from .transports import validate_target
+from .transports.email import prints_to_console
+
+# Monitors named in the "no channel" warning; the rest are counted.
+NAMED_SILENT_MONITORS = 5
 
 
 def notification_count(**conditions) -> Coalesce:
@@ -21,6 +28,45 @@ def notification_count(**conditions) -> Coalesce:
         .order_by().values("channel").annotate(n=Count("pk")).values("n")
     )
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+class AlertReachWarnings:
+    """On the pages where alerts are set up (monitors, channels), says what
+    keeps them from reaching anyone: a new user's first monitor has no
+    channel, and email goes only to the console until EMAIL_URL is set."""
+
+    def changelist_view(self, request, extra_context=None):
+        self.warn_about_alert_reach(request)
+        return super().changelist_view(request, extra_context)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        self.warn_about_alert_reach(request)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def warn_about_alert_reach(self, request) -> None:
+        # A POST redirects to a GET that warns again: once is enough.
+        if request.method != "GET":
+            return
+        silent = list(Monitor.objects.filter(owner=request.user).silent().values_list("name", flat=True))
+        if silent:
+            self.message_user(request, format_html(
+                "No alert reaches anyone about {} of your monitors ({}): they have no enabled channel. "
+                '<a href="{}">Add an email or webhook channel</a>, then choose it under Alerts on each monitor '
+                "(a channel marked default is chosen for your new monitors).",
+                len(silent), _some(silent), reverse("admin:notifications_channel_add"),
+            ), messages.WARNING)
+        if prints_to_console() and Channel.objects.owned_by(request.user).filter(
+            kind=ChannelKind.EMAIL, enabled=True
+        ).exists():
+            self.message_user(request, "Email is only printed to the console of the worker, not sent: EMAIL_URL "
+                              "is the console backend (the default). Set EMAIL_URL to your SMTP server, e.g. "
+                              "smtp+tls://user:password@smtp.example.com:587.", messages.WARNING)
+
+
+def _some(names: list[str]) -> str:
+    shown = ", ".join(names[:NAMED_SILENT_MONITORS])
+    more = len(names) - NAMED_SILENT_MONITORS
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 class ChannelForm(forms.ModelForm):
@@ -42,7 +88,7 @@ class ChannelForm(forms.ModelForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
@@ -50,6 +96,8 @@ class ChannelAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     search_fields = ["name", "target", "owner__username"]
     readonly_fields = ["created_at"]
     actions = ["send_test_message", "rotate_secret"]
+    # Every alert ever sent to the channel goes with it.
+    delete_counts = (Notification,)
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner").annotate(

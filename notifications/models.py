@@ -14,7 +14,9 @@ from .choices import ChannelKind, DeliveryStatus, Event
 
 
 class ChannelQuerySet(OwnedQuerySet):
-    pass
+    def defaults_for(self, user) -> ChannelQuerySet:
+        """The channels a user's new monitor starts with, unless told otherwise."""
+        return self.filter(owner=user, is_default=True)
 
 
 class Channel(models.Model):

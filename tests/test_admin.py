@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -310,3 +312,271 @@ def test_a_staff_user_sees_in_the_admin_only_what_the_api_shows_them(user, other
     assert client.get(f"/admin/monitors/monitor/{mine.pk}/change/").status_code == 200
     theirs = Monitor.objects.get(name="theirs-monitor")
     assert client.get(f"/admin/monitors/monitor/{theirs.pk}/change/").status_code == 302  # "doesn't exist"
+
+
+# --- the first hour: owners, deleting, results, branding, alert reach ---------------
+
+
+OWNED_ADMIN_MODELS = ["monitors/monitor", "notifications/channel", "monitors/maintenancewindow"]
+STAFF_PERMISSIONS = [f"{action}_{model}" for action in ("view", "add", "change", "delete")
+                     for model in ("monitor", "channel", "maintenancewindow", "checkresult", "statuschange",
+                                   "notification", "incident")]
+
+
+@pytest.fixture
+def staff(user):
+    from django.contrib.auth.models import Permission
+
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(codename__in=STAFF_PERMISSIONS))
+    return user
+
+
+@pytest.fixture
+def staff_client(staff) -> Client:
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+def without_owner(form: dict) -> dict:
+    return {name: value for name, value in form.items() if name != "owner"}
+
+
+@pytest.mark.parametrize("model", OWNED_ADMIN_MODELS)
+def test_an_add_form_starts_with_the_superuser_as_the_owner(admin_client, model):
+    page = admin_client.get(f"/admin/{model}/add/").content.decode()
+    root = get_user_model().objects.get(username="root")
+    # Saving the form as it comes no longer fails with "This field is required".
+    assert f'<option value="{root.pk}" selected>' in page
+
+
+def test_a_superuser_may_still_add_a_monitor_for_someone_else(admin_client, other_user):
+    response = admin_client.post("/admin/monitors/monitor/add/", monitor_form(other_user))
+    assert response.status_code == 302 and other_user.monitors.get().name == "site"
+
+
+@pytest.mark.parametrize("model", OWNED_ADMIN_MODELS)
+def test_a_staff_user_is_not_shown_an_owner_field(staff_client, model):
+    page = staff_client.get(f"/admin/{model}/add/").content.decode()
+    assert 'name="owner"' not in page and 'name="name"' in page
+
+
+def test_a_monitor_a_staff_user_adds_in_the_admin_is_theirs(staff_client, staff):
+    response = staff_client.post("/admin/monitors/monitor/add/", without_owner(monitor_form(staff)))
+    assert response.status_code == 302 and staff.monitors.get().name == "site"
+
+
+def test_a_channel_a_staff_user_adds_in_the_admin_is_theirs(staff_client, staff):
+    response = staff_client.post("/admin/notifications/channel/add/", without_owner(channel_form(staff)))
+    assert response.status_code == 302 and staff.channels.get().name == "hook"
+
+
+def test_a_window_a_staff_user_adds_in_the_admin_is_theirs(staff_client, staff):
+    monitor = MonitorFactory(owner=staff)
+    response = staff_client.post("/admin/monitors/maintenancewindow/add/",
+                                 without_owner(window_form(staff, monitor)))
+    assert response.status_code == 302 and staff.maintenance_windows.get().monitors.get() == monitor
+
+
+def test_a_staff_user_is_offered_and_accepted_only_their_own_channels(staff_client, staff, other_user):
+    from tests.factories import ChannelFactory
+
+    mine = ChannelFactory(owner=staff, name="my-channel")
+    theirs = ChannelFactory(owner=other_user, name="their-channel")
+    page = staff_client.get("/admin/monitors/monitor/add/").content.decode()
+    assert "my-channel" in page and "their-channel" not in page
+    response = staff_client.post("/admin/monitors/monitor/add/",
+                                 without_owner(monitor_form(staff, channels=[theirs.pk])))
+    # The form comes back with the error, and nothing is stored.
+    assert response.status_code == 200 and b"Select a valid choice" in response.content
+    assert not staff.monitors.exists()
+    response = staff_client.post("/admin/monitors/monitor/add/", without_owner(monitor_form(staff, channels=[mine.pk])))
+    assert response.status_code == 302 and list(staff.monitors.get().channels.all()) == [mine]
+
+
+def test_the_admin_refuses_a_tcp_target_on_port_zero(admin_client, user):
+    response = admin_client.post("/admin/monitors/monitor/add/", monitor_form(user, url="tcp://127.0.0.1:0"))
+    assert response.status_code == 200 and b"from 1 to 65535" in response.content
+    assert not user.monitors.exists()
+
+
+@pytest.fixture
+def busy_monitor(user):
+    """A monitor with 500 results, a status change and a delivered alert: a
+    small stand-in for 90 days of checks."""
+    from datetime import timedelta
+
+    from monitors.models import StatusChange
+    from notifications.models import DeliveryAttempt
+    from tests.factories import ChannelFactory, NotificationFactory
+
+    monitor = MonitorFactory(owner=user, name="busy")
+    region = RegionFactory(name="eu-west")
+    start = timezone.now() - timedelta(hours=5)
+    CheckResult.objects.bulk_create(
+        CheckResult(monitor=monitor, region=region, node="probe1@eu", scheduled_at=start + timedelta(seconds=30 * i),
+                    checked_at=start + timedelta(seconds=30 * i), ok=True)
+        for i in range(500)
+    )
+    StatusChange.objects.create(monitor=monitor, old="pending", new="up", at=start)
+    channel = ChannelFactory(owner=user)
+    notification = NotificationFactory(channel=channel, monitor=monitor, status="sent")
+    DeliveryAttempt.objects.create(notification=notification, ok=True, status_code=250)
+    return monitor
+
+
+def rows_read_from(queries, table: str) -> list[str]:
+    """Queries that read rows of `table` (counting them is fine)."""
+    return [q["sql"] for q in queries
+            if q["sql"].startswith("SELECT") and f'FROM "{table}"' in q["sql"] and "COUNT(" not in q["sql"]]
+
+
+def assert_counted_not_listed(page: str, queries) -> None:
+    # The summary names how many rows go, and no row is listed or even loaded.
+    assert "Check results: 500" in page and "Status changes: 1" in page
+    assert "Notifications: 1" in page and "Delivery attempts: 1" in page
+    assert not re.search(r"/admin/monitors/checkresult/\d+/", page) and "Check result:" not in page
+    assert rows_read_from(queries, "monitors_checkresult") == []
+
+
+def test_deleting_a_monitor_counts_its_results_instead_of_listing_them(admin_client, busy_monitor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.get(f"/admin/monitors/monitor/{busy_monitor.pk}/delete/")
+    assert response.status_code == 200
+    assert_counted_not_listed(response.content.decode(), queries.captured_queries)
+    response = admin_client.post(f"/admin/monitors/monitor/{busy_monitor.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    assert not Monitor.objects.exists() and not CheckResult.objects.exists()
+
+
+def test_deleting_selected_monitors_counts_their_results_instead_of_listing_them(admin_client, busy_monitor):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    selected = {"action": "delete_selected", "_selected_action": [busy_monitor.pk]}
+    with CaptureQueriesContext(connection) as queries:
+        response = admin_client.post("/admin/monitors/monitor/", selected)
+    assert response.status_code == 200
+    assert_counted_not_listed(response.content.decode(), queries.captured_queries)
+    response = admin_client.post("/admin/monitors/monitor/", {**selected, "post": "yes"})
+    assert response.status_code == 302
+    assert not Monitor.objects.exists() and not CheckResult.objects.exists()
+
+
+def test_deleting_a_monitor_asks_for_permission_to_delete_its_results_too(staff_client, staff, busy_monitor):
+    from django.contrib.auth.models import Permission
+
+    staff.user_permissions.remove(Permission.objects.get(codename="delete_checkresult"))
+    page = staff_client.get(f"/admin/monitors/monitor/{busy_monitor.pk}/delete/").content.decode()
+    # As Django does for listed rows: the delete is refused, naming what is missing.
+    assert "check result" in page and "following types of objects" in page
+    assert "Yes, I’m sure" not in page
+
+
+def test_deleting_a_channel_counts_its_notifications(admin_client, busy_monitor):
+    channel = busy_monitor.notifications.get().channel
+    page = admin_client.get(f"/admin/notifications/channel/{channel.pk}/delete/").content.decode()
+    assert "Notifications: 1" in page and not re.search(r"/admin/notifications/notification/[-0-9a-f]+/", page)
+
+
+def test_the_results_list_filters_by_the_users_own_monitors_and_by_region(staff_client, staff, other_user):
+    # (Django shows a filter only when it has two choices or more.)
+    mine = [MonitorFactory(owner=staff, name="mine-a"), MonitorFactory(owner=staff, name="mine-b")]
+    theirs = MonitorFactory(owner=other_user, name="theirs-monitor")
+    regions = [RegionFactory(name="eu-west"), RegionFactory(name="us-east")]
+    page = staff_client.get("/admin/monitors/checkresult/").content.decode()
+    # The sidebar lists the user's monitors, not everyone's, and the regions.
+    assert all(f"?monitor__id__exact={m.pk}" in page for m in mine)
+    assert f"?monitor__id__exact={theirs.pk}" not in page and "theirs-monitor" not in page
+    assert all(f"?region__id__exact={r.pk}" in page for r in regions)
+    # Choosing one narrows the list to it.
+    now = timezone.now()
+    for monitor, node in zip(mine, ["node-of-a", "node-of-b"]):
+        CheckResult.objects.create(monitor=monitor, region=regions[0], node=node, scheduled_at=now, checked_at=now,
+                                   ok=True)
+    page = staff_client.get(f"/admin/monitors/checkresult/?monitor__id__exact={mine[0].pk}").content.decode()
+    assert "node-of-a" in page and "node-of-b" not in page
+
+
+def test_a_superusers_results_list_filters_by_every_monitor(admin_client, user, other_user):
+    monitors = [MonitorFactory(owner=user), MonitorFactory(owner=other_user)]
+    page = admin_client.get("/admin/monitors/checkresult/").content.decode()
+    assert all(f"?monitor__id__exact={m.pk}" in page for m in monitors)
+
+
+def test_results_show_their_times_to_the_second(admin_client, user):
+    from datetime import datetime, timezone as tz
+
+    region = RegionFactory(name="eu-west")
+    at = datetime(2026, 12, 1, 23, 14, 5, tzinfo=tz.utc)
+    result = CheckResult.objects.create(monitor=MonitorFactory(owner=user), region=region, node="n", ok=True,
+                                        scheduled_at=at, checked_at=at.replace(second=7))
+    listing = admin_client.get("/admin/monitors/checkresult/").content.decode()
+    detail = admin_client.get(f"/admin/monitors/checkresult/{result.pk}/change/").content.decode()
+    for page in (listing, detail):
+        assert "2026-12-01 23:14:05" in page and "2026-12-01 23:14:07" in page
+
+
+NO_CHANNEL = "No alert reaches anyone about"
+CONSOLE_EMAIL = "Email is only printed to the console"
+
+
+def test_the_monitor_pages_warn_while_a_monitor_has_no_enabled_channel(admin_client):
+    from tests.factories import ChannelFactory
+
+    root = get_user_model().objects.get(username="root")
+    monitor = MonitorFactory(owner=root, name="lonely")
+    for path in ("/admin/monitors/monitor/", f"/admin/monitors/monitor/{monitor.pk}/change/"):
+        page = admin_client.get(path).content.decode()
+        assert NO_CHANNEL in page and "lonely" in page and "/admin/notifications/channel/add/" in page
+    # A switched-off channel tells no one either.
+    monitor.channels.add(ChannelFactory(owner=root, enabled=False, disabled_reason="HTTP 410"))
+    assert NO_CHANNEL in admin_client.get("/admin/monitors/monitor/").content.decode()
+    monitor.channels.add(ChannelFactory(owner=root))
+    assert NO_CHANNEL not in admin_client.get("/admin/monitors/monitor/").content.decode()
+
+
+def test_the_monitor_list_shows_whether_each_monitor_is_alerting(admin_client, user):
+    from tests.factories import ChannelFactory
+
+    MonitorFactory(owner=user, name="heard").channels.add(ChannelFactory(owner=user))
+    MonitorFactory(owner=user, name="unheard")
+    page = admin_client.get("/admin/monitors/monitor/").content.decode()
+    rows = dict(re.findall(r'>(heard|unheard)</a>.*?<td class="field-alerting"><img [^>]*alt="(True|False)"',
+                           page, re.S))
+    assert rows == {"heard": "True", "unheard": "False"}
+
+
+@pytest.mark.parametrize("path", ["/admin/monitors/monitor/", "/admin/notifications/channel/"])
+def test_the_admin_warns_that_email_only_reaches_the_console_by_default(staff_client, staff, settings, path):
+    from tests.factories import ChannelFactory
+
+    ChannelFactory(owner=staff, kind="email")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    assert CONSOLE_EMAIL in staff_client.get(path).content.decode()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    assert CONSOLE_EMAIL not in staff_client.get(path).content.decode()
+
+
+def test_without_an_email_channel_the_console_backend_is_not_worth_a_warning(staff_client, staff, settings):
+    from tests.factories import ChannelFactory
+
+    ChannelFactory(owner=staff, kind="webhook", target="https://hooks.example.com/x")
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    assert CONSOLE_EMAIL not in staff_client.get("/admin/monitors/monitor/").content.decode()
+
+
+def test_a_monitor_added_in_the_admin_starts_with_the_users_default_channels(staff_client, staff):
+    from tests.factories import ChannelFactory
+
+    default = ChannelFactory(owner=staff, name="always", is_default=True)
+    other = ChannelFactory(owner=staff, name="sometimes")
+    page = staff_client.get("/admin/monitors/monitor/add/").content.decode()
+    # As a monitor created through the API without a channels list.
+    assert f'<option value="{default.pk}" selected>' in page
+    assert f'<option value="{other.pk}">' in page

@@ -140,6 +140,9 @@ class MonitorSerializer(serializers.ModelSerializer):
     current_incident = IncidentSummarySerializer(read_only=True, allow_null=True)
     unserved_regions = serializers.SerializerMethodField(
         help_text="Chosen regions with no online probe node: not checked from there right now.")
+    alerting = serializers.BooleanField(
+        read_only=True,
+        help_text="Whether its alerts reach anyone: true when it has at least one enabled channel.")
 
     class Meta:
         model = Monitor
@@ -148,7 +151,7 @@ class MonitorSerializer(serializers.ModelSerializer):
             "expected_status", "keyword", "follow_redirects", "regions", "retries", "recovery_checks",
             "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "paused",
             "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
-            "status_changed_at", "last_checked_at", "next_check_at", "created_at",
+            "alerting", "status_changed_at", "last_checked_at", "next_check_at", "created_at",
         ]
         read_only_fields = [
             "kind", "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
@@ -192,7 +195,7 @@ class MonitorSerializer(serializers.ModelSerializer):
         monitor.regions.set(regions)
         # Omitted means "my usual channels"; an explicit [] means none.
         if channels is None:
-            channels = Channel.objects.filter(owner=monitor.owner, is_default=True)
+            channels = Channel.objects.defaults_for(monitor.owner)
         monitor.channels.set(channels)
         return monitor
 

@@ -18,6 +18,14 @@ from .validation import validate_email_address
 # Used when settings.EMAIL_TIMEOUT is unset: Django's default is to wait forever.
 DEFAULT_TIMEOUT = 10.0
 
+CONSOLE_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+
+def prints_to_console() -> bool:
+    """EMAIL_URL left at its default: email is written to the worker's
+    output, and nobody receives it."""
+    return settings.EMAIL_BACKEND == CONSOLE_BACKEND
+
 
 class EmailTransport(Transport):
     target_validator = staticmethod(validate_email_address)

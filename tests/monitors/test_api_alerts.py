@@ -420,3 +420,48 @@ def test_the_browsable_api_renders_the_incident_and_window_pages(user, path):
     response = client.get("/api/v1/" + path.format(incident=incident.pk, window=window.pk, monitor=monitor.pk),
                           HTTP_ACCEPT="text/html")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/html")
+
+
+# --- alerting: does anyone hear about this monitor? ----------------------------------
+
+
+def test_a_monitor_is_alerting_only_while_it_has_an_enabled_channel(api, user):
+    channel = ChannelFactory(owner=user)
+    created = api.post(MONITORS, {"name": "site", "url": "https://example.com/", "channels": []}, format="json")
+    assert created.status_code == 201 and created.json()["alerting"] is False
+    url = f"{MONITORS}{created.json()['id']}/"
+    assert api.patch(url, {"channels": [channel.pk]}, format="json").json()["alerting"] is True
+    # A channel switched off (by hand, or after an HTTP 410) tells no one.
+    channel.disable("HTTP 410 Gone")
+    assert api.get(url).json()["alerting"] is False
+
+
+def test_a_new_monitor_subscribed_to_a_default_channel_is_alerting(api, user):
+    ChannelFactory(owner=user, is_default=True)
+    created = api.post(MONITORS, {"name": "site", "url": "https://example.com/"}, format="json")
+    assert created.json()["alerting"] is True
+
+
+def test_alerting_is_read_only(api, user):
+    monitor = MonitorFactory(owner=user)
+    response = api.patch(f"{MONITORS}{monitor.pk}/", {"alerting": True}, format="json")
+    assert response.status_code == 200 and response.json()["alerting"] is False
+
+
+def test_listing_monitors_costs_no_query_per_monitor_for_alerting(api, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def list_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(MONITORS)
+        assert response.status_code == 200
+        return len(queries)
+
+    MonitorFactory(owner=user).channels.add(ChannelFactory(owner=user))
+    one = list_queries()
+    for enabled in (True, False, True):
+        MonitorFactory(owner=user).channels.add(ChannelFactory(owner=user, enabled=enabled))
+    MonitorFactory(owner=user)
+    assert list_queries() == one
+    assert [m["alerting"] for m in api.get(MONITORS).json()["results"]].count(True) == 3

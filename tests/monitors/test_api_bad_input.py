@@ -22,6 +22,13 @@ HUGE = 10**30
         ({"url": "example.com"}, "url"),
         ({"url": "tcp://db.example"}, "url"),
         ({"url": "tcp://db.example:99999"}, "url"),
+        ({"url": "tcp://127.0.0.1:0"}, "url"),
+        ({"url": "tcp://db.example:65536"}, "url"),
+        ({"url": "tcp://db.example:"}, "url"),
+        ({"url": "tcp://db.example:pg"}, "url"),
+        ({"url": "tcp://[::1]:0"}, "url"),
+        ({"url": "http://example.com:0/"}, "url"),
+        ({"url": "https://example.com:70000/"}, "url"),
         ({"url": "http://[::1/"}, "url"),
         ({"url": "http://exa mple.com/"}, "url"),
         ({"url": ["http://example.com/"]}, "url"),
@@ -97,6 +104,18 @@ def test_a_bad_monitor_is_a_400_naming_the_field(api, change, field):
     assert response.status_code == 400, response.content
     assert field in response.json()
     assert not Monitor.objects.exists()
+
+
+@pytest.mark.parametrize("url", ["tcp://db.example:1", "tcp://db.example:65535", "tcp://[::1]:5432",
+                                 "http://example.com:8080/", "https://example.com:443/health"])
+def test_every_port_from_1_to_65535_is_a_valid_target(api, url):
+    response = api.post(MONITORS, {**VALID, "url": url}, format="json")
+    assert response.status_code == 201, response.content
+
+
+def test_a_bad_port_is_named_in_the_error(api):
+    response = api.post(MONITORS, {**VALID, "url": "tcp://127.0.0.1:0"}, format="json")
+    assert response.json()["url"] == ["Invalid port '0': the port must be a number from 1 to 65535."]
 
 
 @pytest.mark.parametrize("field", ["name", "url"])

@@ -1,0 +1,155 @@
+"""Admin pieces shared by every app's ModelAdmins (the project is not an
+installed app: Django's autodiscovery never imports this module by itself)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from django.contrib import admin
+from django.contrib.admin.utils import NestedObjects, quote
+from django.db import models, router
+from django.db.models.deletion import get_candidate_relations_to_delete
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.text import capfirst
+
+
+class OwnedByUserAdmin:
+    """The admin shows a staff user only what the API would show them (the
+    model's `owned_by(user)`); superusers see everything. The same holds for
+    what its forms offer to pick: a monitor's channels, a window's monitors."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).owned_by(request.user)
+
+    def get_field_queryset(self, db, db_field, request):
+        queryset = super().get_field_queryset(db, db_field, request)
+        related = db_field.remote_field.model._default_manager.using(db)
+        if not hasattr(related, "owned_by"):
+            return queryset
+        return (queryset if queryset is not None else related.all()).owned_by(request.user)
+
+
+class OwnedModelAdmin(OwnedByUserAdmin):
+    """For a model with an `owner`: a new object belongs to whoever adds it.
+    A superuser may still pick another owner (the field starts at
+    themselves); anyone else never sees the field, since it could only ever
+    be themselves."""
+
+    def get_changeform_initial_data(self, request) -> dict:
+        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [(name, {**options, "fields": _without_owner(options["fields"])}) for name, options in fieldsets]
+
+    def get_list_display(self, request):
+        shown = super().get_list_display(request)
+        return shown if request.user.is_superuser else [name for name in shown if name != "owner"]
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if not change and not request.user.is_superuser:
+            obj.owner = request.user
+        super().save_model(request, obj, form, change)
+
+
+def _without_owner(fields) -> list:
+    # A fieldset's entry is a field name or a tuple of names shown on one line.
+    kept = []
+    for entry in fields:
+        if isinstance(entry, (list, tuple)):
+            entry = tuple(name for name in entry if name != "owner")
+            if entry:
+                kept.append(entry)
+        elif entry != "owner":
+            kept.append(entry)
+    return kept
+
+
+class OwnedRelatedFieldListFilter(admin.RelatedFieldListFilter):
+    """A sidebar filter by a related object that lists only the objects the
+    user may see (`owned_by`): a staff user's own monitors, not everyone's."""
+
+    def field_choices(self, field, request, model_admin):
+        ordering = self.field_admin_ordering(field, request, model_admin) or ()
+        visible = field.remote_field.model._default_manager.owned_by(request.user)
+        if ordering:
+            visible = visible.order_by(*ordering)
+        return [(obj.pk, str(obj)) for obj in visible]
+
+
+class _CountingCollector(NestedObjects):
+    """The admin's collector of what a delete takes along, except that rows
+    of the `counted` models are left as querysets (to be counted), never
+    loaded one by one to be listed."""
+
+    def __init__(self, *args, counted: tuple[type[models.Model], ...], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.counted = counted
+
+    def can_fast_delete(self, objs, from_field=None):
+        # Asked with a related model and the foreign key that cascades to it.
+        return (from_field is not None and from_field.remote_field.on_delete is models.CASCADE
+                and objs in self.counted)
+
+    def counts(self) -> Counter:
+        totals: Counter = Counter()
+        for queryset in self.fast_deletes:
+            _count_cascade(queryset, totals)
+        return totals
+
+
+def _count_cascade(queryset: models.QuerySet, totals: Counter) -> None:
+    """Rows of `queryset` and, recursively, the rows that cascade from them."""
+    totals[queryset.model] += queryset.count()
+    for relation in get_candidate_relations_to_delete(queryset.model._meta):
+        if relation.field.remote_field.on_delete is models.CASCADE:
+            related = relation.related_model._base_manager.using(queryset.db)
+            _count_cascade(related.filter(**{f"{relation.field.name}__in": queryset.values("pk")}), totals)
+
+
+class CountedDeleteAdmin:
+    """The delete confirmation (one object or "delete selected") counts the
+    rows of `delete_counts` instead of listing each: a monitor's results
+    over 90 days are a quarter of a million lines, and loading them all
+    would take longer than anyone waits for the page."""
+
+    delete_counts: tuple[type[models.Model], ...] = ()
+
+    def get_deleted_objects(self, objs, request):
+        objs = list(objs)
+        if not objs:
+            return [], {}, set(), []
+        site = self.admin_site
+        collector = _CountingCollector(using=router.db_for_write(type(objs[0])), origin=objs,
+                                       counted=self.delete_counts)
+        collector.collect(objs)
+        perms_needed: set = set()
+
+        def listed(obj) -> str:
+            # As django.contrib.admin.utils.get_deleted_objects formats each row.
+            opts = obj._meta
+            if not site.is_registered(type(obj)):
+                return f"{capfirst(opts.verbose_name)}: {obj}"
+            if not site.get_model_admin(type(obj)).has_delete_permission(request, obj):
+                perms_needed.add(opts.verbose_name)
+            try:
+                url = reverse(f"{site.name}:{opts.app_label}_{opts.model_name}_change", args=[quote(obj.pk)])
+            except NoReverseMatch:
+                return f"{capfirst(opts.verbose_name)}: {obj}"
+            return format_html('{}: <a href="{}">{}</a>', capfirst(opts.verbose_name), url, obj)
+
+        to_delete = collector.nested(listed)
+        protected = [listed(obj) for obj in collector.protected]
+        model_count = {model._meta.verbose_name_plural: len(rows) for model, rows in collector.model_objs.items()}
+        for model, count in collector.counts().items():
+            if not count:
+                continue
+            name = model._meta.verbose_name_plural
+            model_count[name] = count
+            to_delete.append(f"{capfirst(name)}: {count}")
+            if site.is_registered(model) and not site.get_model_admin(model).has_delete_permission(request):
+                perms_needed.add(model._meta.verbose_name)
+        return to_delete, model_count, perms_needed, protected
