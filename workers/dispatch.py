@@ -33,6 +33,7 @@ PAYLOAD_FIELDS = (
     "id", "interval", "url", "timeout", "method", "headers", "body", "expected_status", "keyword", "follow_redirects",
 )
 CLAIM_CHUNK = 2000
+CATCH_UP_BURST = 3
 
 # PostgreSQL: claim, advance and read in one round trip. A claim takes every
 # slot of a monitor due by `until`, if it is late by at most the catch-up
@@ -41,7 +42,9 @@ CLAIM_CHUNK = 2000
 # rather than not at all. Later than that (downtime), it takes the one oldest
 # slot and moves on to the first slot after `now` on the monitor's own grid
 # (slot + k * interval): no drift, and one check per monitor instead of a
-# burst of catch-up checks.
+# burst of catch-up checks. Catching up takes at most CATCH_UP_BURST slots of
+# a monitor per tick, so a backlog drains over a few ticks instead of
+# landing on the probes (and the target) at once.
 PG_CLAIM_SQL = """
 WITH due AS (
     SELECT id, next_check_at AS slot
@@ -54,7 +57,7 @@ WITH due AS (
 UPDATE monitors_monitor AS m
 SET next_check_at = due.slot + make_interval(secs => m.interval * CASE
     WHEN due.slot >= %(now)s - make_interval(secs => GREATEST(%(catch_up)s, m.interval))
-    THEN floor(extract(epoch FROM (%(until)s - due.slot)) / m.interval) + 1
+    THEN LEAST(floor(extract(epoch FROM (%(until)s - due.slot)) / m.interval) + 1, %(burst)s)
     ELSE GREATEST(floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1, 1)
 END)
 FROM due
@@ -70,7 +73,7 @@ def catching_up(slot: datetime, interval: int, now: datetime) -> bool:
 def next_slot(slot: datetime, interval: int, now: datetime, until: datetime) -> datetime:
     """Where a monitor's schedule goes on after a claim at `now` (see PG_CLAIM_SQL)."""
     if catching_up(slot, interval, now):
-        steps = math.floor((until - slot).total_seconds() / interval) + 1
+        steps = min(math.floor((until - slot).total_seconds() / interval) + 1, CATCH_UP_BURST)
     else:
         steps = max(math.floor((now - slot).total_seconds() / interval) + 1, 1)
     return slot + timedelta(seconds=interval * steps)
@@ -92,7 +95,7 @@ def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit,
-                                          "catch_up": settings.LOOPR_DISPATCH_CATCH_UP})
+                                          "catch_up": settings.LOOPR_DISPATCH_CATCH_UP, "burst": CATCH_UP_BURST})
             rows = cursor.fetchall()
         return [
             _payload(slot, dict(zip(PAYLOAD_FIELDS, row[2:])))

@@ -58,7 +58,7 @@ def test_every_node_of_both_regions_serves_checks_and_a_cut_node_drops_out_while
     # Each node talks to Redis from its own namespace, over its own veth.
     peers = {client["addr"].rsplit(":", 1)[0] for client in fleet.redis.client.client_list()}
     assert {eu1.ns_ip, eu2.ns_ip, us1.ns_ip} <= peers, peers
-    assert all(target.hit_count(f"/m{i}") for i in range(4))
+    wait_for(lambda: all(target.hit_count(f"/m{i}") for i in range(4)), timeout=15, message="every monitor checked")
 
     # eu1's cable is pulled: its heartbeats stop, eu2's go on.
     eu1.link_down()
