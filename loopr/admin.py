@@ -68,6 +68,22 @@ def _without_owner(fields) -> list:
     return kept
 
 
+class ReadOnlyAdmin:
+    """For what Loopr records by itself (results, incidents, the delivery
+    log, nodes): shown, never added or edited by hand."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class ReadOnlyInline(ReadOnlyAdmin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+
 class OwnedRelatedFieldListFilter(admin.RelatedFieldListFilter):
     """A sidebar filter by a related object that lists only the objects the
     user may see (`owned_by`): a staff user's own monitors, not everyone's."""

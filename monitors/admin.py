@@ -6,11 +6,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, OwnedRelatedFieldListFilter
+from loopr.admin import (
+    CountedDeleteAdmin,
+    OwnedByUserAdmin,
+    OwnedModelAdmin,
+    OwnedRelatedFieldListFilter,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+)
+from loopr.formatting import format_duration
 from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
-from notifications.render import format_duration
 
+from .choices import MaintenanceKind
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -119,7 +127,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
                     "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind"]
@@ -141,12 +149,6 @@ class CheckResultAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     def checked(self, obj: CheckResult) -> str:
         return timestamp(obj.checked_at)
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 class IncidentStateFilter(admin.SimpleListFilter):
     title = "state"
@@ -161,17 +163,6 @@ class IncidentStateFilter(admin.SimpleListFilter):
         if self.value() == "resolved":
             return queryset.filter(resolved_at__isnull=False)
         return queryset
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class StatusChangeInline(ReadOnlyInline):
@@ -204,7 +195,7 @@ class NotificationInline(ReadOnlyInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "short_cause"]
     list_filter = [IncidentStateFilter, "cause_kind"]
     search_fields = ["monitor__name", "cause"]
@@ -226,12 +217,6 @@ class IncidentAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     def short_cause(self, obj: Incident) -> str:
         return obj.cause[:120]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
@@ -251,11 +236,11 @@ class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
 
     @admin.display(description="schedule")
     def schedule(self, obj: MaintenanceWindow) -> str:
-        if obj.kind == MaintenanceWindow.Kind.ONCE:
+        if obj.kind == MaintenanceKind.ONCE:
             if not (obj.starts_at and obj.ends_at):
                 return ""
             return f"{obj.starts_at:%Y-%m-%d %H:%M} – {obj.ends_at:%Y-%m-%d %H:%M} UTC"
-        if obj.kind == MaintenanceWindow.Kind.WEEKLY:
+        if obj.kind == MaintenanceKind.WEEKLY:
             start = f"days {obj.weekdays} at {obj.start_time:%H:%M}" if obj.start_time else ""
         else:
             start = f"cron {obj.cron}"

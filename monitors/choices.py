@@ -48,3 +48,22 @@ class ErrorKind(models.TextChoices):
     REDIRECTS = "redirects", "Too many redirects"
     INVALID = "invalid", "Invalid target"
     INTERNAL = "internal", "Probe error"
+
+
+class Event(models.TextChoices):
+    """What people are told about a monitor; shared vocabulary of the state
+    machine (which decides) and notifications (which tell), kept here because
+    notifications depends on monitors and never the reverse."""
+
+    DOWN = "down", "Down"
+    UP = "up", "Up (recovered)"
+    DEGRADED = "degraded", "Degraded"
+    REMINDER = "reminder", "Reminder (still down)"
+    FLAPPING = "flapping", "Flapping"
+    TEST = "test", "Test"
+
+
+class MaintenanceKind(models.TextChoices):
+    ONCE = "once", "One-off"
+    WEEKLY = "weekly", "Weekly"
+    CRON = "cron", "Cron"

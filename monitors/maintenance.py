@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from celery.schedules import crontab
 from django.core.exceptions import ValidationError
 
+from .choices import MaintenanceKind
+
 MAX_DURATION_MINUTES = 7 * 24 * 60
 
 
@@ -32,7 +34,7 @@ def parse_cron(expression: str) -> crontab:
 
 def validate_window(window) -> None:
     _zone(window.timezone)
-    if window.kind == "once":
+    if window.kind == MaintenanceKind.ONCE:
         if not window.starts_at or not window.ends_at:
             raise ValidationError({"ends_at": "A one-off window needs starts_at and ends_at."})
         if window.ends_at <= window.starts_at:
@@ -40,26 +42,26 @@ def validate_window(window) -> None:
         return
     if not window.duration_minutes or not 1 <= window.duration_minutes <= MAX_DURATION_MINUTES:
         raise ValidationError({"duration_minutes": f"Between 1 and {MAX_DURATION_MINUTES} minutes."})
-    if window.kind == "weekly":
+    if window.kind == MaintenanceKind.WEEKLY:
         days = window.weekdays
         if not isinstance(days, list) or not days or not all(isinstance(d, int) and 0 <= d <= 6 for d in days):
             raise ValidationError({"weekdays": "A list of days, 0 = Monday … 6 = Sunday."})
         if window.start_time is None:
             raise ValidationError({"start_time": "A weekly window needs its start time."})
-    elif window.kind == "cron":
+    elif window.kind == MaintenanceKind.CRON:
         parse_cron(window.cron)
     else:
         raise ValidationError({"kind": f"Unknown kind {window.kind!r}."})
 
 
 def window_active_at(window, at: datetime) -> bool:
-    if window.kind == "once":
+    if window.kind == MaintenanceKind.ONCE:
         return bool(window.starts_at and window.ends_at and window.starts_at <= at < window.ends_at)
     if not window.duration_minutes:
         return False
     local = at.astimezone(_zone(window.timezone))
     duration = timedelta(minutes=window.duration_minutes)
-    if window.kind == "weekly":
+    if window.kind == MaintenanceKind.WEEKLY:
         if window.start_time is None:
             return False
         for days_back in range(0, duration.days + 2):
@@ -70,7 +72,7 @@ def window_active_at(window, at: datetime) -> bool:
             if start <= local < start + duration:
                 return True
         return False
-    if window.kind == "cron":
+    if window.kind == MaintenanceKind.CRON:
         # Active when the cron fired within the last `duration`: walk back
         # minute by minute (a week at most, only for windows that exist).
         spec = parse_cron(window.cron)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ErrorKind, Health, HttpMethod, MonitorStatus
+from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MonitorStatus
 from .validators import validate_expected_status, validate_headers, validate_target_url
 
 
@@ -44,7 +44,7 @@ class Transition:
 
 @dataclass(frozen=True)
 class Announcement:
-    event: str
+    event: Event
     # degraded, and the recovery from it, go only to channels that asked
     degraded_only: bool = False
 
@@ -142,18 +142,26 @@ class Monitor(models.Model):
         return self.name
 
     def clean(self) -> None:
-        errors = {}
-        if not settings.LOOPR_MIN_INTERVAL <= self.interval <= settings.LOOPR_MAX_INTERVAL:
-            errors["interval"] = (
-                f"Must be between {settings.LOOPR_MIN_INTERVAL} and {settings.LOOPR_MAX_INTERVAL} seconds."
-            )
-        if self.timeout is not None and self.interval is not None:
-            if not 0 < self.timeout < self.interval:
-                errors["timeout"] = "Must be above 0 and below the interval."
-            elif self.timeout > settings.LOOPR_MAX_TIMEOUT:
-                errors["timeout"] = f"Must be at most {settings.LOOPR_MAX_TIMEOUT} seconds."
-        if errors:
-            raise ValidationError(errors)
+        if self.interval is None or self.timeout is None:
+            return  # clean_fields names the missing one
+        low, high = settings.LOOPR_MIN_INTERVAL, settings.LOOPR_MAX_INTERVAL
+        if not low <= self.interval <= high:
+            # The timeout is measured against the interval: not against one out of bounds.
+            raise ValidationError({"interval": f"Must be between {low} and {high} seconds."})
+        if not 0 < self.timeout < self.interval:
+            raise ValidationError({"timeout": "Must be above 0 and below the interval."})
+        if self.timeout > settings.LOOPR_MAX_TIMEOUT:
+            raise ValidationError({"timeout": f"Must be at most {settings.LOOPR_MAX_TIMEOUT} seconds."})
+
+    @staticmethod
+    def default_schedule(interval: int | None, timeout: float | None) -> tuple[int, float]:
+        """A new monitor's interval and timeout, where not given, within the
+        limits in settings: a short interval gets a timeout that fits it."""
+        if interval is None:
+            interval = max(60, settings.LOOPR_MIN_INTERVAL)
+        if timeout is None:
+            timeout = min(10.0, interval / 2, float(settings.LOOPR_MAX_TIMEOUT))
+        return interval, timeout
 
     @property
     def kind(self) -> str:
@@ -310,13 +318,13 @@ class Monitor(models.Model):
             return None
         self.alerted_health = health
         if health == Health.DOWN:
-            return Announcement("down")
+            return Announcement(Event.DOWN)
         if told == Health.DOWN:
-            return Announcement("up")
+            return Announcement(Event.UP)
         if health == Health.DEGRADED:
-            return Announcement("degraded", degraded_only=True)
+            return Announcement(Event.DEGRADED, degraded_only=True)
         if told == Health.DEGRADED:
-            return Announcement("up", degraded_only=True)
+            return Announcement(Event.UP, degraded_only=True)
         return None  # pending -> up: nothing worth a message
 
 
@@ -443,15 +451,10 @@ class MaintenanceWindow(models.Model):
     """While active, checks of its monitors still run and are stored, the
     monitors show `maintenance`, and no down/up alert goes out."""
 
-    class Kind(models.TextChoices):
-        ONCE = "once", "One-off"
-        WEEKLY = "weekly", "Weekly"
-        CRON = "cron", "Cron"
-
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="maintenance_windows")
     name = models.CharField(max_length=200)
     monitors = models.ManyToManyField(Monitor, related_name="maintenance_windows")
-    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.ONCE)
+    kind = models.CharField(max_length=8, choices=MaintenanceKind.choices, default=MaintenanceKind.ONCE)
     starts_at = models.DateTimeField(null=True, blank=True, help_text="One-off: start.")
     ends_at = models.DateTimeField(null=True, blank=True, help_text="One-off: end.")
     weekdays = models.JSONField(default=list, blank=True, help_text="Weekly: days, 0 = Monday … 6 = Sunday.")

@@ -1,19 +1,16 @@
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin
+from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
 from .services import send_test
-from .transports import validate_target
 from .transports.email import prints_to_console
 
 # Monitors named in the "no channel" warning; the rest are counted.
@@ -69,27 +66,9 @@ def _some(names: list[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-class ChannelForm(forms.ModelForm):
-    class Meta:
-        model = Channel
-        exclude = ["secret"]
-
-    def clean(self) -> dict:
-        data = super().clean()
-        kind = data.get("kind") or (self.instance.kind if self.instance.pk else "")
-        if self.instance.pk and kind != self.instance.kind:
-            self.add_error("kind", "A channel's kind cannot change; create a new channel instead.")
-        elif kind and data.get("target") is not None:
-            try:
-                data["target"] = validate_target(kind, data["target"])
-            except ValidationError as exc:
-                self.add_error("target", exc)
-        return data
-
-
 @admin.register(Channel)
 class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
-    form = ChannelForm
+    exclude = ["secret"]  # shown once, in a message, when made
     list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
     list_filter = ["kind", "enabled", "is_default"]
@@ -121,8 +100,6 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
     def save_model(self, request, obj: Channel, form, change: bool) -> None:
         if not change:
             obj.new_secret()
-        if "enabled" in form.changed_data and obj.enabled:
-            obj.disabled_reason = ""
         super().save_model(request, obj, form, change)
         if not change and obj.secret:
             self._show_secret(request, obj)
@@ -160,19 +137,14 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
         return " ".join(p for p in parts if p)[:300]
 
 
-class DeliveryAttemptInline(admin.TabularInline):
+class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
-    extra = 0
     fields = ["at", "ok", "status_code", "reply", "error", "duration_ms"]
     readonly_fields = fields
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Notification)
-class NotificationAdmin(OwnedByUserAdmin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     """The delivery log: who was told about what, when, and what came back."""
 
     list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",
@@ -195,10 +167,4 @@ class NotificationAdmin(OwnedByUserAdmin, admin.ModelAdmin):
     @admin.display(description="last error")
     def short_error(self, obj: Notification) -> str:
         return obj.last_error[:120]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -44,6 +45,32 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def clean(self) -> None:
+        if self.kind_changed():
+            raise ValidationError({"kind": "A channel's kind cannot change; create a new channel instead."})
+        if self.kind in ChannelKind.values:  # else clean_fields names the kind
+            self.clean_target()
+
+    def kind_changed(self) -> bool:
+        # The kind decides what the target is and whether there is a secret:
+        # another kind is another channel.
+        return self.pk is not None and Channel.objects.filter(pk=self.pk).exclude(kind=self.kind).exists()
+
+    def clean_target(self) -> None:
+        """The target as its kind's transport reads it (an email address stripped, …)."""
+        from .transports import validate_target
+
+        try:
+            self.target = validate_target(self.kind, self.target)
+        except ValidationError as exc:
+            raise ValidationError({"target": exc.messages}) from exc
+
+    def save(self, *args, **kwargs) -> None:
+        if self.enabled:
+            # Switched (back) on: why it had been switched off no longer holds.
+            self.disabled_reason = ""
+        super().save(*args, **kwargs)
 
     def wants(self, event: str, degraded_only: bool = False) -> bool:
         if not self.enabled:
@@ -112,7 +139,7 @@ class Notification(models.Model):
         ordering = ["-created_at"]
         indexes = [
             # The sweep: pending rows whose next attempt is due.
-            models.Index(fields=["next_attempt_at"], condition=models.Q(status="pending"),
+            models.Index(fields=["next_attempt_at"], condition=models.Q(status=DeliveryStatus.PENDING),
                          name="notification_due_idx"),
             # Reminders: the latest notification of an incident per channel.
             models.Index(fields=["incident", "channel", "-created_at"], name="notification_incident_idx"),
@@ -136,9 +163,6 @@ class Notification(models.Model):
         if retry_after is not None:
             delay = max(delay, min(retry_after, 3600.0))
         return delay
-
-    def lease_until(self, now: datetime) -> datetime:
-        return now + timedelta(seconds=settings.LOOPR_NOTIFY_LEASE_SECONDS)
 
 
 class DeliveryAttempt(models.Model):

@@ -42,10 +42,12 @@ from html import escape
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from loopr.formatting import format_duration
 from notifications.transports.base import Message
 
+from .choices import Event
+
 TAG = "[Loopr]"
-EVENTS = ("down", "up", "degraded", "reminder", "flapping", "test")
 
 # Subjects stay readable in a mail client's list: long parts are cut there
 # (the bodies carry them in full).
@@ -53,13 +55,11 @@ _MAX_SUBJECT_URL = 80
 _MAX_SUBJECT_CAUSE = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
-_UNITS = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
-
 
 def render(context: dict[str, Any]) -> Message:
     alert = _Alert(context)
     if alert.event not in _EVENT_RENDERERS:
-        raise ValueError(f"unknown event {alert.event!r}; expected one of {', '.join(EVENTS)}")
+        raise ValueError(f"unknown event {alert.event!r}; expected one of {', '.join(Event.values)}")
     subject_line, headline, rows = _EVENT_RENDERERS[alert.event](alert)
     subject = _one_line(f"{TAG} {subject_line}")
     return Message(
@@ -74,22 +74,6 @@ def render(context: dict[str, Any]) -> Message:
 
 
 # --- formatting helpers ----------------------------------------------------
-
-
-def format_duration(seconds: float | None) -> str:
-    """A human duration with its two largest units: "4 min 12 s", "1 h 5 min", "2 d 3 h"."""
-    if seconds is None:
-        return "an unknown time"
-    total = max(0, round(seconds))
-    if total == 0:
-        return "less than a second"
-    counts = []
-    for name, size in _UNITS:
-        count, total = divmod(total, size)
-        counts.append((count, name))
-    first = next(i for i, (count, _) in enumerate(counts) if count)
-    shown = [f"{count} {name}" for count, name in counts[first : first + 2] if count]
-    return " ".join(shown)
 
 
 def format_time(moment: datetime | None) -> str:
@@ -145,7 +129,7 @@ class _Alert:
 
     def __init__(self, context: dict[str, Any]) -> None:
         self.id = str(context["id"])
-        self.event = str(context.get("event") or "down")
+        self.event = str(context.get("event") or Event.DOWN)
         self.occurred_at = parse_time(context.get("occurred_at")) or datetime.now(timezone.utc)
         self.monitor: dict[str, Any] | None = context.get("monitor")
         self.incident: dict[str, Any] | None = context.get("incident")
@@ -176,6 +160,10 @@ class _Alert:
     @property
     def why(self) -> str:
         return self.cause or self.details
+
+    def with_why(self, subject: str) -> str:
+        """The subject, then the cause (cut short) if there is one."""
+        return f"{subject} — {_shorten(self.why, _MAX_SUBJECT_CAUSE)}" if self.why else subject
 
     @property
     def since(self) -> datetime:
@@ -213,9 +201,7 @@ Rendered = tuple[str, str, list[tuple[str, str]]]  # subject (untagged), headlin
 
 
 def _render_down(alert: _Alert) -> Rendered:
-    subject = f"DOWN: {alert.what} since {format_time(alert.since)}"
-    if alert.why:
-        subject += f" — {_shorten(alert.why, _MAX_SUBJECT_CAUSE)}"
+    subject = alert.with_why(f"DOWN: {alert.what} since {format_time(alert.since)}")
     rows = alert.common_rows()
     rows.append(("Down since", format_time(alert.since)))
     if alert.confirmed_at:
@@ -239,9 +225,7 @@ def _render_up(alert: _Alert) -> Rendered:
 
 
 def _render_degraded(alert: _Alert) -> Rendered:
-    subject = f"DEGRADED: {alert.what} since {format_time(alert.since)}"
-    if alert.why:
-        subject += f" — {_shorten(alert.why, _MAX_SUBJECT_CAUSE)}"
+    subject = alert.with_why(f"DEGRADED: {alert.what} since {format_time(alert.since)}")
     rows = alert.common_rows()
     rows.append(("Degraded since", format_time(alert.since)))
     if alert.cause:
@@ -251,9 +235,7 @@ def _render_degraded(alert: _Alert) -> Rendered:
 
 def _render_reminder(alert: _Alert) -> Rendered:
     downtime = format_duration(alert.downtime)
-    subject = f"REMINDER: {alert.what} still down after {downtime} (since {format_time(alert.since)})"
-    if alert.why:
-        subject += f" — {_shorten(alert.why, _MAX_SUBJECT_CAUSE)}"
+    subject = alert.with_why(f"REMINDER: {alert.what} still down after {downtime} (since {format_time(alert.since)})")
     rows = alert.common_rows()
     rows.append(("Down since", format_time(alert.since)))
     rows.append(("Down for", downtime))
@@ -290,12 +272,12 @@ def _render_test(alert: _Alert) -> Rendered:
 
 
 _EVENT_RENDERERS = {
-    "down": _render_down,
-    "up": _render_up,
-    "degraded": _render_degraded,
-    "reminder": _render_reminder,
-    "flapping": _render_flapping,
-    "test": _render_test,
+    Event.DOWN: _render_down,
+    Event.UP: _render_up,
+    Event.DEGRADED: _render_degraded,
+    Event.REMINDER: _render_reminder,
+    Event.FLAPPING: _render_flapping,
+    Event.TEST: _render_test,
 }
 
 
@@ -327,15 +309,15 @@ def _html_body(headline: str, rows: list[tuple[str, str]], alert: _Alert) -> str
 
 def _payload(alert: _Alert, summary: str) -> dict[str, Any]:
     return {
-        "type": "channel.test" if alert.event == "test" else f"monitor.{alert.event}",
+        "type": "channel.test" if alert.event == Event.TEST else f"monitor.{alert.event}",
         "timestamp": iso(alert.occurred_at),
         "data": {
             "id": alert.id,
             "event": alert.event,
             "summary": _one_line(summary),
             # A test is about no monitor, whatever placeholder the caller sent.
-            "monitor": None if alert.event == "test" else _monitor_payload(alert),
-            "incident": None if alert.event == "test" else _incident_payload(alert),
+            "monitor": None if alert.event == Event.TEST else _monitor_payload(alert),
+            "incident": None if alert.event == Event.TEST else _incident_payload(alert),
             "details": alert.details or None,
         },
     }

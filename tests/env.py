@@ -18,6 +18,7 @@ def _start_embedded_broker() -> None:
     """Without REDIS_URL the tests run on the quick start's embedded broker,
     started here for the whole run, as `dev.py run` would."""
     var = Path(os.environ["LOOPR_VAR_DIR"])
+    var.mkdir(parents=True, exist_ok=True)  # a fresh checkout has none yet
     sock = dev.embedded_broker_socket(var)
     sock.unlink(missing_ok=True)
     log = open(var / "broker.log", "ab")

@@ -251,6 +251,30 @@ def test_a_channel_added_in_the_admin_is_validated_like_one_from_the_api(admin_c
     assert not Channel.objects.exists()
 
 
+def test_a_channels_kind_cannot_change_in_the_admin_either(admin_client, user):
+    from tests.factories import ChannelFactory
+
+    channel = ChannelFactory(owner=user, kind="email", target="ops@example.com")
+    response = admin_client.post(f"/admin/notifications/channel/{channel.pk}/change/",
+                                 channel_form(user, kind="webhook"))
+    # The model's rule, as in the API: the form comes back with the error, nothing is saved.
+    assert response.status_code == 200 and b"kind cannot change" in response.content
+    channel.refresh_from_db()
+    assert (channel.kind, channel.target) == ("email", "ops@example.com")
+
+
+def test_switching_a_channel_back_on_in_the_admin_clears_the_reason(admin_client, user):
+    from tests.factories import ChannelFactory
+
+    channel = ChannelFactory(owner=user, kind="webhook", target="https://hooks.example.com/x")
+    channel.disable("HTTP 410 Gone")
+    response = admin_client.post(f"/admin/notifications/channel/{channel.pk}/change/",
+                                 channel_form(user, disabled_reason="HTTP 410 Gone"))
+    assert response.status_code == 302
+    channel.refresh_from_db()
+    assert (channel.enabled, channel.disabled_reason) == (True, "")
+
+
 def test_the_admin_rotates_a_webhooks_secret_and_shows_the_new_one(admin_client, user):
     from tests.factories import ChannelFactory
 

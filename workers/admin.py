@@ -3,8 +3,10 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from loopr.admin import ReadOnlyAdmin, ReadOnlyInline
+
 from . import services
-from .choices import NodeState
+from .choices import SERVING_STATES, NodeState
 from .models import NodeToken, Region, Rejection, WorkerNode
 
 STATE_COLOURS = {
@@ -17,12 +19,10 @@ def state_badge(state: str, label: str) -> str:
     return format_html('<b style="color:{}">●</b> {}', STATE_COLOURS.get(state, "#000"), label)
 
 
-class WorkerNodeInline(admin.TabularInline):
+class WorkerNodeInline(ReadOnlyInline):
     model = WorkerNode
-    extra = 0
     fields = ["name", "state", "version", "checks_done", "failures", "mean_lag_ms", "last_heartbeat_at"]
     readonly_fields = fields
-    can_delete = False
     show_change_link = True
 
 
@@ -47,7 +47,7 @@ class RegionAdmin(admin.ModelAdmin):
 
 
 @admin.register(WorkerNode)
-class WorkerNodeAdmin(admin.ModelAdmin):
+class WorkerNodeAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["name", "region", "state_display", "version", "checks_done", "failures", "mean_lag_ms",
                     "rejected_results", "last_heartbeat_at"]
     list_filter = ["state", "region"]
@@ -57,8 +57,8 @@ class WorkerNodeAdmin(admin.ModelAdmin):
 
     @admin.display(description="state", ordering="state")
     def state_display(self, obj: WorkerNode) -> str:
-        shown = obj.state if obj.is_online or obj.state not in (NodeState.ONLINE, NodeState.IMPAIRED) \
-            else NodeState.OFFLINE
+        # A serving state whose heartbeats stopped shows what it amounts to.
+        shown = obj.state if obj.is_online or obj.state not in SERVING_STATES else NodeState.OFFLINE
         return state_badge(shown, WorkerNode(state=shown).get_state_display())
 
     @admin.action(description="Drain: finish what they hold, take nothing new")
@@ -72,9 +72,6 @@ class WorkerNodeAdmin(admin.ModelAdmin):
         for node in queryset.filter(state=NodeState.DRAINING).select_related("region"):
             services.undrain(node)
         self.message_user(request, "Resumed.", messages.SUCCESS)
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(NodeToken)
@@ -105,10 +102,7 @@ class NodeTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(Rejection)
-class RejectionAdmin(admin.ModelAdmin):
+class RejectionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ["node", "region", "reason", "count", "first_at", "last_at"]
     list_filter = ["region", "reason"]
     readonly_fields = ["node", "region", "reason", "count", "first_at", "last_at"]
-
-    def has_add_permission(self, request):
-        return False

@@ -56,7 +56,7 @@ def _int(value: object) -> int:
 def mark_offline_nodes() -> int:
     """Nodes silent for three heartbeat intervals are offline."""
     return WorkerNode.objects.filter(
-        state__in=[NodeState.ONLINE, NodeState.IMPAIRED], last_heartbeat_at__lt=live_cutoff()
+        state__in=SERVING_STATES, last_heartbeat_at__lt=live_cutoff()
     ).update(state=NodeState.OFFLINE)
 
 

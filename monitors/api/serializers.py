@@ -1,31 +1,20 @@
 from __future__ import annotations
 
-from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import models
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel
 from workers.models import Region
 
-from ..choices import ErrorKind, Health
+from ..choices import ErrorKind, Health, MaintenanceKind
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
-from ..validators import validate_expected_status, validate_headers, validate_target_url
 
 # More ids than anyone sensibly sends in one list; they are looked up in one query.
 MAX_IDS = 1000
-
-
-def _django(validator):
-    def run(value):
-        try:
-            validator(value)
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.messages) from exc
-
-    return run
 
 
 class HeadersField(serializers.JSONField):
@@ -121,18 +110,18 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(serializers.ModelSerializer):
-    url = serializers.CharField(max_length=2000, validators=[_django(validate_target_url)])
-    headers = HeadersField(required=False, validators=[_django(validate_headers)])
-    expected_status = serializers.CharField(
-        max_length=200, required=False, validators=[_django(validate_expected_status)]
-    )
+class MonitorSerializer(ValidatedModelSerializer):
+    # headers as the model field makes it (its validators included), safe from deep nesting.
+    serializer_field_mapping = {**ValidatedModelSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
         many=True, required=False, slug_field="name", queryset=Region.objects.all(),
         help_text="Region names; empty means every region with a live probe worker.",
     )
+    # Unbounded here: Monitor.clean() names the bounds from the settings (the
+    # column's own range check would only say so again in other words).
     interval = serializers.IntegerField(required=False)
     timeout = serializers.FloatField(required=False)
+    clean_exclude = ("interval",)
     channels = OwnedPrimaryKeyField(
         many=True, required=False, queryset=Channel.objects.all(),
         help_text="Ids of your channels to alert. Omitted on creation: your default channels; [] for none.",
@@ -163,26 +152,10 @@ class MonitorSerializer(serializers.ModelSerializer):
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
         return monitor.unserved_regions(self.context["live_regions"])
 
-    def validate_interval(self, value: int) -> int:
-        if not settings.LOOPR_MIN_INTERVAL <= value <= settings.LOOPR_MAX_INTERVAL:
-            raise serializers.ValidationError(
-                f"Must be between {settings.LOOPR_MIN_INTERVAL} and {settings.LOOPR_MAX_INTERVAL} seconds."
-            )
-        return value
-
     def validate(self, attrs: dict) -> dict:
-        instance = self.instance
-        interval = attrs.get("interval", instance.interval if instance else None)
-        timeout = attrs.get("timeout", instance.timeout if instance else None)
-        if interval is None:
-            interval = attrs["interval"] = max(60, settings.LOOPR_MIN_INTERVAL)
-        if timeout is None:
-            timeout = attrs["timeout"] = min(10.0, interval / 2, float(settings.LOOPR_MAX_TIMEOUT))
-        if not 0 < timeout < interval:
-            raise serializers.ValidationError({"timeout": "Must be above 0 and below the interval."})
-        if timeout > settings.LOOPR_MAX_TIMEOUT:
-            raise serializers.ValidationError({"timeout": f"Must be at most {settings.LOOPR_MAX_TIMEOUT} seconds."})
-        return attrs
+        if self.instance is None:
+            attrs["interval"], attrs["timeout"] = Monitor.default_schedule(attrs.get("interval"), attrs.get("timeout"))
+        return super().validate(attrs)
 
     def create(self, validated_data: dict) -> Monitor:
         regions = validated_data.pop("regions", [])
@@ -266,8 +239,8 @@ class IncidentDetailSerializer(IncidentSerializer):
         read_only_fields = fields
 
 
-class MaintenanceWindowSerializer(serializers.ModelSerializer):
-    kind = PlainChoiceField(MaintenanceWindow.Kind.choices, required=False)
+class MaintenanceWindowSerializer(ValidatedModelSerializer):
+    kind = PlainChoiceField(MaintenanceKind.choices, required=False)
     monitors = OwnedPrimaryKeyField(
         many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of your monitors."
     )
@@ -291,17 +264,3 @@ class MaintenanceWindowSerializer(serializers.ModelSerializer):
 
     def validate_weekdays(self, value: list[int]) -> list[int]:
         return sorted(set(value))
-
-    def validate(self, attrs: dict) -> dict:
-        # The model's own rules, on the window as it would be stored.
-        fields = {k: v for k, v in attrs.items() if k != "monitors"}
-        window = MaintenanceWindow(**{
-            **({f.attname: getattr(self.instance, f.attname) for f in MaintenanceWindow._meta.concrete_fields}
-               if self.instance is not None else {}),
-            **fields,
-        })
-        try:
-            window.clean()
-        except DjangoValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
-        return attrs

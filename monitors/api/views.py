@@ -69,23 +69,18 @@ class ResultPagination(CursorPagination):
     max_page_size = 1000
 
 
-class MonitorViewSet(viewsets.ModelViewSet):
+class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
+    queryset = Monitor.objects.select_related("current_incident").prefetch_related("regions", "channels")
     serializer_class = MonitorSerializer
     filterset_class = MonitorFilter
 
     def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):  # schema generation: no user, no id
-            return (CheckResult if self.action == "results" else Monitor).objects.none()
-        monitors = Monitor.objects.owned_by(self.request.user)
-        if self.action == "results":
-            # What the action lists, so that its filters (and the browsable
-            # API's filter form) meet the model they were written for.
-            monitor = get_object_or_404(monitors, pk=self.kwargs[self.lookup_field])
-            return monitor.results.select_related("region")
-        return monitors.select_related("current_incident").prefetch_related("regions", "channels")
-
-    def perform_create(self, serializer: MonitorSerializer) -> None:
-        serializer.save(owner=self.request.user)
+        queryset = super().get_queryset()
+        if self.action == "results" and self.lookup_field in self.kwargs:  # not so in schema generation
+            # One monitor's results: another user's monitor is a 404, not an empty list.
+            monitor = get_object_or_404(self.visible(Monitor.objects.all()), pk=self.kwargs[self.lookup_field])
+            queryset = queryset.filter(monitor=monitor)
+        return queryset
 
     @extend_schema(
         responses=CheckResultSerializer(many=True),
@@ -94,8 +89,10 @@ class MonitorViewSet(viewsets.ModelViewSet):
             OpenApiParameter("page_size", int, description="Results per page, up to 1,000."),
         ],
     )
-    @action(detail=True, methods=["get"], pagination_class=ResultPagination,
-            filterset_class=ResultFilter, serializer_class=CheckResultSerializer)
+    # Its own queryset, so that its filters (and the browsable API's filter
+    # form) meet the model they were written for.
+    @action(detail=True, methods=["get"], queryset=CheckResult.objects.select_related("region"),
+            pagination_class=ResultPagination, filterset_class=ResultFilter, serializer_class=CheckResultSerializer)
     def results(self, request, pk=None):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
+
+from loopr.api import ValidatedModelSerializer
 
 from ..choices import DeliveryStatus
 from ..models import Channel, DeliveryAttempt, Notification
-from ..transports import validate_target
 
 # Reminders more often than this would flood a channel while an outage lasts.
 MIN_REMINDER_INTERVAL = 60
 
 
-class ChannelSerializer(serializers.ModelSerializer):
+class ChannelSerializer(ValidatedModelSerializer):
     """Never returns the signing secret: only the creation and rotation
     answers carry it (ChannelWithSecretSerializer)."""
 
@@ -28,23 +28,6 @@ class ChannelSerializer(serializers.ModelSerializer):
             "kind": {"help_text": "Cannot change once the channel exists."},
             "reminder_interval": {"min_value": MIN_REMINDER_INTERVAL},
         }
-
-    def validate_kind(self, kind: str) -> str:
-        if self.instance is not None and kind != self.instance.kind:
-            raise serializers.ValidationError("A channel's kind cannot change; create a new channel instead.")
-        return kind
-
-    def validate(self, attrs: dict) -> dict:
-        if "target" in attrs:
-            kind = attrs.get("kind", self.instance.kind if self.instance else "")
-            try:
-                attrs["target"] = validate_target(kind, attrs["target"])
-            except DjangoValidationError as exc:
-                raise serializers.ValidationError({"target": exc.messages}) from exc
-        # Switching a channel back on clears why it had been switched off.
-        if attrs.get("enabled") and self.instance is not None and not self.instance.enabled:
-            attrs["disabled_reason"] = ""
-        return attrs
 
     def create(self, validated_data: dict) -> Channel:
         channel = Channel(**validated_data)

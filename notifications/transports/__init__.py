@@ -10,6 +10,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from ..choices import ChannelKind
 from .base import Delivery, Message, Transport, TransportError
 from .discord import DiscordTransport
 from .email import EmailTransport
@@ -17,10 +18,10 @@ from .slack import SlackTransport
 from .webhook import WebhookTransport, generate_secret
 
 TRANSPORTS: dict[str, type[Transport]] = {
-    "email": EmailTransport,
-    "webhook": WebhookTransport,
-    "slack": SlackTransport,
-    "discord": DiscordTransport,
+    ChannelKind.EMAIL: EmailTransport,
+    ChannelKind.WEBHOOK: WebhookTransport,
+    ChannelKind.SLACK: SlackTransport,
+    ChannelKind.DISCORD: DiscordTransport,
 }
 
 

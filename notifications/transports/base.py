@@ -27,7 +27,7 @@ MAX_REPLY_CHARS = 500
 @dataclass(frozen=True)
 class Message:
     id: str  # stable id of the notification: webhook-id / dedupe key, same on every retry
-    event: str  # "down" | "up" | "degraded" | "reminder" | "flapping" | "test"
+    event: str  # an Event value
     subject: str
     text: str  # plain-text body
     html: str  # HTML body (emails)

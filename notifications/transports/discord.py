@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..choices import Event
 from .base import Message, clip
 from .http import HttpTransport, dump_json
 
@@ -15,7 +16,7 @@ MAX_TITLE = 256
 MAX_DESCRIPTION = 4096
 
 RED, GREEN, ORANGE, GREY = 0xE74C3C, 0x2ECC71, 0xE67E22, 0x95A5A6
-COLOURS = {"down": RED, "reminder": RED, "up": GREEN, "degraded": ORANGE, "flapping": ORANGE}
+COLOURS = {Event.DOWN: RED, Event.REMINDER: RED, Event.UP: GREEN, Event.DEGRADED: ORANGE, Event.FLAPPING: ORANGE}
 
 
 class DiscordTransport(HttpTransport):

@@ -4,7 +4,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from notifications.render import display_url, format_duration, render
+from loopr.formatting import format_duration
+from notifications.render import display_url, render
 from tests.notifications.conftest import make_context
 
 RESOLVED = {
