@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+from loopr.net import connect_first
 from monitors.choices import ErrorKind
 
 from .base import CheckClock, CheckSpec, ProbeResult, describe_os_error, format_seconds
@@ -28,26 +29,13 @@ def check_tcp(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     except OSError as exc:
         return clock.result(*describe_os_error(exc, host, port))
 
-    last_error: OSError | None = None
-    for family, kind, proto, _, address in addresses:
-        remaining = clock.remaining()
-        if remaining <= 0:
-            break
-        sock = socket.socket(family, kind, proto)
-        try:
-            # Each address gets only what is left, so a host with several
-            # addresses cannot stretch the check past its deadline.
-            sock.settimeout(remaining)
-            sock.connect(address)
-        except OSError as exc:
-            last_error = exc
-            continue
-        finally:
-            sock.close()
-        return clock.result(ErrorKind.OK)
-
-    if last_error is None or isinstance(last_error, TimeoutError):
+    try:
+        sock = connect_first(addresses, clock.remaining)
+    except TimeoutError:
         return clock.result(
             ErrorKind.TIMEOUT, f"no connection within {format_seconds(spec.timeout)} s"
         )
-    return clock.result(*describe_os_error(last_error, host, port))
+    except OSError as exc:
+        return clock.result(*describe_os_error(exc, host, port))
+    sock.close()
+    return clock.result(ErrorKind.OK)

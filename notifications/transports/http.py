@@ -4,8 +4,9 @@ attempt, judged by its status code.
 Three things a receiver must not be able to do to a worker:
 
 * Keep it busy. `requests` timeouts apply per socket operation, so a receiver
-  trickling a byte a second would never trip them; a watchdog timer shuts the
-  connection's socket down when the attempt's total deadline passes.
+  trickling a byte a second would never trip them; the attempt runs under a
+  `loopr.net.Deadline`, whose reaper shuts the connection's socket down when
+  the attempt's total deadline passes.
 * Make it read a huge answer. At most `MAX_BODY_BYTES` of the body are read,
   and only `MAX_REPLY_CHARS` of it are kept.
 * Make it reach inside the network (SSRF). requests-hardened resolves the host
@@ -14,17 +15,16 @@ Three things a receiver must not be able to do to a worker:
   delivery is still caught; redirects are never followed at all. Operators
   whose receivers live on a private network set LOOPR_WEBHOOK_ALLOW_PRIVATE.
 
-The probe in `monitors/probes/http.py` has a similar deadline, but its adapter
-installs its own pools and TLS settings, which would drop the pinned host name
-requests-hardened hands to its pools; so this module has its own small one.
+The probe's adapter (`monitors/probes/http/session.py`) installs its own pools
+and TLS settings, which would drop the pinned host name requests-hardened hands
+to its pools; so this module mounts adapters of its own and shares only the
+deadline and its watched connections.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
-import time
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from http import HTTPStatus
@@ -38,6 +38,8 @@ from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.url import parse_url
+
+from loopr import net
 
 from .base import MAX_REPLY_CHARS, Delivery, Message, Transport, TransportError, clip
 from .validation import validate_http_url
@@ -93,7 +95,7 @@ def dump_json(document: Any) -> bytes:
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Delivery:
     """One POST within `timeout` seconds in total; Delivery if 2xx, else TransportError."""
     allow_private = bool(getattr(settings, "LOOPR_WEBHOOK_ALLOW_PRIVATE", False))
-    with _Deadline(timeout) as deadline, _session(allow_private) as session:
+    with net.Deadline.after(timeout) as deadline, _session(allow_private) as session:
         response: requests.Response | None = None
         try:
             response = session.post(
@@ -102,15 +104,15 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Deli
                 headers=headers,
                 allow_redirects=False,
                 stream=True,  # the body is read by _read_reply, and only so far
-                timeout=(deadline.remaining(), deadline.remaining()),
+                timeout=(deadline.socket_timeout(), deadline.socket_timeout()),
             )
-            if deadline.expired:
+            if deadline.reaped:
                 # Cut mid-headers, http.client takes what came as a complete
                 # (and possibly 200) response; the receiver never said so.
                 raise requests.exceptions.ReadTimeout("deadline passed while reading the response headers")
             reply = _read_reply(response)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a TransportError
-            raise _request_error(exc, url, timeout, deadline.expired) from exc
+            raise _request_error(exc, url, timeout, deadline.reaped) from exc
         finally:
             if response is not None:
                 response.close()  # closes the connection; nothing unread is drained
@@ -190,7 +192,7 @@ def _read_reply(response: requests.Response) -> str:
     return clip(text)
 
 
-def _request_error(exc: Exception, url: str, timeout: float, expired: bool) -> TransportError:
+def _request_error(exc: Exception, url: str, timeout: float, reaped: bool) -> TransportError:
     host = parse_url(url).host or url
     if isinstance(exc, InvalidIPAddress):
         address = exc.args[0] if exc.args else "a private address"
@@ -199,7 +201,7 @@ def _request_error(exc: Exception, url: str, timeout: float, expired: bool) -> T
             "set LOOPR_WEBHOOK_ALLOW_PRIVATE=true to allow",
             permanent=True,
         )
-    if expired or isinstance(exc, requests.exceptions.Timeout):
+    if reaped or isinstance(exc, requests.exceptions.Timeout):
         if isinstance(exc, requests.exceptions.ConnectTimeout):
             return TransportError(f"could not connect to {host} within {timeout:g} s")
         return TransportError(f"no complete response from {host} within {timeout:g} s")
@@ -208,113 +210,26 @@ def _request_error(exc: Exception, url: str, timeout: float, expired: bool) -> T
         return TransportError(f"invalid request: {exc}", permanent=True)
     if isinstance(exc, requests.exceptions.SSLError):
         return TransportError(f"TLS error talking to {host}: {_innermost(exc)}")
-    if _find(exc, ConnectionRefusedError):
+    if net.find_cause(exc, ConnectionRefusedError) is not None:
         return TransportError(f"connection refused by {host}")
-    if _find(exc, socket.gaierror) or "Failed to resolve" in str(exc):
+    if net.find_cause(exc, socket.gaierror) is not None or "Failed to resolve" in str(exc):
         return TransportError(f"could not resolve {host}")
     if isinstance(exc, (requests.exceptions.RequestException, OSError)):
         return TransportError(f"connection to {host} failed: {_innermost(exc)}")
     return TransportError(f"unexpected error: {type(exc).__name__}: {exc}")
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen: list[BaseException] = []
-    stack = [exc]
-    while stack:
-        current = stack.pop()
-        if any(current is known for known in seen):
-            continue
-        seen.append(current)
-        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
-        stack.extend(item for item in linked if isinstance(item, BaseException))
-    return seen
-
-
-def _find(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    return next((cause for cause in _chain(exc) if isinstance(cause, kind)), None)
-
-
 def _innermost(exc: BaseException) -> str:
     # requests nests urllib3 nests the socket error; the last one says most.
-    last = _chain(exc)[-1]
+    last = list(net.exception_chain(exc))[-1]
     return str(last) or type(last).__name__
 
 
-# --- the total deadline ----------------------------------------------------
-
-_local = threading.local()
-
-
-class _Deadline:
-    """One attempt's deadline, and a timer that cuts its sockets when it passes.
-
-    The timer only ever calls shutdown() on our own dup() of each socket:
-    closing from another thread could close a descriptor number that the
-    sending thread has already reused, and the dup stays valid after TLS
-    wrapping detaches the original socket object.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self.expires = time.monotonic() + seconds
-        self.expired = False
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
-
-    def remaining(self) -> float:
-        # The floor keeps urllib3 from reading 0 as "non-blocking"; the timer has it covered.
-        return max(self.expires - time.monotonic(), 0.001)
-
-    def watch(self, sock: socket.socket) -> None:
-        dup = sock.dup()
-        with self._lock:
-            self._socks.append(dup)
-            if self.expired:
-                _cut(dup)
-
-    def _expire(self) -> None:
-        with self._lock:
-            self.expired = True
-            for sock in self._socks:
-                _cut(sock)
-
-    def __enter__(self) -> _Deadline:
-        _local.deadline = self
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._timer.cancel()
-        _local.deadline = None
-        with self._lock:
-            socks, self._socks = self._socks, []
-        for sock in socks:
-            sock.close()
-
-
-def _cut(sock: socket.socket) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass  # not connected yet or already gone: nothing left to interrupt
-
-
-class _WatchedConnectionMixin:
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        deadline: _Deadline | None = getattr(_local, "deadline", None)
-        if deadline is not None:
-            deadline.watch(sock)
-        return sock
-
-
-class _WatchedHTTPConnection(_WatchedConnectionMixin, HTTPConnection):
+class _WatchedHTTPConnection(net.WatchedConnectionMixin, HTTPConnection):
     pass
 
 
-class _WatchedHTTPSConnection(_WatchedConnectionMixin, HTTPSConnection):
+class _WatchedHTTPSConnection(net.WatchedConnectionMixin, HTTPSConnection):
     pass
 
 

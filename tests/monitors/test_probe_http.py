@@ -19,8 +19,8 @@ from werkzeug import Response
 
 from monitors.choices import ErrorKind
 from monitors.probes import CheckSpec, ProbeResult, parse_expected_status, run_check
-from monitors.probes import http as http_probe
 from monitors.probes.http import MAX_BODY_BYTES, USER_AGENT, find_keyword
+from monitors.probes.http import check as http_check
 
 from .conftest import RawServer, SelfSigned, read_request, respond, server_context
 
@@ -606,7 +606,7 @@ def test_it_reports_a_probe_bug_as_an_internal_error(
     def broken(*args: object) -> None:
         raise KeyError("boom")
 
-    monkeypatch.setattr(http_probe, "_judge", broken)
+    monkeypatch.setattr(http_check, "_judge", broken)
 
     result = run_check(CheckSpec(httpserver.url_for("/"), timeout=2))
 

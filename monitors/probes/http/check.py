@@ -1,0 +1,104 @@
+"""The HTTP(S) check itself: validate the spec, send one request within the
+check's deadline, and judge the response by its status, then its keyword.
+"""
+
+from __future__ import annotations
+
+import re
+
+import requests
+from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import LocationParseError
+from urllib3.util.url import parse_url
+
+from monitors.choices import ErrorKind
+
+from ..base import CheckClock, CheckSpec, ProbeResult, parse_expected_status, status_matches
+from .failures import failure, timeout_message
+from .keyword import look_for_keyword
+from .session import CheckDeadline, session
+from .tls import certificate_expiry
+
+# Methods whose body we never send, even when one is configured.
+_BODYLESS_METHODS = frozenset({"GET", "HEAD"})
+_METHOD = re.compile(r"^[A-Z][A-Z0-9_-]*$")
+_SCHEMES = frozenset({"http", "https"})
+
+
+def check_http(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
+    problem = _spec_problem(spec)
+    if problem:
+        return clock.invalid(problem)
+
+    current = session()
+    with CheckDeadline(clock.expires) as deadline:
+        response: requests.Response | None = None
+        try:
+            response = _send(current, spec)
+            result = _judge(response, spec, clock, deadline)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a result
+            status_code = response.status_code if response is not None else None
+            result = failure(exc, spec, clock, deadline, status_code)
+        finally:
+            if response is not None:
+                response.close()
+            # Cookies must not leak from one monitor's check into the next.
+            current.cookies.clear()
+    return result
+
+
+def _spec_problem(spec: CheckSpec) -> str:
+    try:
+        parts = parse_url(spec.url)
+    except LocationParseError as exc:
+        return f"invalid URL: {exc}"
+    if (parts.scheme or "").lower() not in _SCHEMES:
+        return f"unsupported scheme in {spec.url!r}"
+    if not parts.host:
+        return "URL has no host"
+    if not _METHOD.match(spec.method.upper()):
+        return f"invalid HTTP method {spec.method!r}"
+    try:
+        parse_expected_status(spec.expected_status)
+    except ValueError as exc:
+        return f"invalid expected status: {exc}"
+    return ""
+
+
+def _send(current: requests.Session, spec: CheckSpec) -> requests.Response:
+    method = spec.method.upper()
+    body = spec.body.encode() if spec.body and method not in _BODYLESS_METHODS else None
+    headers = CaseInsensitiveDict(current.headers)
+    headers.update(spec.headers)
+    # Preparing the request directly skips Session.request's merging of
+    # session params, hooks, auth, cookies and environment settings, none of
+    # which a probe uses; that merging was ~15% of a check's CPU time.
+    request = requests.PreparedRequest()
+    request.prepare(method=method, url=spec.url, headers=headers, data=body)
+    return current.send(
+        request,
+        stream=True,  # the body is read only when a keyword needs it
+        allow_redirects=spec.follow_redirects,
+        timeout=spec.timeout,  # replaced per hop by _ProbeAdapter.send
+        verify=True,
+        cert=None,
+        proxies={},
+    )
+
+
+def _judge(
+    response: requests.Response, spec: CheckSpec, clock: CheckClock, deadline: CheckDeadline
+) -> ProbeResult:
+    code = response.status_code
+    expiry = certificate_expiry(deadline.peer_der) if deadline.peer_der else None
+    if not status_matches(code, parse_expected_status(spec.expected_status)):
+        kind = ErrorKind.STATUS
+        error = f"HTTP {code}, expected {spec.expected_status.strip()}"
+    elif spec.keyword:
+        kind, error = look_for_keyword(response, spec.keyword)
+    else:
+        kind, error = ErrorKind.OK, ""
+    if deadline.reaped:
+        # A cut connection can look like a short but complete response.
+        kind, error = ErrorKind.TIMEOUT, timeout_message(spec)
+    return clock.result(kind, error, status_code=code, tls_expires_at=expiry)
