@@ -400,18 +400,6 @@ class Incident(models.Model):
     def duration(self) -> timedelta:
         return (self.resolved_at or timezone.now()) - self.started_at
 
-    def as_context(self) -> dict:
-        return {
-            "id": self.pk,
-            "started_at": self.started_at.isoformat(),
-            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
-            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
-            "duration_seconds": self.duration.total_seconds(),
-            "cause": {"kind": self.cause_kind, "message": self.cause},
-            "regions": self.regions,
-            "region_errors": self.region_errors,
-        }
-
 
 class StatusChange(models.Model):
     """Every health transition, kept as the timeline of incidents and for flap detection."""
