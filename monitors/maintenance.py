@@ -1,4 +1,6 @@
-"""When a maintenance window is active: one-off, weekly, or cron-started."""
+"""Maintenance windows: when one is active (one-off, weekly, or
+cron-started), and the sync that moves its monitors in and out of
+maintenance."""
 
 from __future__ import annotations
 
@@ -7,6 +9,11 @@ from datetime import datetime, timedelta
 
 from celery.schedules import crontab
 from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from .models import MaintenanceWindow, Monitor
+from .state import announce
 
 from .choices import MaintenanceKind
 
@@ -84,3 +91,28 @@ def window_active_at(window, at: datetime) -> bool:
                 return True
         return False
     return False
+
+
+def sync_maintenance(now: datetime | None = None) -> tuple[int, int]:
+    """Flag the monitors of active windows; when a window ends, whatever
+    happened meanwhile is announced (a target still down alerts then)."""
+    now = now or timezone.now()
+    active: set[int] = set()
+    for window in MaintenanceWindow.objects.prefetch_related("monitors"):
+        if window.active_at(now):
+            active.update(m.pk for m in window.monitors.all())
+    entering = list(Monitor.objects.filter(in_maintenance=False, pk__in=active).values_list("pk", flat=True))
+    leaving = list(Monitor.objects.filter(in_maintenance=True).exclude(pk__in=active).values_list("pk", flat=True))
+    for pk in entering + leaving:
+        with transaction.atomic():
+            # Claimed by a conditional update: of two overlapping syncs (the
+            # periodic one, one run by a save) only one moves each monitor and
+            # announces, even on SQLite, which has no row locks.
+            entered = pk in active
+            if not Monitor.objects.filter(pk=pk, in_maintenance=not entered).update(in_maintenance=entered):
+                continue
+            monitor = Monitor.objects.select_for_update().get(pk=pk)
+            monitor.refresh_status(now)
+            announce(monitor, now)  # before saving: it records what was told
+            monitor.save()
+    return len(entering), len(leaving)

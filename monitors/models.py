@@ -13,23 +13,8 @@ from django.utils import timezone
 from loopr.querysets import OwnedQuerySet
 
 from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MonitorStatus
+from .quorum import Check, RegionReport, RegionVote
 from .validators import validate_expected_status, validate_headers, validate_target_url
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check's outcome as the state machine sees it."""
-
-    ok: bool
-    slot: datetime
-    checked_at: datetime
-    latency_ms: float | None = None
-    error_kind: str = ""
-    error: str = ""
-    region: str = ""
-    # Regions that saw a failure too few to reach the quorum: a regional outage.
-    failing_regions: tuple[str, ...] = ()
-    region_errors: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -201,8 +186,7 @@ class Monitor(models.Model):
         single blip never pages anyone; `recovery_checks` successes in a row
         end an outage, so a flapping target does not alert on every flip.
         """
-        if self.last_checked_at is None or check.checked_at > self.last_checked_at:
-            self.last_checked_at = check.checked_at
+        self.note_checked_at(check.checked_at)
         if self.paused or (self.last_slot_at is not None and check.slot < self.last_slot_at):
             return None
         self.last_slot_at = check.slot
@@ -245,53 +229,46 @@ class Monitor(models.Model):
             return f"latency {check.latency_ms:.0f} ms above the {self.latency_threshold_ms} ms threshold"
         return ""
 
+    def note_checked_at(self, at: datetime) -> None:
+        if self.last_checked_at is None or at > self.last_checked_at:
+            self.last_checked_at = at
+
     def note_region_result(self, region: str, slot: datetime, checked_at: datetime, ok: bool, kind: str,
                            error: str, latency_ms: float | None, impaired: bool) -> None:
         current = self.region_results.get(region)
         if current and datetime.fromisoformat(current["slot"]) > slot:
             return  # a late result of an older slot
-        self.region_results[region] = {
+        report: RegionReport = {
             "slot": slot.isoformat(), "at": checked_at.isoformat(), "ok": ok, "kind": kind,
             "error": error[:500], "latency": latency_ms, "impaired": impaired,
         }
+        self.region_results[region] = report
 
     def verdict(self, expected: set[str], now: datetime, grace: float, force: bool = False) -> Check | None:
-        """The combined check of the newest undecided slot, once every expected
+        """The regions' vote on the newest undecided slot, once every expected
         region reported it (or its deadline passed); None while waiting."""
-        slots = {r: datetime.fromisoformat(e["slot"]) for r, e in self.region_results.items()}
-        newer = [s for s in slots.values() if self.last_slot_at is None or s > self.last_slot_at]
-        if not newer:
+        slot, reporting = self.undecided_slot()
+        if slot is None:
             self.verdict_due_at = None
             return None
-        slot = max(newer)
-        reporting = {r: self.region_results[r] for r, s in slots.items() if s == slot}
         deadline = slot + timedelta(seconds=self.timeout + grace)
         if not force and not expected <= set(reporting) and now < deadline:
             self.verdict_due_at = deadline
             return None
         self.verdict_due_at = None
-        return self._combine(slot, reporting)
-
-    def _combine(self, slot: datetime, reporting: dict[str, dict]) -> Check | None:
-        # An impaired node's vantage point is broken: its failures say nothing.
-        counted = {r: e for r, e in reporting.items() if not e["impaired"]}
-        checked_at = max(datetime.fromisoformat(e["at"]) for e in reporting.values())
-        if not counted:
+        check = RegionVote(slot, reporting, self.quorum).verdict()
+        if check is None:
             self.last_slot_at = slot  # nothing to judge this slot by: move on
-            return None
-        failing = sorted(r for r, e in counted.items() if not e["ok"])
-        errors = {r: counted[r]["error"] for r in failing}
-        needed = min(self.quorum or len(counted) // 2 + 1, len(counted))
-        if failing:
-            first = counted[failing[0]]
-            error = first["error"] if len(counted) == 1 else "; ".join(f"{r}: {errors[r]}" for r in failing)
-        if len(failing) >= needed:
-            return Check(ok=False, slot=slot, checked_at=checked_at, error_kind=first["kind"], error=error,
-                         region=",".join(failing), failing_regions=tuple(failing), region_errors=errors)
-        latencies = [e["latency"] for e in counted.values() if e["ok"] and e["latency"] is not None]
-        return Check(ok=True, slot=slot, checked_at=checked_at, latency_ms=max(latencies) if latencies else None,
-                     error_kind=first["kind"] if failing else "", error=error if failing else "",
-                     region=",".join(failing), failing_regions=tuple(failing), region_errors=errors)
+        return check
+
+    def undecided_slot(self) -> tuple[datetime | None, dict[str, RegionReport]]:
+        """The newest slot after the last judged one, and the regions' reports of it."""
+        slots = {r: datetime.fromisoformat(e["slot"]) for r, e in self.region_results.items()}
+        newer = [s for s in slots.values() if self.last_slot_at is None or s > self.last_slot_at]
+        if not newer:
+            return None, {}
+        slot = max(newer)
+        return slot, {r: self.region_results[r] for r, s in slots.items() if s == slot}
 
     def unserved_regions(self, live: set[str]) -> list[str]:
         """Chosen regions that no live probe node serves: not checked at all."""
@@ -407,18 +384,6 @@ class Incident(models.Model):
     @property
     def duration(self) -> timedelta:
         return (self.resolved_at or timezone.now()) - self.started_at
-
-    def as_context(self) -> dict:
-        return {
-            "id": self.pk,
-            "started_at": self.started_at.isoformat(),
-            "confirmed_at": self.confirmed_at.isoformat() if self.confirmed_at else None,
-            "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
-            "duration_seconds": self.duration.total_seconds(),
-            "cause": {"kind": self.cause_kind, "message": self.cause},
-            "regions": self.regions,
-            "region_errors": self.region_errors,
-        }
 
 
 class StatusChange(models.Model):

@@ -11,7 +11,7 @@ from .models import MaintenanceWindow
 
 
 def _sync_after_commit(**kwargs) -> None:
-    from .services import sync_maintenance
+    from .maintenance import sync_maintenance
 
     transaction.on_commit(sync_maintenance)
 

@@ -6,7 +6,7 @@ from celery import shared_task
 
 from workers.models import NodeToken, Rejection
 
-from . import services
+from . import ingest, maintenance, retention, state
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def ingest_results(region: str, node: str, results: list, token: str = "") -> di
         log.warning("ingest: rejected %d results from %s/%s: %s", count, node, region, reason)
         Rejection.record(str(node), str(region), reason, count)
         return {"rejected": count}
-    outcome = services.ingest_results(region, node, results)
+    outcome = ingest.ingest_results(region, node, results)
     if outcome.rejected:
         log.warning("ingest from %s/%s: %s", region, node, outcome)
     return outcome.__dict__
@@ -29,7 +29,7 @@ def ingest_results(region: str, node: str, results: list, token: str = "") -> di
 
 @shared_task(name="monitors.prune_results", ignore_result=True)
 def prune_results() -> int:
-    deleted, more_left = services.prune_results()
+    deleted, more_left = retention.prune_results()
     if more_left:
         prune_results.delay()
     return deleted
@@ -37,9 +37,9 @@ def prune_results() -> int:
 
 @shared_task(name="monitors.sync_maintenance", ignore_result=True)
 def sync_maintenance() -> tuple[int, int]:
-    return services.sync_maintenance()
+    return maintenance.sync_maintenance()
 
 
 @shared_task(name="monitors.decide_overdue_verdicts", ignore_result=True)
 def decide_overdue_verdicts() -> int:
-    return services.decide_overdue_verdicts()
+    return state.decide_overdue_verdicts()

@@ -43,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from loopr.formatting import format_duration
+from notifications.context import ChannelContext, IncidentContext, MonitorContext, NotificationContext
 from notifications.transports.base import Message
 
 from .choices import Event
@@ -56,7 +57,7 @@ _MAX_SUBJECT_CAUSE = 120
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
-def render(context: dict[str, Any]) -> Message:
+def render(context: NotificationContext) -> Message:
     alert = _Alert(context)
     if alert.event not in _EVENT_RENDERERS:
         raise ValueError(f"unknown event {alert.event!r}; expected one of {', '.join(Event.values)}")
@@ -127,14 +128,14 @@ def _shorten(text: str, limit: int) -> str:
 class _Alert:
     """The context, parsed once: times as datetimes, missing parts as None."""
 
-    def __init__(self, context: dict[str, Any]) -> None:
+    def __init__(self, context: NotificationContext) -> None:
         self.id = str(context["id"])
         self.event = str(context.get("event") or Event.DOWN)
         self.occurred_at = parse_time(context.get("occurred_at")) or datetime.now(timezone.utc)
-        self.monitor: dict[str, Any] | None = context.get("monitor")
-        self.incident: dict[str, Any] | None = context.get("incident")
+        self.monitor: MonitorContext | None = context.get("monitor")
+        self.incident: IncidentContext | None = context.get("incident")
         self.details: str = _one_line(str(context.get("details") or ""))
-        self.channel: dict[str, Any] = context.get("channel") or {}
+        self.channel: ChannelContext | dict = context.get("channel") or {}
         incident = self.incident or {}
         self.started_at = parse_time(incident.get("started_at"))
         self.confirmed_at = parse_time(incident.get("confirmed_at"))

@@ -11,21 +11,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from .choices import DeliveryStatus, Event
+from .context import channel_test_context, event_context
 from .models import Channel, DeliveryAttempt, Notification
 
 log = logging.getLogger(__name__)
-
-
-def event_context(monitor, event: str, incident=None, details: str = "", at: datetime | None = None) -> dict:
-    """What the message will say, frozen now: later edits of the monitor do
-    not rewrite an alert that is still being retried."""
-    return {
-        "event": event,
-        "occurred_at": (at or timezone.now()).isoformat(),
-        "monitor": {"id": monitor.pk, "name": monitor.name, "url": monitor.url, "status": monitor.status},
-        "incident": incident.as_context() if incident is not None else None,
-        "details": details,
-    }
 
 
 def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, details: str = "",
@@ -125,13 +114,8 @@ def sweep(now: datetime | None = None, limit: int = 1000) -> int:
 
 def send_test(channel: Channel) -> tuple[Notification, DeliveryAttempt | None]:
     """A clearly marked test message, delivered now and never retried."""
-    context = {
-        "event": Event.TEST, "occurred_at": timezone.now().isoformat(),
-        "monitor": {"id": None, "name": f"test of channel {channel.name}", "url": "", "status": "test"},
-        "channel": {"name": channel.name, "kind": channel.kind},
-        "incident": None, "details": "This is a test message from Loopr. No monitor changed state.",
-    }
-    notification = Notification.objects.create(channel=channel, event=Event.TEST, context=context)
+    notification = Notification.objects.create(channel=channel, event=Event.TEST,
+                                               context=channel_test_context(channel))
     return notification, deliver(str(notification.pk))
 
 

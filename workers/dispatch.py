@@ -24,14 +24,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from monitors.models import Monitor
+from monitors.wire import CHECK_FIELDS, CheckPayload, check_payload
 
 from .models import Region, queue_for
 
 log = logging.getLogger(__name__)
 
-PAYLOAD_FIELDS = (
-    "id", "interval", "url", "timeout", "method", "headers", "body", "expected_status", "keyword", "follow_redirects",
-)
+# The monitor columns a check payload copies: every field but the claimed
+# slot, `monitor` being the id.
+PAYLOAD_COLUMNS = tuple("id" if name == "monitor" else name for name in CHECK_FIELDS if name != "slot")
 CLAIM_CHUNK = 2000
 CATCH_UP_BURST = 3
 
@@ -63,7 +64,7 @@ END)
 FROM due
 WHERE m.id = due.id
 RETURNING due.slot, m.next_check_at, {fields}
-""".format(fields=", ".join(f"m.{f}" for f in PAYLOAD_FIELDS))
+""".format(fields=", ".join(f"m.{f}" for f in PAYLOAD_COLUMNS))
 
 
 def catching_up(slot: datetime, interval: int, now: datetime) -> bool:
@@ -88,7 +89,7 @@ def claimed_slots(slot: datetime, following: datetime, interval: int, now: datet
     return [slot + timedelta(seconds=interval * k) for k in range(max(count, 1))]
 
 
-def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[dict]:
+def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[CheckPayload]:
     """Claim up to `limit` monitors due by `now + lookahead`; returns their
     check payloads (with `slot`), one per slot claimed."""
     until = now + timedelta(seconds=lookahead)
@@ -98,42 +99,40 @@ def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[
                                           "catch_up": settings.LOOPR_DISPATCH_CATCH_UP, "burst": CATCH_UP_BURST})
             rows = cursor.fetchall()
         return [
-            _payload(slot, dict(zip(PAYLOAD_FIELDS, row[2:])))
+            _payload(slot, dict(zip(PAYLOAD_COLUMNS, row[2:])))
             for row in rows
-            for slot in claimed_slots(row[0], row[1], row[2 + PAYLOAD_FIELDS.index("interval")], now)
+            for slot in claimed_slots(row[0], row[1], row[2 + PAYLOAD_COLUMNS.index("interval")], now)
         ]
     return _claim_portable(now, until, limit)
 
 
-def _claim_portable(now: datetime, until: datetime, limit: int) -> list[dict]:
+def _claim_portable(now: datetime, until: datetime, limit: int) -> list[CheckPayload]:
     # SQLite (the quick start) has no row locks; its single writer makes the
     # claim atomic anyway.
     rows = list(
         Monitor.objects.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
         .filter(paused=False, next_check_at__lte=until)
         .order_by("next_check_at")
-        .only(*PAYLOAD_FIELDS, "next_check_at")[:limit]
+        .only(*PAYLOAD_COLUMNS, "next_check_at")[:limit]
     )
     payloads = []
     for monitor in rows:
         slot = monitor.next_check_at
         monitor.next_check_at = next_slot(slot, monitor.interval, now, until)
         for claimed in claimed_slots(slot, monitor.next_check_at, monitor.interval, now):
-            payloads.append(_payload(claimed, {f: getattr(monitor, f) for f in PAYLOAD_FIELDS}))
+            payloads.append(_payload(claimed, {f: getattr(monitor, f) for f in PAYLOAD_COLUMNS}))
     Monitor.objects.bulk_update(rows, ["next_check_at"], batch_size=500)
     return payloads
 
 
-def _payload(slot: datetime, row: dict) -> dict:
-    row = dict(row)
-    row["monitor"] = row.pop("id")
-    row["slot"] = slot.isoformat()
+def _payload(slot: datetime, row: dict) -> CheckPayload:
     if isinstance(row["headers"], str):  # a raw cursor may hand back JSON text
         row["headers"] = json.loads(row["headers"])
-    return row
+    return check_payload(row["id"], slot, row)
 
 
-def route(checks: list[dict], live_regions: list[str]) -> tuple[dict[str, list[dict]], list[dict]]:
+def route(checks: list[CheckPayload], live_regions: list[str]
+          ) -> tuple[dict[str, list[CheckPayload]], list[CheckPayload]]:
     """Group checks by the region queues that must run them; also returns
     the checks that no live region can take."""
     chosen: dict[int, list[str]] = defaultdict(list)
@@ -144,7 +143,7 @@ def route(checks: list[dict], live_regions: list[str]) -> tuple[dict[str, list[d
     ):
         chosen[monitor_id].append(region_name)
     live = set(live_regions)
-    by_region: dict[str, list[dict]] = defaultdict(list)
+    by_region: dict[str, list[CheckPayload]] = defaultdict(list)
     unserved = []
     for check in checks:
         regions = chosen.get(check["monitor"]) or live_regions
@@ -156,7 +155,7 @@ def route(checks: list[dict], live_regions: list[str]) -> tuple[dict[str, list[d
     return by_region, unserved
 
 
-def hold_unserved(checks: list[dict], now: datetime) -> int:
+def hold_unserved(checks: list[CheckPayload], now: datetime) -> int:
     """Give checks that no live region could take their slot back, so they
     run as soon as a node of theirs reports (the usual case: every node is
     still starting, and beat's first tick came before their first
@@ -181,12 +180,12 @@ def hold_unserved(checks: list[dict], now: datetime) -> int:
     return given_up
 
 
-def batches(checks: list[dict], size: int) -> Iterable[list[dict]]:
+def batches(checks: list[CheckPayload], size: int) -> Iterable[list[CheckPayload]]:
     for start in range(0, len(checks), size):
         yield checks[start : start + size]
 
 
-def dispatch_due(send: Callable[[str, list[dict], float], None], now: datetime | None = None) -> int:
+def dispatch_due(send: Callable[[str, list[CheckPayload], float], None], now: datetime | None = None) -> int:
     """Claim everything due and send it; returns the number of checks sent.
 
     The claim and the send share a transaction: if sending fails the claim is
@@ -197,7 +196,7 @@ def dispatch_due(send: Callable[[str, list[dict], float], None], now: datetime |
     live_regions = list(Region.objects.live().values_list("name", flat=True))
     sent = 0
     remaining = settings.LOOPR_DISPATCH_LIMIT
-    unserved: list[dict] = []
+    unserved: list[CheckPayload] = []
     while remaining > 0:
         with transaction.atomic():
             checks = claim_due_checks(now or timezone.now(), min(CLAIM_CHUNK, remaining),

@@ -17,8 +17,10 @@ from typing import Callable
 from django.conf import settings
 
 from monitors.probes import CheckSpec, run_check
+from monitors.wire import SPEC_FIELDS, MalformedCheck, ResultPayload, parse_check, result_payload
 
 log = logging.getLogger(__name__)
+
 
 class ProbePool:
     """Threads that run checks and put each result on the caller's queue.
@@ -58,46 +60,22 @@ def probe_pool() -> ProbePool:
         return _pool
 
 
-SPEC_FIELDS = ("url", "timeout", "method", "headers", "body", "expected_status", "keyword", "follow_redirects")
+def spec_from_payload(raw: object) -> tuple[int, str, CheckSpec]:
+    check = parse_check(raw)
+    return check["monitor"], check["slot"], CheckSpec(**{f: check[f] for f in SPEC_FIELDS if f in check})
 
 
-class MalformedCheck(ValueError):
-    pass
-
-
-def spec_from_payload(check: object) -> tuple[int, str, CheckSpec]:
-    if not isinstance(check, dict):
-        raise MalformedCheck(f"a check must be an object, got {type(check).__name__}")
-    try:
-        monitor, slot = check["monitor"], check["slot"]
-        kwargs = {f: check[f] for f in SPEC_FIELDS if f in check}
-        if not isinstance(monitor, int) or not isinstance(slot, str) or "url" not in kwargs:
-            raise MalformedCheck("monitor (int), slot (str) and url are required")
-        kwargs["timeout"] = float(kwargs.get("timeout", 10))
-        if not isinstance(kwargs.get("headers", {}), dict):
-            raise MalformedCheck("headers must be an object")
-        return monitor, slot, CheckSpec(**kwargs)
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, MalformedCheck):
-            raise
-        raise MalformedCheck(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _run_one(monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> dict:
+def _run_one(monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> ResultPayload:
     lag_ms = max(0.0, (time.time() - slot_ts) * 1000)
     # run_check never raises: every failure is a classified result.
-    result = run_check(spec).to_dict()
-    result["monitor"] = monitor
-    result["slot"] = slot
-    result["lag_ms"] = round(lag_ms, 1)
-    return result
+    return result_payload(monitor, slot, round(lag_ms, 1), run_check(spec).to_dict())
 
 
 def slot_time(slot: str) -> float:
     return datetime.fromisoformat(slot).timestamp()
 
 
-def run_batch(checks: list, report: Callable[[list[dict]], None], flush_seconds: float,
+def run_batch(checks: list, report: Callable[[list[ResultPayload]], None], flush_seconds: float,
               max_hold: float = 5.0) -> tuple[int, int]:
     """Run every check at its slot, calling `report` with finished results at
     least every `flush_seconds`, so a slow target does not hold back the others.
@@ -125,7 +103,7 @@ def run_batch(checks: list, report: Callable[[list[dict]], None], flush_seconds:
 
     pool = probe_pool()
     out: SimpleQueue = SimpleQueue()
-    finished: list[dict] = []
+    finished: list[ResultPayload] = []
     done_count = next_index = running = 0
     last_flush = time.monotonic()
     while next_index < len(waiting) or running:

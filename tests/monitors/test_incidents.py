@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from monitors import services
+from monitors import ingest, maintenance
 from monitors.models import Incident, MaintenanceWindow, StatusChange
 from notifications.models import Channel, Notification
 from tests.factories import MonitorFactory
@@ -22,7 +22,7 @@ def checks(monitor, outcomes: str, start: int = 0, latency: float = 10.0, region
     for i, outcome in enumerate(outcomes, start):
         slot = T0 + timedelta(minutes=i)
         ok = outcome == "+"
-        services.ingest_results(region, "probe@h", [{
+        ingest.ingest_results(region, "probe@h", [{
             "monitor": monitor.pk, "slot": slot.isoformat(), "started_at": (slot + timedelta(seconds=1)).isoformat(),
             "ok": ok, "latency_ms": latency, "status_code": 200 if ok else 503,
             "error_kind": "ok" if ok else "status", "error": "" if ok else "HTTP 503, expected 200-399",
@@ -113,13 +113,13 @@ def test_a_maintenance_window_suppresses_the_down_alert_which_goes_out_when_it_e
     window = MaintenanceWindow.objects.create(owner=user, name="deploy", kind="once",
                                               starts_at=T0, ends_at=T0 + timedelta(minutes=30))
     window.monitors.add(monitor)
-    services.sync_maintenance(now=T0 + timedelta(minutes=1))
+    maintenance.sync_maintenance(now=T0 + timedelta(minutes=1))
     checks(monitor, "+---")
     assert monitor.status == "maintenance" and monitor.health == "down"
     assert Notification.objects.count() == 0
     # Results of the window are stored and flagged.
     assert monitor.results.filter(in_maintenance=True).count() == 4
-    services.sync_maintenance(now=T0 + timedelta(minutes=31))
+    maintenance.sync_maintenance(now=T0 + timedelta(minutes=31))
     monitor.refresh_from_db()
     assert monitor.status == "down"
     assert events() == [("down", "hook"), ("down", "ops mail")]
@@ -133,9 +133,9 @@ def test_a_target_that_recovers_within_the_window_alerts_nobody(monitor, user):
                                               starts_at=T0, ends_at=T0 + timedelta(minutes=30))
     window.monitors.add(monitor)
     checks(monitor, "+")
-    services.sync_maintenance(now=T0 + timedelta(minutes=1))
+    maintenance.sync_maintenance(now=T0 + timedelta(minutes=1))
     checks(monitor, "---+", start=1)
-    services.sync_maintenance(now=T0 + timedelta(minutes=31))
+    maintenance.sync_maintenance(now=T0 + timedelta(minutes=31))
     assert Notification.objects.count() == 0
     assert Incident.objects.get().resolved_at is not None  # recorded all the same
 

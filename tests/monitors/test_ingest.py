@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from monitors import services
+from monitors import ingest
 from monitors.models import CheckResult
 from tests.factories import MonitorFactory
 
@@ -24,7 +24,7 @@ def result(monitor, slot, ok=True, **extra) -> dict:
 def test_it_stores_results_and_moves_the_monitor_status():
     monitor = MonitorFactory(retries=0)
     slot = timezone.now().replace(microsecond=0)
-    outcome = services.ingest_results("local", "probe1@host", [result(monitor, slot)])
+    outcome = ingest.ingest_results("local", "probe1@host", [result(monitor, slot)])
     assert (outcome.stored, outcome.duplicates, outcome.rejected) == (1, 0, 0)
     monitor.refresh_from_db()
     assert monitor.status == "up" and monitor.last_checked_at is not None
@@ -35,8 +35,8 @@ def test_it_stores_results_and_moves_the_monitor_status():
 def test_the_same_result_delivered_twice_is_stored_once_and_counted_once():
     monitor = MonitorFactory(retries=1)
     slot = timezone.now()
-    services.ingest_results("local", "a@h", [result(monitor, slot, ok=False)])
-    outcome = services.ingest_results("local", "b@h", [result(monitor, slot, ok=False)])
+    ingest.ingest_results("local", "a@h", [result(monitor, slot, ok=False)])
+    outcome = ingest.ingest_results("local", "b@h", [result(monitor, slot, ok=False)])
     assert (outcome.stored, outcome.duplicates) == (0, 1)
     monitor.refresh_from_db()
     # A duplicate must not count as the retry that confirms the outage.
@@ -47,8 +47,8 @@ def test_the_same_result_delivered_twice_is_stored_once_and_counted_once():
 def test_the_same_slot_from_two_regions_is_two_results():
     monitor = MonitorFactory()
     slot = timezone.now()
-    services.ingest_results("eu-west", "a@h", [result(monitor, slot)])
-    services.ingest_results("us-east", "b@h", [result(monitor, slot)])
+    ingest.ingest_results("eu-west", "a@h", [result(monitor, slot)])
+    ingest.ingest_results("us-east", "b@h", [result(monitor, slot)])
     assert sorted(CheckResult.objects.values_list("region__name", flat=True)) == ["eu-west", "us-east"]
 
 
@@ -69,14 +69,14 @@ def test_the_same_slot_from_two_regions_is_two_results():
 )
 def test_a_malformed_result_is_rejected_and_counted_while_the_good_ones_are_stored(bad):
     monitor = MonitorFactory()
-    outcome = services.ingest_results("local", "a@h", [bad, result(monitor, timezone.now())])
+    outcome = ingest.ingest_results("local", "a@h", [bad, result(monitor, timezone.now())])
     assert (outcome.stored, outcome.rejected) == (1, 1)
 
 
 def test_a_message_with_an_invalid_region_or_shape_is_dropped_whole():
     monitor = MonitorFactory()
-    assert services.ingest_results("../etc", "a@h", [result(monitor, timezone.now())]).rejected == 1
-    assert services.ingest_results("local", "a@h", {"not": "a list"}).rejected == 1
+    assert ingest.ingest_results("../etc", "a@h", [result(monitor, timezone.now())]).rejected == 1
+    assert ingest.ingest_results("local", "a@h", {"not": "a list"}).rejected == 1
     assert CheckResult.objects.count() == 0
 
 
@@ -84,35 +84,14 @@ def test_results_of_a_deleted_monitor_are_dropped_quietly():
     monitor = MonitorFactory()
     payload = [result(monitor, timezone.now())]
     monitor.delete()
-    assert services.ingest_results("local", "a@h", payload).stored == 0
-
-
-def test_pruning_deletes_only_results_past_retention_in_bounded_batches(settings):
-    settings.LOOPR_RESULTS_RETENTION_DAYS = 90
-    monitor = MonitorFactory()
-    now = timezone.now()
-    old = [result(monitor, now - timedelta(days=91, minutes=i)) for i in range(25)]
-    fresh = [result(monitor, now - timedelta(days=89, minutes=i)) for i in range(5)]
-    services.ingest_results("local", "a@h", old + fresh)
-    deleted, more = services.prune_results(batch_size=10)
-    assert (deleted, more) == (25, False)
-    assert CheckResult.objects.count() == 5
-
-
-def test_pruning_stops_at_its_time_budget_and_says_more_is_left(settings):
-    settings.LOOPR_RESULTS_RETENTION_DAYS = 1
-    monitor = MonitorFactory()
-    now = timezone.now()
-    services.ingest_results("local", "a@h", [result(monitor, now - timedelta(days=2, minutes=i)) for i in range(30)])
-    deleted, more = services.prune_results(batch_size=10, budget_seconds=0)
-    assert (deleted, more) == (10, True)
+    assert ingest.ingest_results("local", "a@h", payload).stored == 0
 
 
 def test_several_slots_of_one_monitor_in_one_message_each_count_toward_the_retries():
     monitor = MonitorFactory(retries=1)
     now = timezone.now()
-    services.ingest_results("local", "a@h", [result(monitor, now + timedelta(seconds=i), ok=i == 0)
-                                             for i in range(3)])
+    ingest.ingest_results("local", "a@h", [result(monitor, now + timedelta(seconds=i), ok=i == 0)
+                                           for i in range(3)])
     monitor.refresh_from_db()
     # up, then a failure and its confirming retry, all in one report
     assert monitor.status == "down" and monitor.consecutive_failures == 2

@@ -1,0 +1,120 @@
+"""The hot path's raw writes: results inserted and monitors' status saved
+many rows a statement, without the ORM's per-row cost.
+
+Values go through the backend's own adapters only (see `_adapters`), so
+these statements are the only SQL that knows Loopr's column lists; the
+lists themselves come from the protocol (`wire.RESULT_FIELDS`) and the
+state machine (`STATUS_FIELDS`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from datetime import timezone as dt_timezone
+from operator import attrgetter, itemgetter
+from typing import Any
+
+from django.db import connection, models
+from django.utils.dateparse import parse_datetime
+
+from .models import CheckResult, Monitor
+from .wire import RESULT_FIELDS, Result
+
+INSERT_CHUNK = 500
+# What ingest adds to each validated result.
+RESULT_COLUMNS = (*RESULT_FIELDS, "region_id", "node", "in_maintenance")
+# The monitor's state that ingest moves; written back with one UPDATE per row.
+STATUS_FIELDS = [
+    "status", "health", "status_changed_at", "alerted_health", "is_flapping", "last_checked_at", "last_slot_at",
+    "consecutive_failures", "consecutive_successes", "failing_since", "failure_kind", "failure_message",
+    "failure_regions", "current_incident_id", "region_results", "verdict_due_at",
+]
+
+Adapter = Callable[[Any], Any]
+
+
+def _adapters(model: type[models.Model], attnames: Iterable[str]) -> dict[int, Adapter]:
+    # Field.get_db_prep_save costs ~40 µs for a datetime (naive-time checks);
+    # the backend's adapter alone is what the database needs. JSON needs the
+    # field's own encoding; everything else goes as it is.
+    fields = model._meta._forward_fields_map
+    adapters: dict[int, Adapter] = {}
+    for position, name in enumerate(attnames):
+        field = fields[name]
+        if isinstance(field, models.DateTimeField):
+            adapters[position] = connection.ops.adapt_datetimefield_value
+        elif isinstance(field, models.JSONField):
+            adapters[position] = lambda value, field=field: field.get_db_prep_save(value, connection)
+    return adapters
+
+
+def _parameters(model: type[models.Model], attnames: list[str], read: Callable[[Any], tuple]
+                ) -> Callable[[Any], list[Any]]:
+    """A function from a row (`read` takes its values, in `attnames` order)
+    to the statement's parameters."""
+    adapters = list(_adapters(model, attnames).items())
+
+    def parameters(row: Any) -> list[Any]:
+        values = list(read(row))
+        for position, adapt in adapters:
+            if values[position] is not None:
+                values[position] = adapt(values[position])
+        return values
+
+    return parameters
+
+
+def save_status(monitors: list[Monitor]) -> None:
+    """One parameterised UPDATE sent for many rows in a single round trip
+    (psycopg pipelines executemany); bulk_update's CASE WHEN statements cost
+    ~1 ms of CPU per row here."""
+    if not monitors:
+        return
+    columns = [Monitor._meta._forward_fields_map[name].column for name in STATUS_FIELDS]
+    sql = (
+        f"UPDATE {Monitor._meta.db_table} SET "
+        + ", ".join(f"{column} = %s" for column in columns)
+        + " WHERE id = %s"
+    )
+    parameters = _parameters(Monitor, STATUS_FIELDS, attrgetter(*STATUS_FIELDS, "pk"))
+    params = [parameters(m) for m in monitors]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+
+
+def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node: str) -> list[Result]:
+    """INSERT … ON CONFLICT DO NOTHING RETURNING: one statement per chunk, and
+    it tells which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it).
+    Each result is stamped with its monitor's maintenance flag."""
+    parameters = _parameters(CheckResult, list(RESULT_FIELDS), itemgetter(*RESULT_FIELDS))
+    inserted = []
+    for start in range(0, len(rows), INSERT_CHUNK):
+        chunk = rows[start : start + INSERT_CHUNK]
+        params: list[Any] = []
+        keyed = {}
+        for row in chunk:
+            keyed[(row["monitor_id"], row["scheduled_at"])] = row
+            params += parameters(row)
+            params += (region_id, node, monitors[row["monitor_id"]].in_maintenance)
+        for monitor_id, slot in _insert_returning_keys(params, len(chunk)):
+            inserted.append(keyed[(monitor_id, _as_aware(slot))])
+    return inserted
+
+
+def _insert_returning_keys(params: list[Any], count: int) -> list[tuple[int, datetime | str]]:
+    placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * count)
+    sql = (
+        f"INSERT INTO {CheckResult._meta.db_table} ({', '.join(RESULT_COLUMNS)}) VALUES {placeholders} "
+        f"ON CONFLICT (monitor_id, scheduled_at, region_id) DO NOTHING RETURNING monitor_id, scheduled_at"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _as_aware(value: datetime | str) -> datetime:
+    # PostgreSQL hands back aware datetimes; SQLite naive UTC (or text).
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
