@@ -17,10 +17,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from workers.models import Region
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
 from .models import Monitor
+from .regions import Region
 from .state import judge
 from .wire import MalformedResult, Result, parse_result
 

@@ -14,7 +14,9 @@ from loopr.querysets import OwnedQuerySet
 
 from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MonitorStatus
 from .quorum import Check, RegionReport, RegionVote
+from .regions import Region  # noqa: F401  (a monitor is checked from regions)
 from .validators import validate_expected_status, validate_headers, validate_target_url
+from .windows import validate_window, window_active_at
 
 
 @dataclass(frozen=True)
@@ -438,11 +440,7 @@ class MaintenanceWindow(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from .maintenance import validate_window
-
         validate_window(self)
 
     def active_at(self, at: datetime) -> bool:
-        from .maintenance import window_active_at
-
         return window_active_at(self, at)

@@ -1,6 +1,7 @@
 """What follows from a slot's verdict: the state machine (`Monitor.apply_check`)
 moved, and this records the transition, opens or closes the incident,
-notices flapping and writes the announcements into the outbox. Also the
+notices flapping and announces what people must hear (`announcements.announced`;
+the notifications app writes its outbox from it). Also the
 sweep that judges slots whose regions never all reported.
 """
 
@@ -12,11 +13,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from notifications.choices import Event
-from notifications.services import notify
-
+from .announcements import announced
 from .bulk import save_status
-from .choices import Health
+from .choices import Event, Health
 from .models import Check, Incident, Monitor, StatusChange, Transition
 
 
@@ -80,9 +79,10 @@ def notice_flapping(monitor: Monitor, at: datetime) -> None:
     window_start = at - timedelta(seconds=monitor.flap_window)
     if monitor.status_changes.filter(at__gt=window_start).count() > monitor.flap_threshold:
         monitor.is_flapping = True
-        notify(monitor, Event.FLAPPING, incident=monitor.current_incident, at=at,
-               details=f"changed state more than {monitor.flap_threshold} times in "
-                       f"{monitor.flap_window // 60} min; alerts are held until it settles")
+        announced.send(Monitor, monitor=monitor, event=Event.FLAPPING, incident=monitor.current_incident, at=at,
+                       degraded_only=False,
+                       details=f"changed state more than {monitor.flap_threshold} times in "
+                               f"{monitor.flap_window // 60} min; alerts are held until it settles")
 
 
 def announce(monitor: Monitor, at: datetime | None = None) -> None:
@@ -98,5 +98,5 @@ def announce(monitor: Monitor, at: datetime | None = None) -> None:
         incident = monitor.current_incident
     else:  # a recovery carries the outage it ends
         incident = monitor.incidents.order_by("-started_at").first()
-    notify(monitor, announcement.event, incident=incident, degraded_only=announcement.degraded_only,
-           details=details, at=at or monitor.status_changed_at)
+    announced.send(Monitor, monitor=monitor, event=announcement.event, incident=incident,
+                   degraded_only=announcement.degraded_only, details=details, at=at or monitor.status_changed_at)

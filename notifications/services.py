@@ -37,12 +37,28 @@ def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, d
     return rows
 
 
-def enqueue(ids: list[str]) -> None:
-    from .tasks import deliver_notification
+def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: bool = False, details: str = "",
+                 at: datetime | None = None, **kwargs) -> None:
+    """`monitors.announcements.announced`, received: one notification per
+    channel of the monitor that wants it."""
+    notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at)
 
+
+DELIVER_TASK = "notifications.deliver_notification"
+
+
+def queue_delivery(notification_id: str, countdown: float | None = None) -> None:
+    # By name (tasks.py builds on this module, not the other way round); the
+    # task routes send it to the notify queue.
+    from loopr.celery import app
+
+    app.send_task(DELIVER_TASK, args=[notification_id], countdown=countdown)
+
+
+def enqueue(ids: list[str]) -> None:
     for notification_id in ids:
         try:
-            deliver_notification.delay(notification_id)
+            queue_delivery(notification_id)
         except Exception:  # broker down: the sweep will find the row
             log.exception("could not queue notification %s; the sweep will retry", notification_id)
 
@@ -74,10 +90,8 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
         if delivery.disable_channel:
             channel.disable(f"Disabled after {delivery.status_code or 'a permanent'} reply: {delivery.error}")
     if delay is not None and delay <= settings.LOOPR_NOTIFY_REQUEUE_MAX:
-        from .tasks import deliver_notification
-
         try:
-            deliver_notification.apply_async((str(notification.pk),), countdown=delay)
+            queue_delivery(str(notification.pk), countdown=delay)
         except Exception:
             log.exception("could not queue the retry of %s; the sweep will", notification.pk)
     return attempt

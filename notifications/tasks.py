@@ -5,7 +5,7 @@ from celery import shared_task
 from . import services
 
 
-@shared_task(name="notifications.deliver_notification", ignore_result=True)
+@shared_task(name=services.DELIVER_TASK, ignore_result=True)
 def deliver_notification(notification_id: str) -> bool:
     return services.deliver(notification_id) is not None
 

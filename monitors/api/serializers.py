@@ -8,10 +8,10 @@ from rest_framework import serializers
 
 from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel
-from workers.models import Region
 
 from ..choices import ErrorKind, Health, MaintenanceKind
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+from ..regions import Region
 
 # More ids than anyone sensibly sends in one list; they are looked up in one query.
 MAX_IDS = 1000

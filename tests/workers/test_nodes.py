@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from monitors.models import CheckResult
-from monitors.tasks import ingest_results
+from workers.tasks import ingest_results
 from tests.factories import MonitorFactory
 from workers import services
 from workers.models import NodeToken, Region, Rejection, WorkerNode
