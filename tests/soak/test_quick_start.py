@@ -25,7 +25,6 @@ import pytest
 import requests
 
 from tests.support.processes import ROOT, wait_for
-from tests.support.targets import start_target
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]
 
@@ -158,14 +157,6 @@ def quick_start(request):
         if report is not None and report.failed:
             print(f"===== dev.py run ({qs.dir}), last 150 lines =====\n{qs.tail(150)}")
         shutil.rmtree(qs.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def target():
-    server = start_target()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
 
 
 def gaps(slots: dict[int, list[datetime]], ids: list[int], start: datetime, end: datetime) -> dict[int, list]:
