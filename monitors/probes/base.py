@@ -2,7 +2,7 @@
 
 Probes never touch the database: a `CheckSpec` carries everything a check
 needs and a `ProbeResult` is plain data that travels through the broker as
-JSON (`to_dict` / `from_dict`).
+JSON (`to_dict`; the central side reads it back with `monitors.wire.parse_result`).
 """
 
 from __future__ import annotations
@@ -61,18 +61,6 @@ class ProbeResult:
             "status_code": self.status_code,
             "tls_expires_at": _iso_or_none(self.tls_expires_at),
         }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProbeResult:
-        return cls(
-            ok=data["ok"],
-            error_kind=data["error_kind"],
-            error=data["error"],
-            latency_ms=data["latency_ms"],
-            started_at=datetime.fromisoformat(data["started_at"]),
-            status_code=data.get("status_code"),
-            tls_expires_at=_datetime_or_none(data.get("tls_expires_at")),
-        )
 
 
 class CheckClock:
@@ -178,7 +166,3 @@ def format_seconds(seconds: float) -> str:
 
 def _iso_or_none(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _datetime_or_none(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
