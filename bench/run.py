@@ -219,7 +219,7 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
         procs[kind] = subprocess.Popen(args, cwd=ROOT, env={**env, **extra}, stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
 
-    start_proc("central", [celery, "-A", "loopr", "worker", "-Q", "central,ingest", "-n", "central@%h",
+    start_proc("central", [celery, "-A", "loopr", "worker", "-Q", "central,ingest,heartbeat", "-n", "central@%h",
                            "-c", str(sc.central_concurrency), "-l", "WARNING"])
     start_proc("probe", [celery, "-A", "loopr", "worker", "-Q", "probe.local", "-n", "probe@%h",
                          "-c", str(sc.probe_concurrency), "-l", "WARNING"],

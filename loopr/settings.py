@@ -228,7 +228,9 @@ CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "central"
 CELERY_TASK_ROUTES = {
     "monitors.ingest_results": {"queue": "ingest"},
-    "workers.record_heartbeat": {"queue": "ingest"},
+    # Heartbeats have a queue of their own: behind a backlog of results they
+    # would arrive late, their region would be judged dead and get no checks.
+    "workers.record_heartbeat": {"queue": "heartbeat"},
     "notifications.deliver_notification": {"queue": "notify"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"

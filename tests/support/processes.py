@@ -50,7 +50,7 @@ class Processes:
                                    "--schedule", str(self.log_dir / "beat-schedule")], **env)
 
     def central(self, name: str = "central", **env: str) -> subprocess.Popen:
-        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "central,ingest",
+        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "central,ingest,heartbeat",
                                  "--hostname", f"{name}@%h", "--concurrency", "2", "--loglevel", "INFO"], **env)
 
     def probe(self, name: str, region: str = "local", concurrency: int = 1,
