@@ -1,29 +1,74 @@
+"""`/healthz`: whether Loopr is doing its work, not only whether it runs.
+
+503, with a body naming what is wrong, when the database or the broker does
+not answer, when the dispatch tick has stopped (beat or the central worker is
+gone), when no results have come in for a while although a live region has
+monitors to check, or when a central queue backs up. `?verbose=1` adds each
+component's age or backlog and its limit.
+
+Start-up: for `LOOPR_HEALTH_STARTUP_GRACE` seconds after this process
+started, a loop that has not run since is `starting`, not failing. A
+timestamp left from before the start (the broker keeps its data across
+restarts) counts only after the grace.
+"""
+
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
 from django.db import connection
+from django.db.models import Q
 from django.http import JsonResponse
+
+from loopr import freshness
+from monitors.models import Monitor
+from monitors.regions import Region
 
 # Seconds the broker gets to answer: well within a load balancer's patience.
 BROKER_TIMEOUT = 2.0
+CENTRAL_QUEUES = ("central", "ingest", "notify", "heartbeat")
+# The web's start; loopr.wsgi imports this module so that it is the process's
+# start and not that of its first request.
+STARTED_AT = time.time()
+
+
+@dataclass
+class Component:
+    state: str  # "ok", or what is wrong (or why nothing is expected of it yet)
+    healthy: bool
+    detail: dict = field(default_factory=dict)
+
+
+@dataclass
+class Readings:
+    ticked_at: float | None
+    ingested_at: float | None
+    backlog: dict[str, int]
 
 
 def healthz(request):
-    """200 when the database and the broker answer, 503 otherwise."""
-    checks = {"database": _database(), "broker": _broker()}
-    healthy = all(v == "ok" for v in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unavailable", **checks}, status=200 if healthy else 503)
+    now = time.time()
+    broker, readings = _broker()
+    components = {"database": _database(), "broker": broker, **_freshness(now, readings)}
+    healthy = all(c.healthy for c in components.values())
+    body: dict = {"status": "ok" if healthy else "unavailable", **{n: c.state for n, c in components.items()}}
+    if request.GET.get("verbose", "") not in ("", "0", "false"):
+        body["details"] = {n: {"state": c.state, **c.detail} for n, c in components.items()}
+    return JsonResponse(body, status=200 if healthy else 503)
 
 
-def _database() -> str:
+def _database() -> Component:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
-        return "ok"
+        return Component("ok", True)
     except Exception as exc:  # any failure means "not healthy", with its reason
-        return f"error: {type(exc).__name__}"
+        return Component(f"error: {type(exc).__name__}", False)
 
 
-def _broker() -> str:
+def _broker() -> tuple[Component, Readings | None]:
     from loopr.celery import app
 
     # Socket timeouts as well: a broker behind a firewall that drops packets
@@ -32,7 +77,89 @@ def _broker() -> str:
     try:
         with app.connection_for_write(transport_options=options) as conn:
             conn.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT)
-            conn.default_channel  # the transport answers, not just the socket
-        return "ok"
+            # One round trip through the transport's own client: it answers,
+            # not just its socket, and tells how far behind everything is.
+            return Component("ok", True), _read(conn.default_channel.client)
     except Exception as exc:
-        return f"error: {type(exc).__name__}"
+        return Component(f"error: {type(exc).__name__}", False), None
+
+
+def _read(client) -> Readings:
+    pipe = client.pipeline(transaction=False)
+    pipe.get(freshness.key(freshness.DISPATCH))
+    pipe.get(freshness.key(freshness.INGEST))
+    for queue in CENTRAL_QUEUES:
+        pipe.llen(queue)
+    ticked, ingested, *lengths = pipe.execute()
+    return Readings(freshness.parse(ticked), freshness.parse(ingested), dict(zip(CENTRAL_QUEUES, lengths)))
+
+
+def _freshness(now: float, readings: Readings | None) -> dict[str, Component]:
+    if readings is None:
+        unknown = Component("unknown: the broker does not answer", False)
+        return {"dispatcher": unknown, "ingest": unknown, "queues": unknown}
+    return {
+        "dispatcher": _dispatcher(now, readings.ticked_at),
+        "ingest": _ingest(now, readings.ingested_at),
+        "queues": _queues(readings.backlog),
+    }
+
+
+def _starting(now: float, last: float | None) -> bool:
+    return (last is None or last < STARTED_AT) and now - STARTED_AT < settings.LOOPR_HEALTH_STARTUP_GRACE
+
+
+def _age(now: float, last: float | None) -> float | None:
+    return None if last is None else round(now - last, 1)
+
+
+def _dispatcher(now: float, ticked_at: float | None) -> Component:
+    limit = settings.LOOPR_HEALTH_DISPATCH_STALE
+    detail = {"age": _age(now, ticked_at), "limit": limit}
+    if ticked_at is not None and now - ticked_at <= limit:
+        return Component("ok", True, detail)
+    if _starting(now, ticked_at):
+        return Component("starting", True, detail)
+    if ticked_at is None:
+        return Component("stale: no dispatch tick yet (is beat running, and the central worker?)", False, detail)
+    return Component(f"stale: last dispatch tick {now - ticked_at:.0f} s ago, limit {limit:g} s "
+                     "(is beat running, and the central worker?)", False, detail)
+
+
+def _ingest(now: float, ingested_at: float | None) -> Component:
+    limit = settings.LOOPR_HEALTH_INGEST_STALE
+    detail = {"age": _age(now, ingested_at), "limit": limit}
+    if ingested_at is not None and now - ingested_at <= limit:
+        return Component("ok", True, detail)
+    if _starting(now, ingested_at):
+        return Component("starting", True, detail)
+    try:
+        expected = _results_expected(limit)
+    except Exception as exc:
+        return Component(f"unknown: {type(exc).__name__}", False, detail)
+    if not expected:
+        return Component("idle", True, detail)
+    since = "none yet" if ingested_at is None else f"last {now - ingested_at:.0f} s ago"
+    return Component(f"stale: no results ingested ({since}, limit {limit:g} s) while live regions "
+                     "have monitors due", False, detail)
+
+
+def _results_expected(within: float) -> bool:
+    """A live region serves an unpaused monitor checked at least twice in
+    `within` seconds: its result arrives within interval + timeout, which is
+    less than two intervals, so at least one must have come in."""
+    live = Region.objects.live()
+    if not live.exists():
+        return False
+    # No regions chosen means every live region.
+    served = Q(regions__isnull=True) | Q(regions__in=live)
+    return Monitor.objects.filter(served, paused=False, interval__lte=within / 2).exists()
+
+
+def _queues(backlog: dict[str, int]) -> Component:
+    limit = settings.LOOPR_HEALTH_MAX_BACKLOG
+    over = [f"{queue} {length}" for queue, length in backlog.items() if length > limit]
+    detail = {"backlog": backlog, "limit": limit}
+    if over:
+        return Component(f"backlog: {', '.join(over)} messages waiting, limit {limit}", False, detail)
+    return Component("ok", True, detail)

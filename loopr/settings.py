@@ -264,11 +264,25 @@ LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimu
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Seconds past a slot's timeout that its verdict waits for regions yet to report.
 LOOPR_VERDICT_GRACE = env_float("LOOPR_VERDICT_GRACE", 5.0)
-# A probe node checks this URL (e.g. the central /healthz) to know its own
-# vantage point works; while it fails, the node's failures are not counted.
+# A probe node checks this URL (e.g. the central's landing page; not /healthz,
+# which turns 503 when the central falls behind and would impair every node)
+# to know its own vantage point works; while it fails, its failures are not counted.
 LOOPR_CANARY_URL = os.environ.get("LOOPR_CANARY_URL", "")
 LOOPR_CANARY_INTERVAL = env_float("LOOPR_CANARY_INTERVAL", 10.0, minimum=0.5)
 LOOPR_ADMIN_PASSWORD = os.environ.get("LOOPR_ADMIN_PASSWORD", "")
+
+# --- /healthz -----------------------------------------------------------------------
+# The dispatch tick runs every second; ten missed ticks is beat or the central
+# worker gone, not a slow tick (a tick gives up claiming after 0.9 s).
+LOOPR_HEALTH_DISPATCH_STALE = env_float("LOOPR_HEALTH_DISPATCH_STALE", 10.0, minimum=2.0)
+# No results for this long, while a live region serves a monitor checked at
+# least twice in it, is ingest stopped.
+LOOPR_HEALTH_INGEST_STALE = env_float("LOOPR_HEALTH_INGEST_STALE", 120.0, minimum=2.0)
+# Messages waiting on any one central queue (central, ingest, notify, heartbeat).
+LOOPR_HEALTH_MAX_BACKLOG = env_int("LOOPR_HEALTH_MAX_BACKLOG", 1000, minimum=1)
+# For this long after the web starts, a loop that has not run since is starting,
+# not failing: beat's first tick comes a few seconds after the processes start.
+LOOPR_HEALTH_STARTUP_GRACE = env_float("LOOPR_HEALTH_STARTUP_GRACE", 30.0)
 
 # --- Alerts -------------------------------------------------------------------------
 

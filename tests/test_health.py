@@ -1,17 +1,55 @@
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+import redis
+from django.conf import settings
 from django.db import OperationalError
 from django.test import Client
+from django.utils import timezone
 
-from loopr import health
+from loopr import freshness, health
 from loopr.celery import app
+from monitors.models import Monitor
+from tests.factories import MonitorFactory
+from tests.support.processes import wait_for
+from workers.models import NodeToken, Region
+from workers.tasks import ingest_results
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def running_system(monkeypatch) -> Iterator[None]:
+    """A system that is past its start-up and whose dispatcher ticked just
+    now; each test takes away what it is about."""
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.flushdb()
+    monkeypatch.setattr(health, "STARTED_AT", time.time() - settings.LOOPR_HEALTH_STARTUP_GRACE - 1)
+    monkeypatch.setattr(freshness, "_written_at", {})
+    freshness.record(freshness.DISPATCH, time.time())
+    yield
+    broker.flushdb()
+
+
+def healthz(**params) -> tuple[int, dict]:
+    response = Client().get("/healthz", params)
+    return response.status_code, response.json()
+
+
+def ticking() -> bool:
+    status, body = healthz()
+    return status == 200 and body["dispatcher"] == "ok"
+
+
+def live_region_with_a_monitor(interval: int = 30) -> None:
+    Region.objects.create(name="eu-west", last_seen_at=timezone.now())
+    MonitorFactory(interval=interval)
 
 
 class UnreachableDatabase:
@@ -46,7 +84,8 @@ def silent_port() -> Iterator[int]:
 def test_healthz_is_200_when_the_database_and_the_broker_answer():
     response = Client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "ok",
+                               "ingest": "idle", "queues": "ok"}
 
 
 def test_healthz_needs_no_login():
@@ -82,3 +121,115 @@ def test_healthz_is_503_when_the_database_is_unreachable(monkeypatch):
     assert response.status_code == 503
     assert response.json()["database"] == "error: OperationalError"
     assert response.json()["broker"] == "ok"
+
+
+def test_a_fresh_start_is_healthy_before_its_first_tick_and_says_it_is_starting(monkeypatch):
+    monkeypatch.setattr(health, "STARTED_AT", time.time())
+    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.DISPATCH))
+    assert healthz() == (200, {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "starting",
+                               "ingest": "starting", "queues": "ok"})
+
+
+def test_a_tick_from_before_the_start_does_not_fail_a_fresh_start_either(monkeypatch):
+    # The broker keeps its data across restarts: last week's tick is no verdict on this start.
+    monkeypatch.setattr(health, "STARTED_AT", time.time())
+    freshness.record(freshness.DISPATCH, time.time() - 7 * 86400)
+    assert healthz()[1]["dispatcher"] == "starting"
+
+
+def test_a_dispatcher_that_never_ticked_is_503_once_the_start_up_grace_is_over():
+    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.DISPATCH))
+    status, body = healthz()
+    assert status == 503 and body["status"] == "unavailable"
+    assert body["dispatcher"].startswith("stale: no dispatch tick yet")
+
+
+def test_a_dispatch_tick_older_than_the_limit_is_503_naming_the_dispatcher():
+    freshness.record(freshness.DISPATCH, time.time() - settings.LOOPR_HEALTH_DISPATCH_STALE - 5)
+    status, body = healthz()
+    assert status == 503
+    assert body["dispatcher"].startswith("stale: last dispatch tick 15 s ago")
+    # Everything else still answers: only the dispatcher is named.
+    assert (body["database"], body["broker"], body["queues"]) == ("ok", "ok", "ok")
+
+
+def test_no_results_while_a_live_region_has_monitors_due_is_503_naming_ingest():
+    live_region_with_a_monitor()
+    freshness.record(freshness.INGEST, time.time() - settings.LOOPR_HEALTH_INGEST_STALE - 1)
+    status, body = healthz()
+    assert status == 503
+    assert body["ingest"].startswith("stale: no results ingested (last 121 s ago")
+    assert body["dispatcher"] == "ok"
+
+
+def test_no_results_is_idle_when_nothing_is_expected_of_ingest():
+    freshness.record(freshness.INGEST, time.time() - 3600)
+    # No live region: nobody can send results.
+    MonitorFactory(interval=30)
+    assert healthz()[1]["ingest"] == "idle"
+    # A live region, but its only monitor is checked hourly: an hour's silence is normal.
+    Region.objects.create(name="eu-west", last_seen_at=timezone.now())
+    Monitor.objects.update(interval=3600)
+    assert healthz()[1]["ingest"] == "idle"
+    # A paused monitor expects nothing either.
+    Monitor.objects.update(interval=30, paused=True)
+    assert healthz()[1]["ingest"] == "idle"
+    # Monitors pinned to a region that is not live are unserved, not owed.
+    far = Region.objects.create(name="ap-south")
+    Monitor.objects.update(paused=False)
+    Monitor.objects.get().regions.set([far])
+    assert healthz()[1]["ingest"] == "idle"
+
+
+def test_an_accepted_report_marks_ingest_fresh_and_a_rejected_one_does_not():
+    live_region_with_a_monitor()
+    _, token = NodeToken.issue("eu-west")
+    ingest_results("eu-west", "rogue@h", [], token="lnt_wrong")
+    assert healthz()[0] == 503
+    ingest_results("eu-west", "n1@h", [], token=token)
+    assert healthz()[1]["ingest"] == "ok"
+
+
+def test_a_backlog_on_a_central_queue_is_503_naming_the_queue():
+    limit = settings.LOOPR_HEALTH_MAX_BACKLOG
+    # Notifications nobody delivers: no worker consumes `notify` here.
+    with app.producer_or_acquire() as producer:
+        for i in range(limit + 1):
+            app.send_task("notifications.deliver_notification", args=[i], producer=producer)
+    status, body = healthz()
+    assert status == 503
+    assert body["queues"] == f"backlog: notify {limit + 1} messages waiting, limit {limit}"
+    assert body["dispatcher"] == "ok"
+
+
+def test_verbose_shows_each_component_with_its_age_or_backlog():
+    status, body = healthz(verbose="1")
+    assert status == 200
+    details = body["details"]
+    assert details["database"] == {"state": "ok"} and details["broker"] == {"state": "ok"}
+    assert details["dispatcher"]["state"] == "ok" and 0 <= details["dispatcher"]["age"] < 5
+    assert details["dispatcher"]["limit"] == settings.LOOPR_HEALTH_DISPATCH_STALE
+    assert details["ingest"] == {"state": "idle", "age": None, "limit": settings.LOOPR_HEALTH_INGEST_STALE}
+    assert details["queues"] == {"state": "ok", "limit": settings.LOOPR_HEALTH_MAX_BACKLOG,
+                                 "backlog": {"central": 0, "ingest": 0, "notify": 0, "heartbeat": 0}}
+    # Without it, the short body load balancers read.
+    assert "details" not in healthz()[1]
+
+
+@pytest.mark.e2e
+def test_healthz_follows_a_real_beat_and_central_worker_and_names_the_dispatcher_when_beat_dies(processes):
+    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.DISPATCH))
+    processes.central()
+    processes.beat()
+    # Healthy from the real ticks, not the fixture's.
+    wait_for(ticking, timeout=60, message="/healthz to be 200 with a ticking dispatcher")
+
+    processes.kill("beat", signal.SIGKILL)
+    killed = time.monotonic()
+    wait_for(lambda: healthz()[0] == 503, timeout=settings.LOOPR_HEALTH_DISPATCH_STALE + 15,
+             message="/healthz to notice that beat is gone")
+    # Within the limit and a tick or two of slack, and for the dispatcher alone.
+    assert time.monotonic() - killed < settings.LOOPR_HEALTH_DISPATCH_STALE + 15
+    body = healthz()[1]
+    assert body["dispatcher"].startswith("stale: last dispatch tick")
+    assert (body["database"], body["broker"], body["queues"]) == ("ok", "ok", "ok")

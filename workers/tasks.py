@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
+from loopr import freshness
 from monitors import ingest
 
 from . import dispatch, node, probe_runner, services
@@ -18,7 +19,9 @@ def dispatch_due_checks() -> int:
     def send(queue: str, batch: list[dict], expires: float) -> None:
         run_probe_batch.apply_async(args=[batch], queue=queue, expires=expires)
 
-    return dispatch.dispatch_due(send)
+    sent = dispatch.dispatch_due(send)
+    freshness.mark(freshness.DISPATCH)
+    return sent
 
 
 @shared_task(name="workers.run_probe_batch", bind=True, ignore_result=True)
@@ -50,6 +53,7 @@ def ingest_results(region: str, node: str, results: list, token: str = "") -> di
         Rejection.record(str(node), str(region), reason, count)
         return {"rejected": count}
     outcome = ingest.ingest_results(region, node, results)
+    freshness.mark(freshness.INGEST)
     if outcome.rejected:
         log.warning("ingest from %s/%s: %s", region, node, outcome)
     return outcome.__dict__
