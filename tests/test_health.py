@@ -4,7 +4,6 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 import redis
