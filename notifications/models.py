@@ -42,6 +42,12 @@ class Channel(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [
+            # The reminder sweep, every 30 s: does any enabled channel want
+            # reminders at all (usually none, and then that is all it asks).
+            models.Index(fields=["id"], condition=models.Q(enabled=True, reminder_interval__isnull=False),
+                         name="channel_reminding_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"

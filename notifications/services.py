@@ -136,29 +136,46 @@ def send_test(channel: Channel) -> tuple[Notification, DeliveryAttempt | None]:
 def send_reminders(now: datetime | None = None) -> int:
     """While a monitor stays down, remind the channels that asked for it."""
     from monitors.choices import Health
-    from monitors.models import Incident
+    from monitors.models import Monitor
 
     now = now or timezone.now()
-    sent = 0
-    open_incidents = Incident.objects.open().filter(
-        monitor__health=Health.DOWN, monitor__paused=False, monitor__in_maintenance=False,
-        monitor__is_flapping=False,
+    reminding = Channel.objects.filter(enabled=True, reminder_interval__isnull=False)
+    # Runs every 30 s, and most installations have no reminders at all: then
+    # this one lookup on a partial index is the whole sweep.
+    if not reminding.exists():
+        return 0
+    down = Monitor.objects.filter(
+        health=Health.DOWN, current_incident__isnull=False, paused=False, in_maintenance=False, is_flapping=False,
+        channels__in=reminding,
     )
-    for incident_id in open_incidents.values_list("pk", flat=True):
-        with transaction.atomic():
-            # Locked so that two overlapping sweeps cannot both remind.
-            incident = Incident.objects.select_for_update().select_related("monitor").get(pk=incident_id)
-            monitor = incident.monitor
-            for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
-                last = (
-                    Notification.objects.filter(incident=incident, channel=channel,
-                                                event__in=[Event.DOWN, Event.REMINDER])
-                    .order_by("-created_at").values_list("created_at", flat=True).first()
-                )
-                # Never told it is down (it went down in maintenance): the
-                # down alert comes first, from the state machine.
-                if last is None or last > now - timedelta(seconds=channel.reminder_interval):
-                    continue
-                sent += len(notify(monitor, Event.REMINDER, incident=incident, channels=[channel], at=now,
-                                   details=""))
+    candidates = down.values_list("pk", "current_incident_id").distinct()
+    return sum(remind(monitor_id, incident_id, now) for monitor_id, incident_id in candidates)
+
+
+def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
+    """The reminders due for one outage; returns how many were written."""
+    from monitors.choices import Health
+    from monitors.locks import lock_monitor
+
+    with transaction.atomic():
+        # The monitor, not the incident, is locked, and first: ingest holds it
+        # while it writes the incident (the lock order, monitors/locks.py). It
+        # also keeps two overlapping sweeps from both reminding.
+        monitor = lock_monitor(monitor_id, current_incident_id=incident_id, health=Health.DOWN, paused=False,
+                               in_maintenance=False, is_flapping=False)
+        if monitor is None:
+            return 0  # it recovered, was paused or began flapping while we waited
+        sent = 0
+        for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
+            last = (
+                Notification.objects.filter(incident_id=incident_id, channel=channel,
+                                            event__in=[Event.DOWN, Event.REMINDER])
+                .order_by("-created_at").values_list("created_at", flat=True).first()
+            )
+            # Never told it is down (it went down in maintenance): the
+            # down alert comes first, from the state machine.
+            if last is None or last > now - timedelta(seconds=channel.reminder_interval):
+                continue
+            sent += len(notify(monitor, Event.REMINDER, incident=monitor.current_incident, channels=[channel],
+                               at=now, details=""))
     return sent
