@@ -300,9 +300,9 @@ def env_backoff(name: str, default: str) -> list[float]:
 
 # Delays before the 2nd, 3rd, … delivery attempt (±20 % jitter); then it fails.
 LOOPR_NOTIFY_BACKOFF = env_backoff("LOOPR_NOTIFY_BACKOFF", "5,30,120,600,1800,3600")
-# How long one sender holds a notification before others may try it.
-LOOPR_NOTIFY_LEASE_SECONDS = env_int("LOOPR_NOTIFY_LEASE_SECONDS", 120, minimum=1)
-# The sweep leaves a due notification this long to its queued task first.
+# The sweep leaves a due notification this long to its queued task first (a
+# sender's lease, once taken, is its transport's timeout plus a margin: see
+# notifications/services.py).
 LOOPR_NOTIFY_SWEEP_GRACE = env_float("LOOPR_NOTIFY_SWEEP_GRACE", 30.0)
 # Retries due sooner than this are queued with a countdown; later ones wait for the sweep.
 LOOPR_NOTIFY_REQUEUE_MAX = env_float("LOOPR_NOTIFY_REQUEUE_MAX", 60.0)

@@ -188,7 +188,7 @@ class NotificationInline(ReadOnlyInline):
     def delivery(self, obj: Notification) -> str:
         return format_html_join(
             "", "<div>{} {} {} {}</div>",
-            ((timestamp(a.at), "ok" if a.ok else "failed",
+            ((timestamp(a.at), a.get_outcome_display().lower(),
               a.status_code or "", (a.error or a.reply)[:200])
              for a in obj.delivery_attempts.all()),
         ) or "—"

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
+from .locks import lock_monitors
 from .models import Monitor
 from .regions import Region
 from .state import judge
@@ -50,7 +51,8 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
         return outcome
     rid, node = region_id(region), str(node)[:200]
     with transaction.atomic():
-        monitors = lock_monitors({row["monitor_id"] for row in rows})
+        # The monitors first, then whatever judging writes (the lock order, monitors/locks.py).
+        monitors = lock_monitors({row["monitor_id"] for row in rows}, MONITOR_FIELDS)
         rows = [row for row in rows if row["monitor_id"] in monitors]  # deleted meanwhile
         inserted = insert_new_results(rows, monitors, rid, node)
         outcome.stored, outcome.duplicates = len(inserted), len(rows) - len(inserted)
@@ -78,12 +80,6 @@ def parse_message(region: str, node: str, results: list) -> tuple[list[Result], 
 
 def region_id(name: str) -> int:
     return Region.objects.get_or_create(name=name)[0].pk
-
-
-def lock_monitors(ids: set[int]) -> dict[int, Monitor]:
-    # Locked in id order so that concurrent ingests never deadlock.
-    locked = Monitor.objects.select_for_update().filter(pk__in=ids).order_by("pk").only(*MONITOR_FIELDS)
-    return {monitor.pk: monitor for monitor in locked}
 
 
 def move_status(monitors: dict[int, Monitor], region: str, inserted: list[Result]) -> int:

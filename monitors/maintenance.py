@@ -9,6 +9,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
+from .locks import lock_monitor
 from .models import MaintenanceWindow, Monitor
 from .state import announce
 
@@ -31,7 +32,7 @@ def sync_maintenance(now: datetime | None = None) -> tuple[int, int]:
             entered = pk in active
             if not Monitor.objects.filter(pk=pk, in_maintenance=not entered).update(in_maintenance=entered):
                 continue
-            monitor = Monitor.objects.select_for_update().get(pk=pk)
+            monitor = lock_monitor(pk)  # the update above holds it already; the lock order, monitors/locks.py
             monitor.refresh_status(now)
             announce(monitor, now)  # before saving: it records what was told
             monitor.save()

@@ -16,6 +16,7 @@ from django.utils import timezone
 from .announcements import announced
 from .bulk import save_status
 from .choices import Event, Health
+from .locks import lock_monitor
 from .models import Check, Incident, Monitor, StatusChange, Transition
 
 
@@ -42,7 +43,8 @@ def decide_overdue_verdicts(now: datetime | None = None, limit: int = 1000) -> i
     decided = 0
     for pk in Monitor.objects.filter(verdict_due_at__lte=now).values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
-            monitor = Monitor.objects.select_for_update().filter(pk=pk, verdict_due_at__lte=now).first()
+            # The monitor before its incident (the lock order, monitors/locks.py).
+            monitor = lock_monitor(pk, verdict_due_at__lte=now)
             if monitor is None:
                 continue  # ingest decided it meanwhile
             judge(monitor, monitor.verdict(set(), now, settings.LOOPR_VERDICT_GRACE, force=True))

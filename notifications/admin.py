@@ -139,7 +139,7 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
 
 class DeliveryAttemptInline(ReadOnlyInline):
     model = DeliveryAttempt
-    fields = ["at", "ok", "status_code", "reply", "error", "duration_ms"]
+    fields = ["at", "outcome", "status_code", "reply", "error", "duration_ms"]
     readonly_fields = fields
 
 

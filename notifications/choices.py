@@ -18,3 +18,14 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SENT = "sent", "Sent"
     FAILED = "failed", "Failed"
+
+
+class AttemptOutcome(models.TextChoices):
+    # Recorded before anything is sent, so the log shows every attempt a
+    # receiver may have seen, whatever happens to the sender.
+    SENDING = "sending", "Sending"
+    DELIVERED = "delivered", "Delivered"
+    FAILED = "failed", "Failed"
+    # The sender stopped (killed, lost) before it learned the outcome: the
+    # receiver may or may not have the message; it is sent again.
+    INTERRUPTED = "interrupted", "Interrupted"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ChannelKind, DeliveryStatus, Event
+from .choices import AttemptOutcome, ChannelKind, DeliveryStatus, Event
 
 
 class ChannelQuerySet(OwnedQuerySet):
@@ -42,6 +42,12 @@ class Channel(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [
+            # The reminder sweep, every 30 s: does any enabled channel want
+            # reminders at all (usually none, and then that is all it asks).
+            models.Index(fields=["id"], condition=models.Q(enabled=True, reminder_interval__isnull=False),
+                         name="channel_reminding_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
@@ -110,6 +116,14 @@ class NotificationQuerySet(OwnedQuerySet):
             models.Q(leased_until__isnull=True) | models.Q(leased_until__lt=now)
         )
 
+    def lost(self, now: datetime, grace: timedelta) -> NotificationQuerySet:
+        """Due notifications nobody is about to send: never taken and due for
+        longer than `grace` (their queued task should have come by now), or
+        taken by a sender whose lease ran out (it died mid-send)."""
+        return self.due(now).filter(
+            models.Q(leased_until__isnull=True, next_attempt_at__lte=now - grace) | models.Q(leased_until__lt=now)
+        )
+
 
 class Notification(models.Model):
     """One message to one channel: the outbox row written in the same
@@ -165,19 +179,39 @@ class Notification(models.Model):
         return delay
 
 
+INTERRUPTED_ERROR = "the sender stopped before it learned the outcome; the receiver may have the message"
+
+
+class DeliveryAttemptQuerySet(models.QuerySet):
+    def interrupt(self) -> int:
+        """Mark those still `sending` as interrupted: their sender is gone."""
+        return self.filter(outcome=AttemptOutcome.SENDING).update(
+            outcome=AttemptOutcome.INTERRUPTED, error=INTERRUPTED_ERROR)
+
+
 class DeliveryAttempt(models.Model):
-    """One try at delivering a notification: who was told, when, and what came back."""
+    """One try at delivering a notification: who was told, when, and what
+    came back. Written before the message is sent, completed after."""
 
     notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="delivery_attempts")
     at = models.DateTimeField(default=timezone.now)
-    ok = models.BooleanField()
+    outcome = models.CharField(max_length=16, choices=AttemptOutcome.choices, default=AttemptOutcome.SENDING)
+    ok = models.BooleanField(default=False, help_text="Delivered: the receiver answered 2xx (or SMTP 250).")
     status_code = models.PositiveIntegerField(null=True, blank=True, help_text="HTTP status or SMTP reply code.")
     reply = models.TextField(blank=True)
     error = models.TextField(blank=True)
     duration_ms = models.FloatField(default=0)
 
+    objects = DeliveryAttemptQuerySet.as_manager()
+
     class Meta:
         ordering = ["at", "id"]
 
     def __str__(self) -> str:
-        return f"{'ok' if self.ok else 'failed'} at {self.at:%H:%M:%S}"
+        return f"{self.get_outcome_display().lower()} at {self.at:%H:%M:%S}"
+
+    def complete(self, delivery) -> None:
+        self.outcome = AttemptOutcome.DELIVERED if delivery.ok else AttemptOutcome.FAILED
+        self.ok, self.status_code, self.duration_ms = delivery.ok, delivery.status_code, delivery.duration_ms
+        self.reply, self.error = delivery.reply[:2000], delivery.error[:2000]
+        self.save(update_fields=["outcome", "ok", "status_code", "reply", "error", "duration_ms"])

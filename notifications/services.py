@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .choices import DeliveryStatus, Event
@@ -63,6 +64,12 @@ def enqueue(ids: list[str]) -> None:
             log.exception("could not queue notification %s; the sweep will retry", notification_id)
 
 
+# Added to the transport's own timeout to make a sender's lease: time to
+# render, to write the attempt before and after, and for clocks of the worker
+# and the sweep's that disagree a little.
+LEASE_MARGIN = 5.0
+
+
 def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttempt | None:
     """One delivery attempt, if the notification is due and nobody else holds it."""
     from .render import render
@@ -73,22 +80,16 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
     except ValueError:
         log.error("deliver: dropped a malformed notification id %r", notification_id)
         return None
-    now = now or timezone.now()
-    lease = now + timedelta(seconds=settings.LOOPR_NOTIFY_LEASE_SECONDS)
-    if not Notification.objects.due(now).filter(pk=notification_id).update(leased_until=lease):
-        return None  # sent already, not due yet, or another worker is on it
-    notification = Notification.objects.select_related("channel").get(pk=notification_id)
+    notification = Notification.objects.select_related("channel").filter(pk=notification_id).first()
+    if notification is None:
+        return None
     channel = notification.channel
     transport = transport_for(channel.kind, channel.target, channel.secret)
+    attempt = claim(notification, transport.timeout, now or timezone.now())
+    if attempt is None:
+        return None  # sent already, not due yet, or another worker is on it
     delivery = transport.send(render({**notification.context, "id": str(notification.pk)}))
-    with transaction.atomic():
-        attempt = DeliveryAttempt.objects.create(
-            notification=notification, at=now, ok=delivery.ok, status_code=delivery.status_code,
-            reply=delivery.reply[:2000], error=delivery.error[:2000], duration_ms=delivery.duration_ms,
-        )
-        delay = record_outcome(notification, delivery, timezone.now())
-        if delivery.disable_channel:
-            channel.disable(f"Disabled after {delivery.status_code or 'a permanent'} reply: {delivery.error}")
+    delay = settle(notification, attempt, delivery, timezone.now())
     if delay is not None and delay <= settings.LOOPR_NOTIFY_REQUEUE_MAX:
         try:
             queue_delivery(str(notification.pk), countdown=delay)
@@ -97,9 +98,47 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
     return attempt
 
 
+def claim(notification: Notification, timeout: float, now: datetime) -> DeliveryAttempt | None:
+    """Lease the notification to this sender for one attempt of at most
+    `timeout` seconds, and record the attempt before anything is sent: once
+    the bytes leave, a receiver may have the message whatever happens to us."""
+    lease = now + timedelta(seconds=timeout + LEASE_MARGIN)
+    with transaction.atomic():
+        # The notification, then its attempts (the lock order, monitors/locks.py).
+        if not Notification.objects.due(now).filter(pk=notification.pk).update(
+            leased_until=lease, attempts=F("attempts") + 1
+        ):
+            return None
+        # A lease can only be taken over once the sender before us held it
+        # past its timeout: that sender is dead, and its attempt never ended.
+        notification.delivery_attempts.interrupt()
+        notification.refresh_from_db(fields=["attempts", "leased_until"])
+        return DeliveryAttempt.objects.create(notification=notification, at=now)
+
+
+def settle(notification: Notification, attempt: DeliveryAttempt, delivery, now: datetime) -> float | None:
+    """Complete the attempt and, while this sender still holds the lease,
+    decide what happens next; returns the delay before the next attempt, or
+    None when it is settled or no longer ours."""
+    with transaction.atomic():
+        # The notification, then its attempt and channel (the lock order, monitors/locks.py).
+        held = Notification.objects.select_for_update().filter(
+            pk=notification.pk, leased_until=notification.leased_until).exists()
+        attempt.complete(delivery)
+        if not held:
+            # We outlived the lease and the sweep took the notification over:
+            # our outcome stays on our attempt; the next sender settles it.
+            log.warning("notification %s: the attempt outlived its lease; its successor decides", notification.pk)
+            return None
+        delay = record_outcome(notification, delivery, now)
+        if delivery.disable_channel:
+            notification.channel.disable(
+                f"Disabled after {delivery.status_code or 'a permanent'} reply: {delivery.error}")
+    return delay
+
+
 def record_outcome(notification: Notification, delivery, now: datetime) -> float | None:
     """Returns the delay before the next attempt, or None when it is settled."""
-    notification.attempts += 1
     notification.leased_until = None
     delay = None
     if delivery.ok:
@@ -111,17 +150,22 @@ def record_outcome(notification: Notification, delivery, now: datetime) -> float
             notification.status = DeliveryStatus.FAILED
         else:
             notification.next_attempt_at = now + timedelta(seconds=delay)
-    notification.save(update_fields=["attempts", "leased_until", "status", "sent_at", "last_error", "next_attempt_at"])
+    notification.save(update_fields=["leased_until", "status", "sent_at", "last_error", "next_attempt_at"])
     return delay
 
 
 def sweep(now: datetime | None = None, limit: int = 1000) -> int:
     """Queue every due notification whose task was lost (broker down when it
-    was written, worker killed mid-delivery, retry beyond the requeue limit)."""
+    was written, worker killed mid-delivery, retry beyond the requeue limit),
+    and mark the attempts of senders that died mid-send as interrupted."""
     now = now or timezone.now()
     grace = timedelta(seconds=settings.LOOPR_NOTIFY_SWEEP_GRACE)
-    ids = [str(i) for i in Notification.objects.due(now - grace).order_by("next_attempt_at")
+    ids = [str(i) for i in Notification.objects.lost(now, grace).order_by("next_attempt_at")
            .values_list("pk", flat=True)[:limit]]
+    if ids:
+        # The lease is checked again in the same statement: a sender that took
+        # one of these meanwhile holds a new lease, and its attempt is live.
+        DeliveryAttempt.objects.filter(notification_id__in=ids, notification__leased_until__lt=now).interrupt()
     enqueue(ids)
     return len(ids)
 
@@ -136,29 +180,46 @@ def send_test(channel: Channel) -> tuple[Notification, DeliveryAttempt | None]:
 def send_reminders(now: datetime | None = None) -> int:
     """While a monitor stays down, remind the channels that asked for it."""
     from monitors.choices import Health
-    from monitors.models import Incident
+    from monitors.models import Monitor
 
     now = now or timezone.now()
-    sent = 0
-    open_incidents = Incident.objects.open().filter(
-        monitor__health=Health.DOWN, monitor__paused=False, monitor__in_maintenance=False,
-        monitor__is_flapping=False,
+    reminding = Channel.objects.filter(enabled=True, reminder_interval__isnull=False)
+    # Runs every 30 s, and most installations have no reminders at all: then
+    # this one lookup on a partial index is the whole sweep.
+    if not reminding.exists():
+        return 0
+    down = Monitor.objects.filter(
+        health=Health.DOWN, current_incident__isnull=False, paused=False, in_maintenance=False, is_flapping=False,
+        channels__in=reminding,
     )
-    for incident_id in open_incidents.values_list("pk", flat=True):
-        with transaction.atomic():
-            # Locked so that two overlapping sweeps cannot both remind.
-            incident = Incident.objects.select_for_update().select_related("monitor").get(pk=incident_id)
-            monitor = incident.monitor
-            for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
-                last = (
-                    Notification.objects.filter(incident=incident, channel=channel,
-                                                event__in=[Event.DOWN, Event.REMINDER])
-                    .order_by("-created_at").values_list("created_at", flat=True).first()
-                )
-                # Never told it is down (it went down in maintenance): the
-                # down alert comes first, from the state machine.
-                if last is None or last > now - timedelta(seconds=channel.reminder_interval):
-                    continue
-                sent += len(notify(monitor, Event.REMINDER, incident=incident, channels=[channel], at=now,
-                                   details=""))
+    candidates = down.values_list("pk", "current_incident_id").distinct()
+    return sum(remind(monitor_id, incident_id, now) for monitor_id, incident_id in candidates)
+
+
+def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
+    """The reminders due for one outage; returns how many were written."""
+    from monitors.choices import Health
+    from monitors.locks import lock_monitor
+
+    with transaction.atomic():
+        # The monitor, not the incident, is locked, and first: ingest holds it
+        # while it writes the incident (the lock order, monitors/locks.py). It
+        # also keeps two overlapping sweeps from both reminding.
+        monitor = lock_monitor(monitor_id, current_incident_id=incident_id, health=Health.DOWN, paused=False,
+                               in_maintenance=False, is_flapping=False)
+        if monitor is None:
+            return 0  # it recovered, was paused or began flapping while we waited
+        sent = 0
+        for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
+            last = (
+                Notification.objects.filter(incident_id=incident_id, channel=channel,
+                                            event__in=[Event.DOWN, Event.REMINDER])
+                .order_by("-created_at").values_list("created_at", flat=True).first()
+            )
+            # Never told it is down (it went down in maintenance): the
+            # down alert comes first, from the state machine.
+            if last is None or last > now - timedelta(seconds=channel.reminder_interval):
+                continue
+            sent += len(notify(monitor, Event.REMINDER, incident=monitor.current_incident, channels=[channel],
+                               at=now, details=""))
     return sent

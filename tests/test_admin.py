@@ -145,9 +145,10 @@ def alerting(user):
                                 cause="HTTP 503, expected 200-399", region="local")
     notification = NotificationFactory(channel=channel, monitor=monitor, incident=incident, status="sent",
                                        attempts=2)
-    DeliveryAttempt.objects.create(notification=notification, ok=False, status_code=451, reply="451 4.3.0 later",
-                                   error="the server deferred the message")
-    DeliveryAttempt.objects.create(notification=notification, ok=True, status_code=250, reply="250 queued")
+    DeliveryAttempt.objects.create(notification=notification, outcome="failed", ok=False, status_code=451,
+                                   reply="451 4.3.0 later", error="the server deferred the message")
+    DeliveryAttempt.objects.create(notification=notification, outcome="delivered", ok=True, status_code=250,
+                                   reply="250 queued")
     window = MaintenanceWindowFactory(owner=user, monitors=[monitor])
     return {"monitor": monitor, "channel": channel, "incident": incident, "notification": notification,
             "window": window}
@@ -188,7 +189,7 @@ def test_an_incidents_page_shows_its_timeline_and_who_was_told_when(admin_client
     page = admin_client.get(f"/admin/monitors/incident/{alerting['incident'].pk}/change/").content.decode()
     # The timeline, and the delivery log: the channel, and every attempt with its outcome and reply.
     assert "HTTP 503, expected 200-399" in page and "ops mail" in page
-    assert "failed 451 the server deferred the message" in page and "ok 250 250 queued" in page
+    assert "failed 451 the server deferred the message" in page and "delivered 250 250 queued" in page
 
 
 def test_a_monitors_page_shows_its_current_incident_and_how_long_it_lasts(admin_client, alerting):
@@ -447,7 +448,7 @@ def busy_monitor(user):
     StatusChange.objects.create(monitor=monitor, old="pending", new="up", at=start)
     channel = ChannelFactory(owner=user)
     notification = NotificationFactory(channel=channel, monitor=monitor, status="sent")
-    DeliveryAttempt.objects.create(notification=notification, ok=True, status_code=250)
+    DeliveryAttempt.objects.create(notification=notification, outcome="delivered", ok=True, status_code=250)
     return monitor
 
 

@@ -63,7 +63,7 @@ class ChannelTestSerializer(serializers.Serializer):
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = DeliveryAttempt
-        fields = ["at", "ok", "status_code", "reply", "error", "duration_ms"]
+        fields = ["at", "outcome", "ok", "status_code", "reply", "error", "duration_ms"]
         read_only_fields = fields
 
 

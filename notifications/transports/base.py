@@ -110,6 +110,13 @@ class Transport:
         """Make the attempt: return a Delivery when it worked, raise TransportError when not."""
         raise NotImplementedError
 
+    @property
+    def timeout(self) -> float:
+        """Seconds after which an attempt gives up: the outbox holds a
+        notification for its sender this long (plus a margin), and then takes
+        it to be dead."""
+        raise NotImplementedError
+
     def checked_target(self) -> str:
         # The API validates targets on the way in; checking again here keeps a
         # row edited by hand (or by an older release) from reaching the network.

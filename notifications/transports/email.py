@@ -33,8 +33,7 @@ class EmailTransport(Transport):
     def deliver(self, message: Message) -> Delivery:
         address = self.checked_target()
         email = self.build(message, address)
-        timeout = self.options.get("timeout") or getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT
-        connection = get_connection(fail_silently=False, timeout=timeout)
+        connection = get_connection(fail_silently=False, timeout=self.timeout)
         try:
             sent = connection.send_messages([email])
         except smtplib.SMTPRecipientsRefused as exc:
@@ -56,6 +55,13 @@ class EmailTransport(Transport):
         if not sent:
             raise TransportError("the email backend did not send the message")
         return Delivery(ok=True, reply="accepted")
+
+    @property
+    def timeout(self) -> float:
+        # smtplib applies it to each socket operation, not to the whole
+        # exchange: a server answering each command just in time can take
+        # longer, and is then sent to again (same Message-ID) by the sweep.
+        return float(self.options.get("timeout") or getattr(settings, "EMAIL_TIMEOUT", None) or DEFAULT_TIMEOUT)
 
     def build(self, message: Message, address: str) -> EmailMultiAlternatives:
         sender = settings.DEFAULT_FROM_EMAIL

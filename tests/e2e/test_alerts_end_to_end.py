@@ -26,7 +26,6 @@ pytestmark = pytest.mark.e2e
 FAST_RETRIES = {
     "LOOPR_NOTIFY_BACKOFF": "0.5,0.5,1,1,2",
     "LOOPR_NOTIFY_SWEEP_GRACE": "1",
-    "LOOPR_NOTIFY_LEASE_SECONDS": "3",
     "LOOPR_WEBHOOK_ALLOW_PRIVATE": "true",
 }
 
@@ -226,9 +225,14 @@ def test_a_webhook_is_retried_with_the_same_id_and_every_signature_verifies_and_
     assert Notification.objects.get(channel=dead).status == "failed"
 
 
-def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_delivered_once_by_the_sweep(
+def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_sent_again_once_its_lease_runs_out(
     processes, target, smtp
 ):
+    from django.conf import settings
+
+    from notifications.services import LEASE_MARGIN
+    from workers.schedule import SYSTEM_TASKS
+
     owner = UserFactory(username="ops")
     mail = Channel.objects.create(owner=owner, name="ops", kind="email", target="ops@example.com")
     smtp.hang_first = 1  # the first delivery never completes: its worker dies meanwhile
@@ -237,6 +241,9 @@ def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_delivered_o
     target.behave(status=503)
     monitor = watched_monitor(target, [mail])
     wait_for(lambda: smtp.data_commands == 1, timeout=30, message="the first delivery to start")
+    # Written before a byte was sent: the log knows the receiver may have it.
+    notification = Notification.objects.get(monitor=monitor, event="down")
+    assert list(notification.delivery_attempts.values_list("outcome", flat=True)) == ["sending"]
     processes.kill("notify")
     # The broker still holds the killed worker's message; drop it so that
     # only the sweep can deliver (as when the task itself was lost).
@@ -247,11 +254,21 @@ def test_a_notification_whose_delivery_worker_was_killed_mid_send_is_delivered_o
     assert smtp.messages == []
 
     notify_worker(processes, name="notify2", **env)
-    wait_for(lambda: len(smtp.messages) == 1, timeout=40, message="the sweep's delivery")
+    wait_for(lambda: len(smtp.messages) == 1, timeout=60, message="the sweep's delivery")
     time.sleep(4)
     assert len(smtp.messages) == 1, "delivered once"
-    notification = Notification.objects.get(monitor=monitor, event="down")
-    assert notification.status == "sent"
+    notification.refresh_from_db()
+    assert (notification.status, notification.attempts) == ("sent", 2)
+    # Both attempts are in the log, the first marked interrupted, and the
+    # second came once the first one's lease (the SMTP timeout and the
+    # margin) ran out, at the next sweep: not minutes later.
+    first, second = notification.delivery_attempts.order_by("at")
+    assert (first.outcome, second.outcome) == ("interrupted", "delivered")
+    sweep_period = next(every for _, task, every, _ in SYSTEM_TASKS if task == "notifications.sweep_notifications")
+    resent_after = (second.at - first.at).total_seconds()
+    assert resent_after < settings.EMAIL_TIMEOUT + LEASE_MARGIN + sweep_period + 3, resent_after
+    # The same Message-ID as the attempt the receiver may have seen.
+    assert smtp.messages[0]["Message-ID"].startswith(f"<loopr.{notification.pk}@")
 
 
 def test_a_flapping_target_sends_one_flapping_alert_and_no_alert_per_flip(processes, target, receivers):

@@ -19,7 +19,7 @@ CHANNEL_FIELDS = {"id", "name", "kind", "target", "is_default", "enabled", "disa
                   "reminder_interval", "created_at"}
 NOTIFICATION_FIELDS = {"id", "channel", "incident", "monitor", "event", "status", "attempts", "last_error",
                        "created_at", "sent_at", "next_attempt_at", "delivery_attempts"}
-ATTEMPT_FIELDS = {"at", "ok", "status_code", "reply", "error", "duration_ms"}
+ATTEMPT_FIELDS = {"at", "outcome", "ok", "status_code", "reply", "error", "duration_ms"}
 
 
 @pytest.fixture(scope="session")
@@ -288,15 +288,18 @@ def test_a_test_message_to_a_private_address_is_refused_unless_allowed(api, user
 
 def test_notifications_list_their_delivery_attempts(api, user):
     notification = NotificationFactory(channel=ChannelFactory(owner=user), status="sent", attempts=2)
-    DeliveryAttempt.objects.create(notification=notification, ok=False, status_code=503, error="HTTP 503")
-    DeliveryAttempt.objects.create(notification=notification, ok=True, status_code=200, reply="ok")
+    DeliveryAttempt.objects.create(notification=notification, outcome="failed", ok=False, status_code=503,
+                                   error="HTTP 503")
+    DeliveryAttempt.objects.create(notification=notification, outcome="delivered", ok=True, status_code=200,
+                                   reply="ok")
     body = api.get(NOTIFICATIONS).json()
     (listed,) = body["results"]
     assert NOTIFICATION_FIELDS <= listed.keys()
     assert (listed["id"], listed["status"], listed["attempts"]) == (str(notification.pk), "sent", 2)
     # Who was told, when, and what came back: every attempt, oldest first.
     assert ATTEMPT_FIELDS <= listed["delivery_attempts"][0].keys()
-    assert [(a["ok"], a["status_code"]) for a in listed["delivery_attempts"]] == [(False, 503), (True, 200)]
+    assert [(a["outcome"], a["ok"], a["status_code"]) for a in listed["delivery_attempts"]] == [
+        ("failed", False, 503), ("delivered", True, 200)]
     assert api.get(f"{NOTIFICATIONS}{notification.pk}/").json()["delivery_attempts"] == listed["delivery_attempts"]
 
 
