@@ -194,6 +194,12 @@ def dispatch_due(send: Callable[[str, list[CheckPayload], float], None], now: da
     """
     deadline = time.monotonic() + 0.9
     live_regions = list(Region.objects.live().values_list("name", flat=True))
+    if not live_regions:
+        # Nothing could run anywhere (every node still starting, or the
+        # fleet gone): claim nothing, so the slots stay due for the first
+        # node that reports, and a tick costs one query instead of claiming
+        # and giving back every due monitor each second.
+        return 0
     sent = 0
     remaining = settings.LOOPR_DISPATCH_LIMIT
     unserved: list[CheckPayload] = []

@@ -178,14 +178,27 @@ def test_a_check_whose_regions_stayed_silent_for_a_whole_interval_is_given_up_an
     settings,
 ):
     settings.LOOPR_HEARTBEAT_INTERVAL = 10
-    RegionFactory(name="local", last_seen_at=timezone.now() - timedelta(hours=1))
     now = timezone.now().replace(microsecond=0)
+    RegionFactory(name="local", last_seen_at=now)
+    silent = RegionFactory(name="ap-south", last_seen_at=now - timedelta(hours=1))
     monitor = MonitorFactory(interval=20, next_check_at=now - timedelta(seconds=25))
+    monitor.regions.set([silent])
     assert collect(now=now) == []
     monitor.refresh_from_db()
     # A region silent that long is down, not starting: the stale slot is
     # given up; the newer one, 5 s old, is held for the region's return.
     assert monitor.next_check_at == now - timedelta(seconds=5)
+
+
+@pytest.mark.django_db
+def test_with_no_live_region_at_all_a_tick_claims_nothing_and_every_slot_stays_due(django_assert_max_num_queries):
+    RegionFactory(name="local", last_seen_at=None)
+    slot = timezone.now().replace(microsecond=0) - timedelta(seconds=3)
+    monitors = MonitorFactory.create_batch(50, interval=1, timeout=0.5, next_check_at=slot)
+    # One look at the regions, and nothing claimed and given back.
+    with django_assert_max_num_queries(1):
+        assert collect() == []
+    assert {m.next_check_at for m in Monitor.objects.filter(pk__in=[m.pk for m in monitors])} == {slot}
 
 
 @pytest.mark.django_db
