@@ -96,9 +96,12 @@ def use_broker_here(url: str) -> Callable[[], None]:
     saved = {key: app.conf.get(key) for key in keys}
 
     def drop_pools() -> None:
-        # Celery caches its connection and producer pools on first use.
-        if app._pool is not None:
-            app._pool.force_close_all()
+        # Celery caches its connection and producer pools on first use, and
+        # kombu keeps them in a registry by URL: a pool only closed here would
+        # come back, closed, to whoever asks for the same broker again.
+        from kombu import pools
+
+        pools.reset()
         app._pool = None
         app.amqp._producer_pool = None
 
