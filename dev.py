@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 import venv
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -100,6 +100,16 @@ def embedded_broker_command(var_dir: Path) -> list[str]:
     ]
 
 
+def wait_for_broker(sock: Path, proc: subprocess.Popen, timeout: float = 30.0) -> bool:
+    """Whether the broker `proc` started answers on `sock` within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not broker_answers(sock):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def broker_answers(sock: Path, timeout: float = 1.0) -> bool:
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -140,7 +150,7 @@ class Child:
     started_at: float = 0.0
     failures: int = 0
     restart_at: float | None = None
-    output: list[threading.Thread] = field(default_factory=list)
+    relay: threading.Thread | None = None
 
     def start(self, env: dict, log) -> None:
         # Each child leads its own process group, out of the terminal's: a
@@ -153,9 +163,8 @@ class Child:
         )
         self.started_at = time.monotonic()
         self.restart_at = None
-        reader = threading.Thread(target=self._relay, args=(self.proc, log), daemon=True)
-        reader.start()
-        self.output = [reader]
+        self.relay = threading.Thread(target=self._relay, args=(self.proc, log), daemon=True)
+        self.relay.start()
 
     def _relay(self, proc: subprocess.Popen, log) -> None:
         assert proc.stdout is not None
@@ -180,8 +189,8 @@ class Child:
         # The child's own children (a celery pool whose parent was killed)
         # would otherwise outlive it and hold its queue.
         self.signal(signal.SIGKILL, group=True)
-        for reader in self.output:
-            reader.join(timeout=2)
+        if self.relay is not None:
+            self.relay.join(timeout=2)
 
 
 def describe_exit(code: int) -> str:
@@ -220,12 +229,8 @@ class Supervisor:
 
     def _wait_for_broker(self, child: Child) -> None:
         # Everything else needs the broker: start it first and wait for it.
-        deadline = time.monotonic() + 30
-        while not broker_answers(self.broker_socket):
-            if not child.running() or time.monotonic() > deadline:
-                self.say("the embedded broker did not start; see its output above")
-                return
-            time.sleep(0.05)
+        if not wait_for_broker(self.broker_socket, child.proc):
+            self.say("the embedded broker did not start; see its output above")
 
     def run(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

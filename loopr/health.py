@@ -113,13 +113,22 @@ def _age(now: float, last: float | None) -> float | None:
     return None if last is None else round(now - last, 1)
 
 
+def _recent(now: float, last: float | None, limit: float) -> tuple[Component | None, dict]:
+    """`ok` or `starting` when the loop ran within `limit` (or has not had the
+    chance yet since this process started); None when it is late."""
+    detail = {"age": _age(now, last), "limit": limit}
+    if last is not None and now - last <= limit:
+        return Component("ok", True, detail), detail
+    if _starting(now, last):
+        return Component("starting", True, detail), detail
+    return None, detail
+
+
 def _dispatcher(now: float, ticked_at: float | None) -> Component:
     limit = settings.LOOPR_HEALTH_DISPATCH_STALE
-    detail = {"age": _age(now, ticked_at), "limit": limit}
-    if ticked_at is not None and now - ticked_at <= limit:
-        return Component("ok", True, detail)
-    if _starting(now, ticked_at):
-        return Component("starting", True, detail)
+    healthy, detail = _recent(now, ticked_at, limit)
+    if healthy is not None:
+        return healthy
     if ticked_at is None:
         return Component("stale: no dispatch tick yet (is beat running, and the central worker?)", False, detail)
     return Component(f"stale: last dispatch tick {now - ticked_at:.0f} s ago, limit {limit:g} s "
@@ -128,11 +137,9 @@ def _dispatcher(now: float, ticked_at: float | None) -> Component:
 
 def _ingest(now: float, ingested_at: float | None) -> Component:
     limit = settings.LOOPR_HEALTH_INGEST_STALE
-    detail = {"age": _age(now, ingested_at), "limit": limit}
-    if ingested_at is not None and now - ingested_at <= limit:
-        return Component("ok", True, detail)
-    if _starting(now, ingested_at):
-        return Component("starting", True, detail)
+    healthy, detail = _recent(now, ingested_at, limit)
+    if healthy is not None:
+        return healthy
     try:
         expected = _results_expected(limit)
     except Exception as exc:

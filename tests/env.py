@@ -3,7 +3,6 @@
 import atexit
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import dev
@@ -25,11 +24,8 @@ def _start_embedded_broker() -> None:
     proc = subprocess.Popen(dev.embedded_broker_command(var), stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT, preexec_fn=dev.die_with_parent)
     atexit.register(lambda: (proc.terminate(), proc.wait(10)))
-    deadline = time.monotonic() + 30
-    while not dev.broker_answers(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the embedded broker did not start (exit status {proc.poll()})")
-        time.sleep(0.05)
+    if not dev.wait_for_broker(sock, proc):
+        raise RuntimeError(f"the embedded broker did not start (exit status {proc.poll()}); see {var / 'broker.log'}")
     os.environ["REDIS_URL"] = f"unix://{sock}"
 
 

@@ -2,9 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F
 from django.utils import timezone
