@@ -48,6 +48,19 @@ class ErrorKind(models.TextChoices):
     REDIRECTS = "redirects", "Too many redirects"
     INVALID = "invalid", "Invalid target"
     INTERNAL = "internal", "Probe error"
+    # Not a check at all: the slot was due and no check ran (see MissedReason).
+    MISSED = "missed", "Missed (no check ran)"
+
+
+class MissedReason(models.TextChoices):
+    """Why a due (monitor, region, slot) has no check. A missed slot is *no
+    data*, never downtime."""
+
+    DISPATCHER_DOWN = "dispatcher_down", "Dispatcher was not running"
+    NO_REGION = "no_region", "No live probe node in the region"
+    EXPIRED = "expired", "Expired in the queue"
+    NODE_DIED = "node_died", "Probe node died with it"
+    OVERLOAD = "overload", "Overload: dispatch could not keep up"
 
 
 class Event(models.TextChoices):

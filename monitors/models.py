@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MonitorStatus
+from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
 from .quorum import Check, RegionReport, RegionVote
 from .regions import Region  # noqa: F401  (a monitor is checked from regions)
 from .validators import validate_expected_status, validate_headers, validate_target_url
@@ -320,7 +320,8 @@ class CheckResult(models.Model):
     node = models.CharField(max_length=200)
     scheduled_at = models.DateTimeField()
     checked_at = models.DateTimeField()
-    ok = models.BooleanField()
+    # Null for a missed slot (error_kind "missed"): no check ran, so neither up nor down.
+    ok = models.BooleanField(null=True)
     latency_ms = models.FloatField(null=True, blank=True)
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)
     error_kind = models.CharField(max_length=16, choices=ErrorKind.choices, default=ErrorKind.OK)
@@ -329,6 +330,7 @@ class CheckResult(models.Model):
     in_maintenance = models.BooleanField(default=False)
     # From a node whose canary failed: stored, but not counted in verdicts.
     impaired = models.BooleanField(default=False)
+    missed_reason = models.CharField(max_length=16, choices=MissedReason.choices, blank=True, db_default="")
 
     objects = CheckResultQuerySet.as_manager()
 
