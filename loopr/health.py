@@ -28,7 +28,7 @@ from monitors.regions import Region
 
 # Seconds the broker gets to answer: well within a load balancer's patience.
 BROKER_TIMEOUT = 2.0
-CENTRAL_QUEUES = ("central", "ingest", "notify", "heartbeat")
+CENTRAL_QUEUES = ("dispatch", "central", "ingest", "notify", "heartbeat")
 # The web's start; loopr.wsgi imports this module so that it is the process's
 # start and not that of its first request.
 STARTED_AT = time.time()

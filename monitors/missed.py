@@ -26,10 +26,15 @@ from django.utils import timezone
 
 from loopr import tallies
 
-from .choices import ErrorKind
+from .choices import ErrorKind, MissedReason
 from .models import CheckResult
 
 log = logging.getLogger(__name__)
+
+# Slots that were never sent: no result can turn up for them, so consecutive
+# ones may share a row. A slot that was sent and lost (expired, node_died)
+# keeps a row of its own, which a late result replaces.
+NEVER_SENT = frozenset({MissedReason.DISPATCHER_DOWN, MissedReason.NO_REGION, MissedReason.OVERLOAD})
 
 
 @dataclass(frozen=True)
@@ -68,7 +73,7 @@ def record_missed(runs: Iterable[Missed], now: datetime | None = None) -> int:
         CheckResult.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     by_reason: dict[str, int] = {}
     for run in runs:
-        by_reason[run.reason] = by_reason.get(run.reason, 0) + run.slots
+        by_reason[str(run.reason)] = by_reason.get(str(run.reason), 0) + run.slots
     tallies.add({f"missed.{reason}": slots for reason, slots in by_reason.items()})
     log.info("missed slots recorded: %s", by_reason)
     return sum(by_reason.values())
@@ -77,8 +82,12 @@ def record_missed(runs: Iterable[Missed], now: datetime | None = None) -> int:
 def _extend(runs: list[Missed]) -> list[Missed]:
     """Extend the recorded runs that end one interval before a new run
     starts; returns the runs that continue none."""
+    single = [run for run in runs if run.reason not in NEVER_SENT]
+    runs = [run for run in runs if run.reason in NEVER_SENT]
+    if not runs:
+        return single
     if connection.vendor != "postgresql":
-        return [run for run in runs if not _extend_one(run)]
+        return single + [run for run in runs if not _extend_one(run)]
     values = ", ".join(["(%s, %s, %s, %s::timestamptz, %s::timestamptz)"] * len(runs))
     params: list = []
     for run in runs:
@@ -94,7 +103,7 @@ def _extend(runs: list[Missed]) -> list[Missed]:
     with connection.cursor() as cursor:
         cursor.execute(sql, [*params, ErrorKind.MISSED])
         extended = {(m, r, p) for m, r, p in cursor.fetchall()}
-    return [run for run in runs
+    return single + [run for run in runs
             if (run.monitor_id, run.region_id, run.first - timedelta(seconds=run.interval)) not in extended]
 
 

@@ -210,7 +210,7 @@ def test_verbose_shows_each_component_with_its_age_or_backlog():
     assert details["dispatcher"]["limit"] == settings.LOOPR_HEALTH_DISPATCH_STALE
     assert details["ingest"] == {"state": "idle", "age": None, "limit": settings.LOOPR_HEALTH_INGEST_STALE}
     assert details["queues"] == {"state": "ok", "limit": settings.LOOPR_HEALTH_MAX_BACKLOG,
-                                 "backlog": {"central": 0, "ingest": 0, "notify": 0, "heartbeat": 0}}
+                                 "backlog": {"dispatch": 0, "central": 0, "ingest": 0, "notify": 0, "heartbeat": 0}}
     # Without it, the short body load balancers read.
     assert "details" not in healthz()[1]
 

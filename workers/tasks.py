@@ -12,7 +12,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from loopr import freshness
 from monitors import ingest
 
-from . import dispatch, node, probe_runner, publish, services
+from . import dispatch, ledger, node, probe_runner, publish, redispatch, services
 from .models import NodeToken, Rejection
 
 log = logging.getLogger(__name__)
@@ -20,11 +20,22 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="workers.dispatch_due_checks", ignore_result=True)
 def dispatch_due_checks() -> int:
+    """The dispatch tick (on the `dispatch` queue, its own process): send
+    what is due, then what is owed and overdue (the re-dispatch sweep)."""
+    from loopr.celery import app
+
     def send(queue: str, batch: list[dict], expires: float) -> None:
         run_probe_batch.apply_async(args=[batch], queue=queue, expires=expires)
 
-    sent = dispatch.dispatch_due(send)
+    with app.connection_or_acquire() as conn:
+        client = conn.default_channel.client
+        owed = ledger.Ledger(client)
+        tick = dispatch.Tick(*freshness.read(client, freshness.DISPATCH, freshness.DISPATCH_SERVED))
+        sent = dispatch.dispatch_due(send, tick=tick, ledger=owed)
+        redispatch.sweep(owed, send)
     freshness.mark(freshness.DISPATCH)
+    if tick.served:
+        freshness.mark(freshness.DISPATCH_SERVED)
     return sent
 
 
@@ -89,10 +100,23 @@ def _ingest(region: str, node: str, results: list, token: str) -> dict:
         Rejection.record(str(node), str(region), reason, count)
         return {"rejected": count}
     outcome = ingest.ingest_results(region, node, results)
+    _settle(region, results)
     freshness.mark(freshness.INGEST)
     if outcome.rejected:
         log.warning("ingest from %s/%s: %s", region, node, outcome)
     return outcome.__dict__
+
+
+def _settle(region: str, results: list) -> None:
+    """Strike the message's checks off what the probes owe (stored or
+    duplicate alike). A failure here only means a needless re-dispatch."""
+    from loopr.celery import app
+
+    try:
+        with app.connection_or_acquire() as conn:
+            ledger.Ledger(conn.default_channel.client).settle(region, results)
+    except Exception:
+        log.warning("could not settle %s results from %s in the ledger", len(results), region, exc_info=True)
 
 
 @shared_task(name="workers.record_heartbeat", bind=True, ignore_result=True)
