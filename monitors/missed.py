@@ -58,7 +58,9 @@ def record_missed(runs: Iterable[Missed], now: datetime | None = None) -> int:
     for the same monitor, region and reason extends it. Returns the number of
     slots recorded (a slot that has a result or a missed record already is not
     recorded again)."""
-    runs = [run for run in runs if run.last >= run.first]
+    # In monitor id order: each row inserted takes a share lock on its monitor
+    # (the foreign key), and monitors are locked in id order (monitors/locks.py).
+    runs = sorted((run for run in runs if run.last >= run.first), key=lambda r: (r.monitor_id, r.region_id, r.first))
     if not runs:
         return 0
     now = now or timezone.now()
@@ -68,7 +70,7 @@ def record_missed(runs: Iterable[Missed], now: datetime | None = None) -> int:
             CheckResult(monitor_id=run.monitor_id, region_id=run.region_id, node="", scheduled_at=run.first,
                         checked_at=now, ok=None, error_kind=ErrorKind.MISSED, missed_reason=run.reason,
                         missed_until=run.last)
-            for run in rest
+            for run in sorted(rest, key=lambda r: (r.monitor_id, r.region_id, r.first))
         ]
         CheckResult.objects.bulk_create(rows, batch_size=500, ignore_conflicts=True)
     by_reason: dict[str, int] = {}
