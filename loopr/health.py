@@ -152,9 +152,9 @@ def _dispatcher(now: float, ticked_at: float | None) -> Component:
     if healthy is not None:
         return healthy
     if ticked_at is None:
-        return Component("stale: no dispatch tick yet (is beat running, and the central worker?)", False, detail)
+        return Component("stale: no dispatch tick yet (is beat running, and the dispatcher?)", False, detail)
     return Component(f"stale: last dispatch tick {now - ticked_at:.0f} s ago, limit {limit:g} s "
-                     "(is beat running, and the central worker?)", False, detail)
+                     "(is beat running, and the dispatcher?)", False, detail)
 
 
 def _ingest(now: float, ingested_at: float | None) -> Component:
