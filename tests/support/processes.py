@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
+def procfile_entries() -> dict[str, str]:
+    """The Procfile's processes, as dev.py run reads them."""
+    import dev
+
+    return dev.read_procfile((ROOT / "Procfile").read_text())
+
+
 def database_url() -> str:
     """The URL of the database the test runs on (pytest-django's test DB)."""
     s = connection.settings_dict
@@ -44,6 +51,17 @@ class Processes:
         )
         self.procs[name] = proc
         return proc
+
+    def procfile(self, name: str, **env: str) -> subprocess.Popen:
+        """The Procfile's entry `name`, started as dev.py run starts it
+        (through the shell, for its ${VAR:-default}s, with the venv's
+        commands first on PATH)."""
+        path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return self.start(name, ["/bin/sh", "-c", f"exec {procfile_entries()[name]}"], PATH=path, **env)
+
+    def running(self, name: str) -> bool:
+        proc = self.procs.get(name)
+        return proc is not None and proc.poll() is None
 
     def beat(self, **env: str) -> subprocess.Popen:
         return self.start("beat", [CELERY, "-A", "loopr", "beat", "--loglevel", "INFO",

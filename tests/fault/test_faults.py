@@ -1,0 +1,141 @@
+"""Fault injection: each of Loopr's processes SIGKILLed, its Redis killed
+with kill -9 and its PostgreSQL stopped with `-m immediate`, each while the
+target flips between 200 and 500, on a stack of its own (harness.py); then,
+from the database, for the scenario's window:
+
+- every due (monitor, region, slot) has exactly one result or one missed
+  record, and none of anything else (no second row, no slot off the grid);
+- every state change to or from down has its notification, delivered to the
+  receiver, and no event went out under two ids;
+- /healthz went 503 during the outage (where the outage is the central's)
+  and is 200 again after it;
+- the other processes lived through it (each reconnects by itself).
+
+Marker `fault` (`python3 dev.py test -m fault`); part of the normal run and
+of `.ci/run`. The whole suite takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import pytest
+
+from tests.support.processes import procfile_entries
+
+from .harness import Stack, alert_ledger, is_probe, now_utc, slot_ledger, wait
+
+pytestmark = [pytest.mark.fault, pytest.mark.e2e]
+
+# Normal running before the fault, inside the window.
+BEFORE = 4.0
+# Normal running after recovery, inside the window.
+AFTER = 6.0
+# How long the window's slots and alerts may take to be accounted for after
+# it closes. Generous against what the defaults promise: a slot without a
+# result is re-dispatched at its verdict deadline (timeout + 5 s), a lost
+# notification task is re-queued by the sweep after 30 s.
+SETTLE = 90.0
+# A dead dispatcher shows on /healthz once its last tick is older than
+# LOOPR_HEALTH_DISPATCH_STALE (default 10 s): an outage of a process that
+# ticks must outlast that for the check to be able to see it.
+PROCESS_OUTAGE = 13.0
+# The broker and the database fail /healthz at once; long enough for
+# several flushes of results, heartbeats and ticks to fail meanwhile.
+SERVICE_OUTAGE = 8.0
+# The probe node: long enough that its region is judged dead (3 heartbeats).
+PROBE_OUTAGE = 8.0
+# Before the fault nothing went wrong, so no slot there may be "missed"; a
+# probe node killed at t had run checks up to a flush (1 s) before t whose
+# results it still held, and those may end up missed.
+MISSED_MARGIN = timedelta(seconds=3)
+
+
+@dataclass
+class Fault:
+    name: str
+    inject: Callable[[Stack], None]
+    restore: Callable[[Stack], None]
+    outage: float
+    # /healthz judges the central's work: a probe node's death is its
+    # region's business (and a node's canary must not point at /healthz).
+    central: bool
+    process: str | None = None
+
+
+def killed(name: str) -> Fault:
+    return Fault(f"SIGKILL {name}", lambda s: s.processes.kill(name), lambda s: s.start(name),
+                 PROBE_OUTAGE if is_probe(name) else PROCESS_OUTAGE, central=not is_probe(name), process=name)
+
+
+# Every Procfile process but the web (which answers /healthz), so a
+# `dispatcher` entry is killed too once it exists.
+FAULTS = [killed(name) for name in procfile_entries() if name != "web"] + [
+    Fault("Redis kill -9 and restart", lambda s: s.redis.kill(), lambda s: s.redis.start(), SERVICE_OUTAGE,
+          central=True),
+    Fault("PostgreSQL immediate stop and restart", lambda s: s.pg.stop_immediate(), lambda s: s.pg.start(),
+          SERVICE_OUTAGE, central=True),
+]
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault(stack: Stack, fault: Fault):
+    if stack.ensure_running():
+        wait(stack.healthy, 90, "/healthz 200 after restarting what an earlier scenario left dead", stack)
+    pids = stack.pids()
+    start = now_utc()
+    time.sleep(BEFORE)
+
+    fault_at, fault_t = now_utc(), time.time()
+    fault.inject(stack)
+    time.sleep(fault.outage)
+    fault.restore(stack)
+    restored_at, restored_t = now_utc(), time.time()
+    wait(lambda: stack.healthy() and stack.region_live(), 90, f"/healthz 200 and a live region after {fault.name}",
+         stack)
+    time.sleep(AFTER)
+    end = now_utc()
+
+    # Let the window's last slots and alerts arrive, and what the fault
+    # delayed be redelivered, re-dispatched or recorded as missed.
+    deadline = time.monotonic() + SETTLE
+    while True:
+        slots = slot_ledger(stack, start, end, missed_from=fault_at - MISSED_MARGIN, resumed_after=restored_at)
+        alerts = alert_ledger(stack, start, end)
+        if (not slots.lost and not alerts.untold) or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    settled = time.monotonic() - (deadline - SETTLE)
+    figures = f"{fault.name}: {slots.summary()}; {alerts.summary()}; settled in {settled:.0f} s"
+    print(figures)
+
+    # Every due slot has exactly one result or one missed record.
+    assert not slots.lost, f"{figures}; lost e.g. {[(m, f'{at:%H:%M:%S.%f}') for m, at in slots.lost[:10]]}"
+    assert not slots.extra, f"{figures}; extra rows e.g. {slots.extra[:10]}"
+    # A missed record says why, is neither up nor down, and only where the fault was.
+    assert not slots.bad_missed, f"{figures}; e.g. {slots.bad_missed[:10]}"
+    # Checks resumed for every monitor once the fault was repaired.
+    assert not slots.not_resumed, f"{figures}; no result after recovery for monitors {slots.not_resumed[:20]}"
+    # The target flipped throughout: there were state changes to tell...
+    assert alerts.expected > 0, figures
+    # ...and every one was told, under one id.
+    assert not alerts.untold, f"{figures}; e.g. {alerts.untold[:10]}"
+    assert not alerts.two_ids, f"{figures}; e.g. {alerts.two_ids[:10]}"
+    assert not stack.receiver.refused, f"signatures refused: {stack.receiver.refused[:5]}"
+
+    # /healthz saw the outage and is healthy again.
+    during = stack.health.between(fault_t, restored_t + 2)
+    if fault.central:
+        assert any(r.status == 503 for r in during), (
+            f"/healthz never said 503 during {fault.name}: {sorted({(r.status, r.body) for r in during})[:5]}")
+    latest = stack.health.between(time.time() - 5, time.time())
+    assert latest and all(r.status == 200 for r in latest), [(r.status, r.body) for r in latest]
+
+    # Every other process lived through it.
+    survivors = {name: pid for name, pid in pids.items() if name != fault.process}
+    assert {n: p for n, p in stack.pids().items() if n in survivors} == survivors
+    dead = [name for name in stack.names if not stack.processes.running(name)]
+    assert not dead, f"{', '.join(dead)} exited during {fault.name}"
