@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
@@ -15,6 +15,12 @@ from ..regions import Region
 
 # More ids than anyone sensibly sends in one list; they are looked up in one query.
 MAX_IDS = 1000
+# Monitors one POST may create: ten thousand take ten requests of about a
+# second each, and a refused list is cheap to correct and send again.
+MAX_BULK_CREATE = 1000
+# Rows a statement inserts: ~35 columns each stays far below PostgreSQL's
+# 65,535 parameters of one statement.
+BULK_BATCH = 500
 
 
 class HeadersField(serializers.JSONField):
@@ -26,10 +32,21 @@ class HeadersField(serializers.JSONField):
 
 
 class RegionNameField(serializers.SlugRelatedField):
+    """A region by name, looked up among all regions read once per request
+    (there are a handful): a thousand monitors created in one request cost
+    one query for their regions, not one per name."""
+
     def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:  # PostgreSQL refuses NUL even in a lookup
+        if not isinstance(data, str):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        if "\x00" in data:  # PostgreSQL refuses NUL
+            self.fail("invalid")
+        regions = self.context.get("regions_by_name")
+        if regions is None:
+            regions = self.context["regions_by_name"] = {region.name: region for region in self.get_queryset()}
+        if data not in regions:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return regions[data]
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -68,11 +85,20 @@ class OwnedIdsField(serializers.ManyRelatedField):
             self.fail("empty")
         child = self.child_relation
         ids = list(dict.fromkeys(child.pk_field.run_validation(item) for item in data))
-        found = child.get_queryset().in_bulk(ids)
+        found = self._known(child.get_queryset(), ids)
         missing = [str(pk) for pk in ids if pk not in found]
         if missing:
             self.fail("unknown", noun=child.queryset.model._meta.verbose_name, ids=", ".join(missing))
         return [found[pk] for pk in ids]
+
+    def _known(self, owned: models.QuerySet, ids: list[int]) -> dict[int, models.Model]:
+        # Kept for the request: the items of a bulk create mostly name the
+        # same few ids, which are then read once, not once per item.
+        known = self.context.setdefault(("owned", owned.model, self.child_relation.owner().pk), {})
+        unread = [pk for pk in ids if pk not in known]
+        if unread:
+            known.update(owned.in_bulk(unread))
+        return known
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -88,12 +114,14 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return OwnedIdsField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
     def get_queryset(self):
+        return super().get_queryset().filter(owner=self.owner())
+
+    def owner(self):
         # The owner of the object being written: the caller when creating,
         # the object's owner when updating (so even a superuser cannot wire
         # one user's monitor to another user's channel).
         instance = self.root.instance
-        owner = instance.owner if instance is not None else self.context["request"].user
-        return super().get_queryset().filter(owner=owner)
+        return instance.owner if instance is not None else self.context["request"].user
 
 
 class IncidentSummarySerializer(serializers.ModelSerializer):
@@ -148,6 +176,8 @@ class MonitorSerializer(ValidatedModelSerializer):
         ]
 
     def get_unserved_regions(self, monitor: Monitor) -> list[str]:
+        if not monitor.regions.all():
+            return []  # checked from every live region: none can be unserved
         if "live_regions" not in self.context:
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
         return monitor.unserved_regions(self.context["live_regions"])
@@ -158,19 +188,7 @@ class MonitorSerializer(ValidatedModelSerializer):
         return super().validate(attrs)
 
     def create(self, validated_data: dict) -> Monitor:
-        regions = validated_data.pop("regions", [])
-        paused = validated_data.pop("paused", False)
-        channels = validated_data.pop("channels", None)
-        monitor = Monitor(**validated_data)
-        if paused:
-            monitor.pause()
-        monitor.save()
-        monitor.regions.set(regions)
-        # Omitted means "my usual channels"; an explicit [] means none.
-        if channels is None:
-            channels = Channel.objects.defaults_for(monitor.owner)
-        monitor.channels.set(channels)
-        return monitor
+        return create_monitors([validated_data])[0]
 
     def update(self, instance: Monitor, validated_data: dict) -> Monitor:
         regions = validated_data.pop("regions", None)
@@ -188,6 +206,71 @@ class MonitorSerializer(ValidatedModelSerializer):
         if channels is not None:
             instance.channels.set(channels)
         return instance
+
+
+class MonitorListSerializer(serializers.ListSerializer):
+    """A list of monitors posted at once: each validated as if posted alone,
+    all created in one transaction or, when any item is refused, none (the
+    400 then holds one entry per item, `{}` for those that were fine)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", MAX_BULK_CREATE)
+        kwargs.setdefault("allow_empty", False)
+        super().__init__(*args, **kwargs)
+
+    def create(self, validated_data: list[dict]) -> list[Monitor]:
+        return create_monitors(validated_data)
+
+
+MonitorSerializer.Meta.list_serializer_class = MonitorListSerializer
+
+
+def create_monitors(items: list[dict]) -> list[Monitor]:
+    """Monitors from validated data, in a few statements however many there
+    are: the rows, then their regions and channels. A monitor created
+    without a `channels` list gets its owner's default channels; `[]` is none."""
+    monitors, regions, channels = [], [], []
+    defaults: dict[int, list[Channel]] = {}
+    for data in items:
+        data = dict(data)
+        regions.append(data.pop("regions", []))
+        chosen = data.pop("channels", None)
+        paused = data.pop("paused", False)
+        monitor = Monitor(**data)
+        if paused:
+            monitor.pause()
+        if chosen is None:
+            if monitor.owner_id not in defaults:
+                defaults[monitor.owner_id] = list(Channel.objects.defaults_for(monitor.owner_id))
+            chosen = defaults[monitor.owner_id]
+        channels.append(chosen)
+        monitors.append(monitor)
+    with transaction.atomic():
+        Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
+        _add_related(monitors, "regions", regions)
+        _add_related(monitors, "channels", channels)
+    return monitors
+
+
+def _add_related(monitors: list[Monitor], name: str, related: list[list[models.Model]]) -> None:
+    field = Monitor._meta.get_field(name)
+    through, source, target = field.remote_field.through, field.m2m_field_name(), field.m2m_reverse_field_name()
+    through.objects.bulk_create(
+        [through(**{source: monitor, target: obj}) for monitor, objs in zip(monitors, related) for obj in objs],
+        batch_size=BULK_BATCH,
+    )
+    for monitor, objs in zip(monitors, related):
+        _remember_related(monitor, name, objs)
+
+
+def _remember_related(monitor: Monitor, name: str, objs: list[models.Model]) -> None:
+    # What prefetch_related leaves on an object (Django's prefetch_one_level
+    # does the same): the answer that shows the new monitors then reads
+    # their regions and channels from here, not with a query per monitor.
+    queryset = getattr(monitor, name).all()
+    queryset._result_cache = list(objs)
+    queryset._prefetch_done = True
+    monitor.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 class CheckResultSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
 from ..choices import MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
 from .serializers import (
+    MAX_BULK_CREATE,
     CheckResultSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
@@ -73,6 +74,20 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
     queryset = Monitor.objects.select_related("current_incident").prefetch_related("regions", "channels")
     serializer_class = MonitorSerializer
     filterset_class = MonitorFilter
+
+    def get_serializer(self, *args, **kwargs):
+        # A list posted to the list endpoint creates them all, as NetBox's API does.
+        if isinstance(kwargs.get("data"), list):
+            kwargs["many"] = True
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(description=(
+        f"Create a monitor; or post a list of up to {MAX_BULK_CREATE:,} monitors to create them all at once. Each item is "
+        "validated as if posted alone; if any is refused, none is created and the 400 holds a list with one "
+        "entry per item: that item's errors by field, {} for an item that was fine."
+    ))
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
 
     def get_queryset(self):
         queryset = super().get_queryset()
