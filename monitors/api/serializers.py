@@ -211,7 +211,7 @@ class MonitorSerializer(ValidatedModelSerializer):
 class MonitorListSerializer(serializers.ListSerializer):
     """A list of monitors posted at once: each validated as if posted alone,
     all created in one transaction or, when any item is refused, none (the
-    400 then holds one entry per item, `{}` for those that were fine)."""
+    400 then maps each refused item's position to its errors by field)."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("max_length", MAX_BULK_CREATE)

@@ -77,14 +77,14 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
 
     def get_serializer(self, *args, **kwargs):
         # A list posted to the list endpoint creates them all, as NetBox's API does.
-        if isinstance(kwargs.get("data"), list):
+        if self.action == "create" and isinstance(kwargs.get("data"), list):
             kwargs["many"] = True
         return super().get_serializer(*args, **kwargs)
 
     @extend_schema(description=(
-        f"Create a monitor; or post a list of up to {MAX_BULK_CREATE:,} monitors to create them all at once. Each item is "
-        "validated as if posted alone; if any is refused, none is created and the 400 holds a list with one "
-        "entry per item: that item's errors by field, {} for an item that was fine."
+        f"Create a monitor; or post a list of up to {MAX_BULK_CREATE:,} monitors to create them all at once. "
+        "Each item is validated as if posted alone; if any is refused, none is created, and the 400 maps the position of each "
+        'refused item (from 0) to its errors by field: {"3": {"url": ["…"]}}.'
     ))
     def create(self, request, *args, **kwargs):
         return super().create(request, *args, **kwargs)
