@@ -123,6 +123,10 @@ class Monitor(models.Model):
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
+            # A page of a user's monitors in their order (the API's list) and
+            # of everyone's (the admin's changelist), without sorting them all.
+            models.Index(fields=["owner", "name", "id"], name="monitor_owner_name_idx"),
+            models.Index(fields=["name", "id"], name="monitor_name_idx"),
         ]
 
     def __str__(self) -> str:
