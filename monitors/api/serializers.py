@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from operator import attrgetter
+
 from django.db import models, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel
@@ -31,6 +34,17 @@ class HeadersField(serializers.JSONField):
             self.fail("invalid")
 
 
+class LinkedRelatedField(serializers.ManyRelatedField):
+    """Reads a monitor's regions or channels through `Monitor.linked`: a
+    page of monitors has read them all at once."""
+
+    def get_attribute(self, instance):
+        linked = getattr(instance, "linked", None)
+        if linked is None or instance.pk is None:
+            return super().get_attribute(instance)
+        return linked(self.source)
+
+
 class RegionNameField(serializers.SlugRelatedField):
     """A region by name, looked up among all regions read once per request
     (there are a handful): a thousand monitors created in one request cost
@@ -47,6 +61,11 @@ class RegionNameField(serializers.SlugRelatedField):
         if data not in regions:
             self.fail("does_not_exist", slug_name=self.slug_field, value=data)
         return regions[data]
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):
+        many_kwargs = {key: value for key, value in kwargs.items() if key in MANY_RELATION_KWARGS}
+        return LinkedRelatedField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -65,7 +84,7 @@ class PlainChoiceField(serializers.ChoiceField):
         super().__init__(choices, **kwargs)
 
 
-class OwnedIdsField(serializers.ManyRelatedField):
+class OwnedIdsField(LinkedRelatedField):
     """A list of ids, each of an object with the same owner as the object
     being written; anything else is named as unknown (another user's object
     is as unknown here as it is a 404 elsewhere)."""
@@ -176,7 +195,7 @@ class MonitorSerializer(ValidatedModelSerializer):
         ]
 
     def get_unserved_regions(self, monitor: Monitor) -> list[str]:
-        if not monitor.regions.all():
+        if not monitor.linked("regions"):
             return []  # checked from every live region: none can be unserved
         if "live_regions" not in self.context:
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
@@ -221,6 +240,12 @@ class MonitorListSerializer(serializers.ListSerializer):
     def create(self, validated_data: list[dict]) -> list[Monitor]:
         return create_monitors(validated_data)
 
+    def to_representation(self, data) -> list[dict]:
+        # A page of monitors: their regions and channels in one query each.
+        monitors = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
+        Monitor.read_links([monitor for monitor in monitors if "_links" not in monitor.__dict__])
+        return super().to_representation(monitors)
+
 
 MonitorSerializer.Meta.list_serializer_class = MonitorListSerializer
 
@@ -249,7 +274,14 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
         Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
         _add_related(monitors, "regions", regions)
         _add_related(monitors, "channels", channels)
+    for monitor, its_regions, its_channels in zip(monitors, regions, channels):
+        # The answer shows them as written, without reading them back.
+        monitor.set_links(sorted(its_regions, key=attrgetter("name")), sorted(its_channels, key=_channel_order))
     return monitors
+
+
+def _channel_order(channel: Channel) -> tuple:
+    return channel.name, channel.pk
 
 
 def _add_related(monitors: list[Monitor], name: str, related: list[list[models.Model]]) -> None:
@@ -259,18 +291,6 @@ def _add_related(monitors: list[Monitor], name: str, related: list[list[models.M
         [through(**{source: monitor, target: obj}) for monitor, objs in zip(monitors, related) for obj in objs],
         batch_size=BULK_BATCH,
     )
-    for monitor, objs in zip(monitors, related):
-        _remember_related(monitor, name, objs)
-
-
-def _remember_related(monitor: Monitor, name: str, objs: list[models.Model]) -> None:
-    # What prefetch_related leaves on an object (Django's prefetch_one_level
-    # does the same): the answer that shows the new monitors then reads
-    # their regions and channels from here, not with a query per monitor.
-    queryset = getattr(monitor, name).all()
-    queryset._result_cache = list(objs)
-    queryset._prefetch_done = True
-    monitor.__dict__.setdefault("_prefetched_objects_cache", {})[name] = queryset
 
 
 class CheckResultSerializer(serializers.ModelSerializer):

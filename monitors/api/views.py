@@ -71,7 +71,8 @@ class ResultPagination(CursorPagination):
 
 
 class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
-    queryset = Monitor.objects.select_related("current_incident").prefetch_related("regions", "channels")
+    # Regions and channels: a page reads them all in one query each (MonitorListSerializer).
+    queryset = Monitor.objects.select_related("current_incident")
     serializer_class = MonitorSerializer
     filterset_class = MonitorFilter
 
