@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
-from rest_framework import parsers, serializers
+from rest_framework import pagination, parsers, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.settings import api_settings
 
@@ -22,6 +22,19 @@ class JSONParser(parsers.JSONParser):
             return super().parse(stream, media_type, parser_context)
         except RecursionError as exc:  # DRF turns only ValueError into a 400
             raise ParseError("JSON parse error - nested too deeply.") from exc
+
+
+# The most rows one page of any list may hold: a client asking for more gets
+# this many (as DRF caps), and a page of monitors this size still answers in
+# well under a second.
+MAX_PAGE_SIZE = 1000
+
+
+class PageNumberPagination(pagination.PageNumberPagination):
+    """Every list's pages (`PAGE_SIZE` rows), `page_size` up to MAX_PAGE_SIZE."""
+
+    page_size_query_param = "page_size"
+    max_page_size = MAX_PAGE_SIZE
 
 
 class OwnedByUser:

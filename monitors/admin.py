@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from loopr.admin import (
+    BigTableAdmin,
     CountedDeleteAdmin,
     OwnedByUserAdmin,
     OwnedModelAdmin,
@@ -61,8 +62,9 @@ class MaintenanceWindowForm(SameOwnerForm):
 
 
 @admin.register(Monitor)
-class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
+class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MonitorForm
+    sortable_by = ["name"]  # by name (the default order, indexed); the filters find the rest
     list_display = ["name", "status", "health", "open_incident", "alerting", "url", "interval", "last_checked_at",
                     "paused", "owner"]
     list_filter = ["status", "health", "paused", "is_flapping", "in_maintenance", "regions", "method"]
@@ -127,7 +129,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
+class CheckResultAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
                     "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
@@ -135,7 +137,9 @@ class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_select_related = ["monitor", "region"]
     raw_id_fields = ["monitor"]
     date_hierarchy = None  # a date drill-down would COUNT a huge table per level
-    show_full_result_count = False
+    # Newest first, by the slot: an index read backwards that stops after one page.
+    ordering = ["-scheduled_at"]
+    sortable_by = ["scheduled"]
 
     fields = ["monitor", "region", "node", "scheduled", "checked", "ok", "latency_ms", "status_code", "error_kind",
               "error", "tls_expires_at", "in_maintenance", "impaired"]
@@ -195,7 +199,7 @@ class NotificationInline(ReadOnlyInline):
 
 
 @admin.register(Incident)
-class IncidentAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
+class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "short_cause"]
     list_filter = [IncidentStateFilter, "cause_kind"]
     search_fields = ["monitor__name", "cause"]

@@ -123,6 +123,10 @@ class Monitor(models.Model):
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
+            # A page of a user's monitors in their order (the API's list) and
+            # of everyone's (the admin's changelist), without sorting them all.
+            models.Index(fields=["owner", "name", "id"], name="monitor_owner_name_idx"),
+            models.Index(fields=["name", "id"], name="monitor_name_idx"),
         ]
 
     def __str__(self) -> str:
@@ -156,9 +160,38 @@ class Monitor(models.Model):
 
     @property
     def alerting(self) -> bool:
-        """Whether an alert would reach anyone: at least one enabled channel
-        (read from prefetched channels when the queryset has them)."""
-        return any(channel.enabled for channel in self.channels.all())
+        """Whether an alert would reach anyone: at least one enabled channel."""
+        return any(channel.enabled for channel in self.linked("channels"))
+
+    def linked(self, name: str) -> list:
+        """Its `regions` or `channels`: as `read_links` left them (a page of
+        monitors reads them all at once), else through the manager (and so
+        from prefetched ones when the queryset has them)."""
+        links = self.__dict__.get("_links")
+        return links[name] if links is not None else list(getattr(self, name).all())
+
+    @classmethod
+    def read_links(cls, monitors: list[Monitor]) -> None:
+        """The regions (id, name) and channels (id, enabled) of all of
+        `monitors`, one query each, kept on each monitor for `linked`: a page
+        of a hundred costs two queries and builds no queryset per monitor,
+        which prefetch_related does (a third of a page's time)."""
+        if not monitors:
+            return
+        channel_model = cls._meta.get_field("channels").related_model  # notifications builds on monitors, not back
+        regions: dict[int, list[Region]] = {monitor.pk: [] for monitor in monitors}
+        channels: dict[int, list[models.Model]] = {monitor.pk: [] for monitor in monitors}
+        rows = cls.regions.through.objects.filter(monitor_id__in=regions).order_by("region__name")
+        for monitor_id, region_id, name in rows.values_list("monitor_id", "region_id", "region__name"):
+            regions[monitor_id].append(Region(id=region_id, name=name))
+        rows = cls.channels.through.objects.filter(monitor_id__in=channels).order_by("channel__name", "channel_id")
+        for monitor_id, channel_id, enabled in rows.values_list("monitor_id", "channel_id", "channel__enabled"):
+            channels[monitor_id].append(channel_model(id=channel_id, enabled=enabled))
+        for monitor in monitors:
+            monitor.set_links(regions[monitor.pk], channels[monitor.pk])
+
+    def set_links(self, regions: list, channels: list) -> None:
+        self._links = {"regions": regions, "channels": channels}
 
     def pause(self) -> None:
         self.paused = True
@@ -274,7 +307,7 @@ class Monitor(models.Model):
 
     def unserved_regions(self, live: set[str]) -> list[str]:
         """Chosen regions that no live probe node serves: not checked at all."""
-        return sorted(r.name for r in self.regions.all() if r.name not in live)
+        return sorted(r.name for r in self.linked("regions") if r.name not in live)
 
     def settle_flapping(self, now: datetime) -> bool:
         """A flapping monitor settles once its health held still for a whole window."""

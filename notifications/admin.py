@@ -6,7 +6,14 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
+from loopr.admin import (
+    BigTableAdmin,
+    CountedDeleteAdmin,
+    OwnedByUserAdmin,
+    OwnedModelAdmin,
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+)
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
@@ -44,13 +51,16 @@ class AlertReachWarnings:
         # A POST redirects to a GET that warns again: once is enough.
         if request.method != "GET":
             return
-        silent = list(Monitor.objects.filter(owner=request.user).silent().values_list("name", flat=True))
-        if silent:
+        silent = Monitor.objects.filter(owner=request.user).silent()
+        # The names shown, and a count only when there are more: never every name of a large fleet.
+        names = list(silent.values_list("name", flat=True)[: NAMED_SILENT_MONITORS + 1])
+        if names:
+            total = silent.count() if len(names) > NAMED_SILENT_MONITORS else len(names)
             self.message_user(request, format_html(
                 "No alert reaches anyone about {} of your monitors ({}): they have no enabled channel. "
                 '<a href="{}">Add an email or webhook channel</a>, then choose it under Alerts on each monitor '
                 "(a channel marked default is chosen for your new monitors).",
-                len(silent), _some(silent), reverse("admin:notifications_channel_add"),
+                total, _some(names, total), reverse("admin:notifications_channel_add"),
             ), messages.WARNING)
         if prints_to_console() and Channel.objects.owned_by(request.user).filter(
             kind=ChannelKind.EMAIL, enabled=True
@@ -60,9 +70,9 @@ class AlertReachWarnings:
                               "smtp+tls://user:password@smtp.example.com:587.", messages.WARNING)
 
 
-def _some(names: list[str]) -> str:
+def _some(names: list[str], total: int) -> str:
     shown = ", ".join(names[:NAMED_SILENT_MONITORS])
-    more = len(names) - NAMED_SILENT_MONITORS
+    more = total - NAMED_SILENT_MONITORS
     return f"{shown} and {more} more" if more > 0 else shown
 
 
@@ -144,7 +154,7 @@ class DeliveryAttemptInline(ReadOnlyInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
+class NotificationAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     """The delivery log: who was told about what, when, and what came back."""
 
     list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",
@@ -156,7 +166,7 @@ class NotificationAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
                        "sent_at", "next_attempt_at", "leased_until", "last_error", "context"]
     fields = readonly_fields
     inlines = [DeliveryAttemptInline]
-    show_full_result_count = False
+    sortable_by = ["created_at"]  # newest first (the default order, indexed)
 
     def lookup_allowed(self, lookup, value, request=None):
         # Linked from an incident or a monitor without list filters listing them all.

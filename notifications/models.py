@@ -157,6 +157,8 @@ class Notification(models.Model):
                          name="notification_due_idx"),
             # Reminders: the latest notification of an incident per channel.
             models.Index(fields=["incident", "channel", "-created_at"], name="notification_incident_idx"),
+            # The delivery log, newest first (admin changelist, API list): a page without sorting the table.
+            models.Index(fields=["-created_at"], name="notification_created_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
-from django.db import models
+from operator import attrgetter
+
+from django.db import models, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.relations import MANY_RELATION_KWARGS
 
 from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel
@@ -15,6 +18,12 @@ from ..regions import Region
 
 # More ids than anyone sensibly sends in one list; they are looked up in one query.
 MAX_IDS = 1000
+# Monitors one POST may create: ten thousand take ten requests of about a
+# second each, and a refused list is cheap to correct and send again.
+MAX_BULK_CREATE = 1000
+# Rows a statement inserts: ~35 columns each stays far below PostgreSQL's
+# 65,535 parameters of one statement.
+BULK_BATCH = 500
 
 
 class HeadersField(serializers.JSONField):
@@ -25,11 +34,38 @@ class HeadersField(serializers.JSONField):
             self.fail("invalid")
 
 
+class LinkedRelatedField(serializers.ManyRelatedField):
+    """Reads a monitor's regions or channels through `Monitor.linked`: a
+    page of monitors has read them all at once."""
+
+    def get_attribute(self, instance):
+        linked = getattr(instance, "linked", None)
+        if linked is None or instance.pk is None:
+            return super().get_attribute(instance)
+        return linked(self.source)
+
+
 class RegionNameField(serializers.SlugRelatedField):
+    """A region by name, looked up among all regions read once per request
+    (there are a handful): a thousand monitors created in one request cost
+    one query for their regions, not one per name."""
+
     def to_internal_value(self, data):
-        if isinstance(data, str) and "\x00" in data:  # PostgreSQL refuses NUL even in a lookup
+        if not isinstance(data, str):
             self.fail("invalid")
-        return super().to_internal_value(data)
+        if "\x00" in data:  # PostgreSQL refuses NUL
+            self.fail("invalid")
+        regions = self.context.get("regions_by_name")
+        if regions is None:
+            regions = self.context["regions_by_name"] = {region.name: region for region in self.get_queryset()}
+        if data not in regions:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        return regions[data]
+
+    @classmethod
+    def many_init(cls, *args, **kwargs):
+        many_kwargs = {key: value for key, value in kwargs.items() if key in MANY_RELATION_KWARGS}
+        return LinkedRelatedField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
 
 @extend_schema_field(OpenApiTypes.STR)
@@ -48,7 +84,7 @@ class PlainChoiceField(serializers.ChoiceField):
         super().__init__(choices, **kwargs)
 
 
-class OwnedIdsField(serializers.ManyRelatedField):
+class OwnedIdsField(LinkedRelatedField):
     """A list of ids, each of an object with the same owner as the object
     being written; anything else is named as unknown (another user's object
     is as unknown here as it is a 404 elsewhere)."""
@@ -68,11 +104,20 @@ class OwnedIdsField(serializers.ManyRelatedField):
             self.fail("empty")
         child = self.child_relation
         ids = list(dict.fromkeys(child.pk_field.run_validation(item) for item in data))
-        found = child.get_queryset().in_bulk(ids)
+        found = self._known(child.get_queryset(), ids)
         missing = [str(pk) for pk in ids if pk not in found]
         if missing:
             self.fail("unknown", noun=child.queryset.model._meta.verbose_name, ids=", ".join(missing))
         return [found[pk] for pk in ids]
+
+    def _known(self, owned: models.QuerySet, ids: list[int]) -> dict[int, models.Model]:
+        # Kept for the request: the items of a bulk create mostly name the
+        # same few ids, which are then read once, not once per item.
+        known = self.context.setdefault(("owned", owned.model, self.child_relation.owner().pk), {})
+        unread = [pk for pk in ids if pk not in known]
+        if unread:
+            known.update(owned.in_bulk(unread))
+        return known
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
@@ -88,12 +133,14 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return OwnedIdsField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
     def get_queryset(self):
+        return super().get_queryset().filter(owner=self.owner())
+
+    def owner(self):
         # The owner of the object being written: the caller when creating,
         # the object's owner when updating (so even a superuser cannot wire
         # one user's monitor to another user's channel).
         instance = self.root.instance
-        owner = instance.owner if instance is not None else self.context["request"].user
-        return super().get_queryset().filter(owner=owner)
+        return instance.owner if instance is not None else self.context["request"].user
 
 
 class IncidentSummarySerializer(serializers.ModelSerializer):
@@ -148,6 +195,8 @@ class MonitorSerializer(ValidatedModelSerializer):
         ]
 
     def get_unserved_regions(self, monitor: Monitor) -> list[str]:
+        if not monitor.linked("regions"):
+            return []  # checked from every live region: none can be unserved
         if "live_regions" not in self.context:
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
         return monitor.unserved_regions(self.context["live_regions"])
@@ -158,19 +207,7 @@ class MonitorSerializer(ValidatedModelSerializer):
         return super().validate(attrs)
 
     def create(self, validated_data: dict) -> Monitor:
-        regions = validated_data.pop("regions", [])
-        paused = validated_data.pop("paused", False)
-        channels = validated_data.pop("channels", None)
-        monitor = Monitor(**validated_data)
-        if paused:
-            monitor.pause()
-        monitor.save()
-        monitor.regions.set(regions)
-        # Omitted means "my usual channels"; an explicit [] means none.
-        if channels is None:
-            channels = Channel.objects.defaults_for(monitor.owner)
-        monitor.channels.set(channels)
-        return monitor
+        return create_monitors([validated_data])[0]
 
     def update(self, instance: Monitor, validated_data: dict) -> Monitor:
         regions = validated_data.pop("regions", None)
@@ -188,6 +225,72 @@ class MonitorSerializer(ValidatedModelSerializer):
         if channels is not None:
             instance.channels.set(channels)
         return instance
+
+
+class MonitorListSerializer(serializers.ListSerializer):
+    """A list of monitors posted at once: each validated as if posted alone,
+    all created in one transaction or, when any item is refused, none (the
+    400 then maps each refused item's position to its errors by field)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", MAX_BULK_CREATE)
+        kwargs.setdefault("allow_empty", False)
+        super().__init__(*args, **kwargs)
+
+    def create(self, validated_data: list[dict]) -> list[Monitor]:
+        return create_monitors(validated_data)
+
+    def to_representation(self, data) -> list[dict]:
+        # A page of monitors: their regions and channels in one query each.
+        monitors = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
+        Monitor.read_links([monitor for monitor in monitors if "_links" not in monitor.__dict__])
+        return super().to_representation(monitors)
+
+
+MonitorSerializer.Meta.list_serializer_class = MonitorListSerializer
+
+
+def create_monitors(items: list[dict]) -> list[Monitor]:
+    """Monitors from validated data, in a few statements however many there
+    are: the rows, then their regions and channels. A monitor created
+    without a `channels` list gets its owner's default channels; `[]` is none."""
+    monitors, regions, channels = [], [], []
+    defaults: dict[int, list[Channel]] = {}
+    for data in items:
+        data = dict(data)
+        regions.append(data.pop("regions", []))
+        chosen = data.pop("channels", None)
+        paused = data.pop("paused", False)
+        monitor = Monitor(**data)
+        if paused:
+            monitor.pause()
+        if chosen is None:
+            if monitor.owner_id not in defaults:
+                defaults[monitor.owner_id] = list(Channel.objects.defaults_for(monitor.owner_id))
+            chosen = defaults[monitor.owner_id]
+        channels.append(chosen)
+        monitors.append(monitor)
+    with transaction.atomic():
+        Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
+        _add_related(monitors, "regions", regions)
+        _add_related(monitors, "channels", channels)
+    for monitor, its_regions, its_channels in zip(monitors, regions, channels):
+        # The answer shows them as written, without reading them back.
+        monitor.set_links(sorted(its_regions, key=attrgetter("name")), sorted(its_channels, key=_channel_order))
+    return monitors
+
+
+def _channel_order(channel: Channel) -> tuple:
+    return channel.name, channel.pk
+
+
+def _add_related(monitors: list[Monitor], name: str, related: list[list[models.Model]]) -> None:
+    field = Monitor._meta.get_field(name)
+    through, source, target = field.remote_field.through, field.m2m_field_name(), field.m2m_reverse_field_name()
+    through.objects.bulk_create(
+        [through(**{source: monitor, target: obj}) for monitor, objs in zip(monitors, related) for obj in objs],
+        batch_size=BULK_BATCH,
+    )
 
 
 class CheckResultSerializer(serializers.ModelSerializer):

@@ -12,6 +12,7 @@ from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
 from ..choices import MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
 from .serializers import (
+    MAX_BULK_CREATE,
     CheckResultSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
@@ -70,9 +71,24 @@ class ResultPagination(CursorPagination):
 
 
 class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
-    queryset = Monitor.objects.select_related("current_incident").prefetch_related("regions", "channels")
+    # Regions and channels: a page reads them all in one query each (MonitorListSerializer).
+    queryset = Monitor.objects.select_related("current_incident")
     serializer_class = MonitorSerializer
     filterset_class = MonitorFilter
+
+    def get_serializer(self, *args, **kwargs):
+        # A list posted to the list endpoint creates them all, as NetBox's API does.
+        if self.action == "create" and isinstance(kwargs.get("data"), list):
+            kwargs["many"] = True
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(description=(
+        f"Create a monitor; or post a list of up to {MAX_BULK_CREATE:,} monitors to create them all at once. "
+        "Each item is validated as if posted alone; if any is refused, none is created, and the 400 maps the position of each "
+        'refused item (from 0) to its errors by field: {"3": {"url": ["…"]}}.'
+    ))
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
 
     def get_queryset(self):
         queryset = super().get_queryset()
