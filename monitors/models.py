@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
+from .choices import AcknowledgedVia, ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
 from .quorum import Check, RegionReport, RegionVote
 from .regions import Region  # noqa: F401  (a monitor is checked from regions)
 from .validators import validate_expected_status, validate_headers, validate_target_url
@@ -368,6 +368,11 @@ class Incident(models.Model):
     cause = models.TextField(blank=True)
     regions = models.JSONField(default=list, blank=True, help_text="Regions that saw the failure.")
     region_errors = models.JSONField(default=dict, blank=True, help_text="Each failing region's error.")
+    # Someone is on it: reminders and escalation stop; recovery still announces `up`.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, help_text="A username, or the channel a link went to.")
+    acknowledged_via = models.CharField(max_length=8, choices=AcknowledgedVia.choices, blank=True)
+    acknowledgement_note = models.CharField(max_length=1000, blank=True)
 
     objects = IncidentQuerySet.as_manager()
 
@@ -384,6 +389,18 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def is_acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
+
+    def acknowledgeable(self) -> bool:
+        return self.is_open and not self.is_acknowledged
+
+    def record_acknowledgement(self, by: str, via: str, note: str, at: datetime) -> None:
+        self.acknowledged_at, self.acknowledged_by = at, by[:200]
+        self.acknowledged_via, self.acknowledgement_note = via, note[:1000]
+        self.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note"])
 
     @property
     def duration(self) -> timedelta:
