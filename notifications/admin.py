@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -66,9 +67,31 @@ def _some(names: list[str]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+class ChannelForm(forms.ModelForm):
+    """The secret is write-only here too: typed in, never shown; left blank,
+    the stored one stays. (A webhook's signing secret is made by Loopr and
+    shown once, in a message.)"""
+
+    secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="The kind's token or key (see the README's table of kinds). Never shown; leave blank to keep "
+                  "the stored one. Webhooks: leave blank, Loopr makes their signing secret.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = "__all__"
+
+    def clean_secret(self) -> str:
+        typed = self.cleaned_data.get("secret", "")
+        if self.instance.pk and not typed:
+            return self.instance.secret
+        return typed
+
+
 @admin.register(Channel)
 class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
-    exclude = ["secret"]  # shown once, in a message, when made
+    form = ChannelForm
     list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
     list_filter = ["kind", "enabled", "is_default"]

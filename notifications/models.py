@@ -26,9 +26,12 @@ class Channel(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
-    target = models.CharField(max_length=2000, help_text="The email address or the URL.")
-    # Standard Webhooks signing secret (whsec_…); shown once, on creation or rotation.
-    secret = models.CharField(max_length=200, blank=True)
+    target = models.CharField(max_length=2000, help_text="Where alerts go, as the kind reads it: the email address, "
+                              "the webhook URL, the routing key, the chat or room id (see the README's table).")
+    # Webhooks: the Standard Webhooks signing secret (whsec_…), shown once, on
+    # creation or rotation. Other kinds: the user's token or key, never shown.
+    secret = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="The kind's options (see the README's table).")
     is_default = models.BooleanField(default=False, help_text="Subscribed to the owner's new monitors.")
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
@@ -57,6 +60,7 @@ class Channel(models.Model):
             raise ValidationError({"kind": "A channel's kind cannot change; create a new channel instead."})
         if self.kind in ChannelKind.values:  # else clean_fields names the kind
             self.clean_target()
+            self.clean_options()
 
     def kind_changed(self) -> bool:
         # The kind decides what the target is and whether there is a secret:
@@ -71,6 +75,24 @@ class Channel(models.Model):
             self.target = validate_target(self.kind, self.target)
         except ValidationError as exc:
             raise ValidationError({"target": exc.messages}) from exc
+
+    def clean_options(self) -> None:
+        """The kind's options and its secret, as its transport reads them."""
+        from .transports import transport_class_for
+
+        transport_class = transport_class_for(self.kind)
+        errors = {}
+        try:
+            self.config = transport_class.clean_config(self.config if self.config is not None else {})
+        except ValidationError as exc:
+            errors["config"] = exc.messages
+        if not transport_class.secret_generated:
+            try:
+                self.secret = transport_class.clean_secret(self.secret.strip())
+            except ValidationError as exc:
+                errors["secret"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
 
     def save(self, *args, **kwargs) -> None:
         if self.enabled:
@@ -89,11 +111,19 @@ class Channel(models.Model):
     def is_signed(self) -> bool:
         return self.kind == ChannelKind.WEBHOOK
 
+    def transport(self):
+        from .transports import transport_for
+
+        return transport_for(self.kind, self.target, self.secret, self.config)
+
     def new_secret(self) -> str:
-        """A fresh signing secret for a webhook (set, not saved): shown once."""
+        """A fresh signing secret for a webhook (set, not saved): shown once.
+        Other kinds keep the secret their user gave; "" is returned."""
         from .transports import generate_secret
 
-        self.secret = generate_secret() if self.is_signed else ""
+        if not self.is_signed:
+            return ""
+        self.secret = generate_secret()
         return self.secret
 
     def rotate_secret(self) -> str:

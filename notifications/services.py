@@ -73,7 +73,6 @@ LEASE_MARGIN = 5.0
 def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttempt | None:
     """One delivery attempt, if the notification is due and nobody else holds it."""
     from .render import render
-    from .transports import transport_for
 
     try:
         notification_id = str(uuid.UUID(str(notification_id)))
@@ -84,7 +83,7 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
     if notification is None:
         return None
     channel = notification.channel
-    transport = transport_for(channel.kind, channel.target, channel.secret)
+    transport = channel.transport()
     attempt = claim(notification, transport.timeout, now or timezone.now())
     if attempt is None:
         return None  # sent already, not due yet, or another worker is on it
