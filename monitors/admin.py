@@ -18,7 +18,8 @@ from loopr.formatting import format_duration
 from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
 
-from .choices import MaintenanceKind
+from .acknowledgement import NotAcknowledgeable, acknowledge
+from .choices import AcknowledgedVia, MaintenanceKind
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -201,12 +202,25 @@ class IncidentAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     search_fields = ["monitor__name", "cause"]
     list_select_related = ["monitor"]
     readonly_fields = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "cause_kind", "cause",
-                       "regions"]
+                       "regions", "acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note"]
     fields = readonly_fields
     inlines = [StatusChangeInline, NotificationInline]
+    actions = ["acknowledge"]
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in {"monitor__id__exact", "monitor"} or super().lookup_allowed(lookup, value, request)
+
+    @admin.action(description="Acknowledge (stops reminders and escalation)")
+    def acknowledge(self, request, queryset):
+        done = 0
+        for incident in queryset:
+            try:
+                acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.ADMIN)
+                done += 1
+            except NotAcknowledgeable:
+                self.message_user(request, f"{incident}: resolved or acknowledged already.", messages.WARNING)
+        if done:
+            self.message_user(request, f"Acknowledged {done} incident(s).", messages.SUCCESS)
 
     @admin.display(description="duration")
     def duration(self, obj: Incident) -> str:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
 
 from .choices import DeliveryStatus, Event
@@ -41,8 +42,33 @@ def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, d
 def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: bool = False, details: str = "",
                  at: datetime | None = None, **kwargs) -> None:
     """`monitors.announcements.announced`, received: one notification per
-    channel of the monitor that wants it."""
-    notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at)
+    channel of the monitor that wants it. An acknowledgement goes to the
+    channels that were told about the incident: those who were paged learn
+    that someone is on it."""
+    channels = None
+    if event == Event.ACKNOWLEDGED and incident is not None:
+        channels = told_about(incident)
+    notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at,
+           channels=channels)
+
+
+def told_about(incident) -> list[Channel]:
+    """The enabled channels that were sent the incident's down (or a reminder or escalation of it)."""
+    told = Notification.objects.filter(incident=incident, event__in=[Event.DOWN, Event.REMINDER]).values("channel_id")
+    return list(Channel.objects.filter(pk__in=told, enabled=True))
+
+
+def ack_url(notification: Notification) -> str:
+    """The signed one-click acknowledgement link for an alert about an
+    incident that can still be acknowledged; "" for any other."""
+    from monitors.acknowledgement import link_token
+
+    if notification.event not in {Event.DOWN, Event.REMINDER} or notification.incident is None:
+        return ""
+    if not notification.incident.acknowledgeable():
+        return ""
+    token = link_token(notification.incident_id, notification.channel_id)
+    return settings.LOOPR_PUBLIC_URL + reverse("acknowledge", args=[token])
 
 
 DELIVER_TASK = "notifications.deliver_notification"
@@ -79,7 +105,7 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
     except ValueError:
         log.error("deliver: dropped a malformed notification id %r", notification_id)
         return None
-    notification = Notification.objects.select_related("channel").filter(pk=notification_id).first()
+    notification = Notification.objects.select_related("channel", "incident").filter(pk=notification_id).first()
     if notification is None:
         return None
     channel = notification.channel
@@ -87,7 +113,10 @@ def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttemp
     attempt = claim(notification, transport.timeout, now or timezone.now())
     if attempt is None:
         return None  # sent already, not due yet, or another worker is on it
-    delivery = transport.send(render({**notification.context, "id": str(notification.pk)}))
+    # The link is made at delivery, not frozen in the context: an alert
+    # retried after the incident was acknowledged no longer offers it.
+    context = {**notification.context, "id": str(notification.pk), "ack_url": ack_url(notification)}
+    delivery = transport.send(render(context))
     delay = settle(notification, attempt, delivery, timezone.now())
     if delay is not None and delay <= settings.LOOPR_NOTIFY_REQUEUE_MAX:
         try:
@@ -189,7 +218,7 @@ def send_reminders(now: datetime | None = None) -> int:
         return 0
     down = Monitor.objects.filter(
         health=Health.DOWN, current_incident__isnull=False, paused=False, in_maintenance=False, is_flapping=False,
-        channels__in=reminding,
+        current_incident__acknowledged_at__isnull=True, channels__in=reminding,
     )
     candidates = down.values_list("pk", "current_incident_id").distinct()
     return sum(remind(monitor_id, incident_id, now) for monitor_id, incident_id in candidates)
@@ -205,9 +234,10 @@ def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
         # while it writes the incident (the lock order, monitors/locks.py). It
         # also keeps two overlapping sweeps from both reminding.
         monitor = lock_monitor(monitor_id, current_incident_id=incident_id, health=Health.DOWN, paused=False,
-                               in_maintenance=False, is_flapping=False)
+                               in_maintenance=False, is_flapping=False,
+                               current_incident__acknowledged_at__isnull=True)
         if monitor is None:
-            return 0  # it recovered, was paused or began flapping while we waited
+            return 0  # it recovered, was paused, began flapping or was acknowledged while we waited
         sent = 0
         for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
             last = (

@@ -222,13 +222,18 @@ class IncidentSerializer(serializers.ModelSerializer):
         model = Incident
         fields = [
             "id", "monitor", "started_at", "confirmed_at", "resolved_at", "duration_seconds", "cause", "cause_kind",
-            "regions", "is_open",
+            "regions", "is_open", "acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note",
         ]
         read_only_fields = fields
 
     def get_duration_seconds(self, incident: Incident) -> float:
         """Downtime so far, or in total once resolved."""
         return incident.duration.total_seconds()
+
+
+class AcknowledgementSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=1000,
+                                 help_text="Optional: what is being done, for the channels and the record.")
 
 
 class IncidentDetailSerializer(IncidentSerializer):
