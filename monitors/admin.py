@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -47,14 +48,16 @@ class SameOwnerForm(forms.ModelForm):
         data = super().clean()
         owner = data.get("owner")
         for name in self.same_owner_fields:
-            strangers = [str(obj) for obj in data.get(name) or [] if owner is not None and obj.owner_id != owner.pk]
+            picked = data.get(name)
+            picked = [picked] if isinstance(picked, models.Model) else picked or []
+            strangers = [str(obj) for obj in picked if owner is not None and obj.owner_id != owner.pk]
             if strangers:
                 self.add_error(name, f"Not owned by {owner}: {', '.join(strangers)}.")
         return data
 
 
 class MonitorForm(SameOwnerForm):
-    same_owner_fields = ("channels",)
+    same_owner_fields = ("channels", "escalation_policy")
 
 
 class MaintenanceWindowForm(SameOwnerForm):
@@ -80,7 +83,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
     fieldsets = [
         (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
-        ("Alerts", {"fields": ["channels", "recovery_checks", "latency_threshold_ms", "flap_threshold",
+        ("Alerts", {"fields": ["channels", "escalation_policy", "recovery_checks", "latency_threshold_ms", "flap_threshold",
                                "flap_window", "quorum"]}),
         ("State", {"fields": readonly_fields}),
     ]

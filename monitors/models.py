@@ -38,8 +38,8 @@ class Announcement:
 
 class MonitorQuerySet(OwnedQuerySet):
     def silent(self) -> MonitorQuerySet:
-        """Monitors whose alerts reach no one: not one enabled channel."""
-        return self.exclude(channels__enabled=True)
+        """Monitors whose alerts reach no one: not one enabled channel, and no escalation policy."""
+        return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
 
 
 class Monitor(models.Model):
@@ -78,6 +78,9 @@ class Monitor(models.Model):
         help_text="Regions that must see a failure for it to be down; empty: a majority of those that reported.",
     )
     channels = models.ManyToManyField("notifications.Channel", blank=True, related_name="monitors")
+    # Instead of `channels` for an outage's down alert: who is told first, and who next while nobody acknowledges.
+    escalation_policy = models.ForeignKey("notifications.EscalationPolicy", null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="monitors")
     paused = models.BooleanField(default=False)
 
     # What the monitor shows, derived from health, paused and in_maintenance.
@@ -156,9 +159,10 @@ class Monitor(models.Model):
 
     @property
     def alerting(self) -> bool:
-        """Whether an alert would reach anyone: at least one enabled channel
-        (read from prefetched channels when the queryset has them)."""
-        return any(channel.enabled for channel in self.channels.all())
+        """Whether an alert would reach anyone: an escalation policy, or at
+        least one enabled channel (read from prefetched channels when the
+        queryset has them)."""
+        return self.escalation_policy_id is not None or any(channel.enabled for channel in self.channels.all())
 
     def pause(self) -> None:
         self.paused = True
