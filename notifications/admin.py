@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
-from .models import Channel, DeliveryAttempt, Notification
+from .models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 from .services import send_test
 from .transports.email import prints_to_console
 
@@ -191,3 +191,14 @@ class NotificationAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     def short_error(self, obj: Notification) -> str:
         return obj.last_error[:120]
 
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(OwnedModelAdmin, admin.ModelAdmin):
+    list_display = ["name", "step_count", "repeat_minutes", "owner", "created_at"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = ["created_at"]
+
+    @admin.display(description="steps")
+    def step_count(self, obj: EscalationPolicy) -> int:
+        return len(obj.steps or [])

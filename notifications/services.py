@@ -12,9 +12,11 @@ from django.db.models import F
 from django.urls import reverse
 from django.utils import timezone
 
+from loopr.formatting import format_duration
+
 from .choices import DeliveryStatus, Event
 from .context import channel_test_context, event_context
-from .models import Channel, DeliveryAttempt, Notification
+from .models import Channel, DeliveryAttempt, Escalation, Notification
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +48,27 @@ def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: b
     channels that were told about the incident: those who were paged learn
     that someone is on it."""
     channels = None
+    if incident is not None and event in {Event.UP, Event.ACKNOWLEDGED}:
+        # Resolved or someone is on it: no further step fires.
+        Escalation.objects.filter(incident=incident).stop()
     if event == Event.ACKNOWLEDGED and incident is not None:
         channels = told_about(incident)
+    elif monitor.escalation_policy_id is not None and incident is not None:
+        channels = escalation_audience(monitor, event, incident)
     notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at,
            channels=channels)
+
+
+def escalation_audience(monitor, event: str, incident) -> list[Channel]:
+    """With an escalation policy, an outage's down alert goes to the policy's
+    first step (and starts the escalation); what follows it (recovery,
+    flapping, reminders) to every channel told so far."""
+    if event == Event.DOWN:
+        existing = Escalation.objects.filter(incident=incident).first()
+        if existing is None:  # the first announcement of this outage
+            return Escalation.begin(incident, monitor, monitor.escalation_policy)[1]
+    told = told_about(incident)
+    return told + [c for c in monitor.channels.all() if c not in told]
 
 
 def told_about(incident) -> list[Channel]:
@@ -252,3 +271,48 @@ def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
             sent += len(notify(monitor, Event.REMINDER, incident=monitor.current_incident, channels=[channel],
                                at=now, details=""))
     return sent
+
+
+def escalate(now: datetime | None = None, limit: int = 500) -> int:
+    """Fire every escalation step that is due; returns how many notifications were written."""
+    now = now or timezone.now()
+    # Every 15 s, and almost always nothing is due: then this one lookup on a
+    # partial index is the whole sweep.
+    due = list(Escalation.objects.due(now).order_by("due_at").values_list("pk", "monitor_id")[:limit])
+    return sum(escalate_one(pk, monitor_id, now) for pk, monitor_id in due)
+
+
+def escalate_one(escalation_id: int, monitor_id: int, now: datetime) -> int:
+    """One due step of one escalation, written to the outbox in the
+    transaction that moves the escalation on: a step is sent once, and a
+    sweep that dies before committing leaves it due for the next."""
+    from monitors.locks import lock_monitor
+
+    with transaction.atomic():
+        # The monitor, then the escalation, then the notifications (the lock
+        # order, monitors/locks.py); the monitor's lock also serialises this
+        # with ingest resolving the incident and with an acknowledgement.
+        monitor = lock_monitor(monitor_id)
+        escalation = (Escalation.objects.select_for_update(of=("self",)).select_related("policy", "incident")
+                      .filter(pk=escalation_id).due(now).first())
+        if monitor is None or escalation is None:
+            return 0  # gone, or another sweep fired it first
+        incident = escalation.incident
+        if not incident.acknowledgeable() or monitor.current_incident_id != incident.pk:
+            escalation.due_at = None  # resolved or acknowledged: escalation is over
+            escalation.save(update_fields=["due_at"])
+            return 0
+        if monitor.paused or monitor.in_maintenance:
+            # Nobody is paged about a paused monitor or one in maintenance; look again in a minute.
+            escalation.due_at = now + timedelta(minutes=1)
+            escalation.save(update_fields=["due_at"])
+            return 0
+        index, policy = escalation.next_step, escalation.policy
+        channels = policy.channels_of(index)
+        details = (f"Escalation step {index + 1} of {len(policy.steps)}: still unacknowledged "
+                   f"{format_duration((now - incident.confirmed_at).total_seconds())} after it was confirmed.")
+        sent = notify(monitor, Event.DOWN, incident=incident, channels=channels, at=now, details=details)
+        escalation.record(index, channels, now)
+        escalation.advance()
+        escalation.save()
+    return len(sent)

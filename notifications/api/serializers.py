@@ -7,7 +7,7 @@ from rest_framework import serializers
 from loopr.api import ValidatedModelSerializer
 
 from ..choices import ChannelKind, DeliveryStatus
-from ..models import Channel, DeliveryAttempt, Notification
+from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 
 # Reminders more often than this would flood a channel while an outage lasts.
 MIN_REMINDER_INTERVAL = 60
@@ -110,3 +110,30 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_next_attempt_at(self, notification: Notification) -> datetime | None:
         """When the next attempt is due; null once sent or failed for good."""
         return notification.next_attempt_at if notification.status == DeliveryStatus.PENDING else None
+
+
+class EscalationPolicySerializer(ValidatedModelSerializer):
+    steps = serializers.JSONField(
+        help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
+                  "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
+                  "(0: at once). after_minutes grows from step to step.")
+
+    class Meta:
+        model = EscalationPolicy
+        fields = ["id", "name", "steps", "repeat_minutes", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_steps(self, steps):
+        # The model checks the shape and, once it has an owner, the channels;
+        # on creation the owner is the caller, known only here.
+        from ..models import steps_problem
+
+        problem = steps_problem(steps)
+        if problem:
+            raise serializers.ValidationError(problem)
+        owner = self.instance.owner if self.instance else self.context["request"].user
+        wanted = {pk for step in steps for pk in step["channels"]}
+        unknown = sorted(wanted - set(Channel.objects.filter(owner=owner, pk__in=wanted).values_list("pk", flat=True)))
+        if unknown:
+            raise serializers.ValidationError(f"No channel of yours has the id(s) {', '.join(map(str, unknown))}.")
+        return steps
