@@ -317,6 +317,25 @@ LOOPR_NOTIFY_REQUEUE_MAX = env_float("LOOPR_NOTIFY_REQUEUE_MAX", 60.0)
 # Webhooks to private, loopback and link-local addresses are refused unless allowed.
 LOOPR_WEBHOOK_ALLOW_PRIVATE = env_bool("LOOPR_WEBHOOK_ALLOW_PRIVATE", False)
 
+
+def env_url(name: str, default: str) -> str:
+    value = env_str(name, default).rstrip("/")
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ImproperlyConfigured(f"{name}: expected an http:// or https:// URL, got {value!r}")
+    return value
+
+
+# Where people reach this Loopr: the base of the acknowledgement links in alerts.
+LOOPR_PUBLIC_URL = env_url("LOOPR_PUBLIC_URL", "http://127.0.0.1:8000")
+# An acknowledgement link works for this many seconds (and only while its incident is open).
+LOOPR_ACK_LINK_MAX_AGE = env_int("LOOPR_ACK_LINK_MAX_AGE", 7 * 24 * 3600, minimum=60)
+# Providers' API bases: settings so that tests (or a proxy) can stand in for them.
+LOOPR_PAGERDUTY_URL = env_url("LOOPR_PAGERDUTY_URL", "https://events.pagerduty.com")
+LOOPR_OPSGENIE_URL = env_url("LOOPR_OPSGENIE_URL", "https://api.opsgenie.com")
+LOOPR_OPSGENIE_EU_URL = env_url("LOOPR_OPSGENIE_EU_URL", "https://api.eu.opsgenie.com")
+LOOPR_TELEGRAM_URL = env_url("LOOPR_TELEGRAM_URL", "https://api.telegram.org")
+LOOPR_PUSHOVER_URL = env_url("LOOPR_PUSHOVER_URL", "https://api.pushover.net")
+
 # --- API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.routers import DefaultRouter
 
 from monitors.api.urls import router as monitors_router
+from monitors.views import acknowledge_by_link
 from notifications.api.urls import router as notifications_router
 from workers.api.urls import router as workers_router
 
@@ -29,4 +30,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
+    path("ack/<str:token>/", acknowledge_by_link, name="acknowledge"),
 ]

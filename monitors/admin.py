@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
@@ -19,7 +20,8 @@ from loopr.formatting import format_duration
 from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
 
-from .choices import MaintenanceKind
+from .acknowledgement import NotAcknowledgeable, acknowledge
+from .choices import AcknowledgedVia, MaintenanceKind
 from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -47,14 +49,16 @@ class SameOwnerForm(forms.ModelForm):
         data = super().clean()
         owner = data.get("owner")
         for name in self.same_owner_fields:
-            strangers = [str(obj) for obj in data.get(name) or [] if owner is not None and obj.owner_id != owner.pk]
+            picked = data.get(name)
+            picked = [picked] if isinstance(picked, models.Model) else picked or []
+            strangers = [str(obj) for obj in picked if owner is not None and obj.owner_id != owner.pk]
             if strangers:
                 self.add_error(name, f"Not owned by {owner}: {', '.join(strangers)}.")
         return data
 
 
 class MonitorForm(SameOwnerForm):
-    same_owner_fields = ("channels",)
+    same_owner_fields = ("channels", "escalation_policy")
 
 
 class MaintenanceWindowForm(SameOwnerForm):
@@ -81,7 +85,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     fieldsets = [
         (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
-        ("Alerts", {"fields": ["channels", "recovery_checks", "latency_threshold_ms", "flap_threshold",
+        ("Alerts", {"fields": ["channels", "escalation_policy", "recovery_checks", "latency_threshold_ms", "flap_threshold",
                                "flap_window", "quorum"]}),
         ("State", {"fields": readonly_fields}),
     ]
@@ -205,12 +209,25 @@ class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelA
     search_fields = ["monitor__name", "cause"]
     list_select_related = ["monitor"]
     readonly_fields = ["monitor", "started_at", "confirmed_at", "resolved_at", "duration", "cause_kind", "cause",
-                       "regions"]
+                       "regions", "acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note"]
     fields = readonly_fields
     inlines = [StatusChangeInline, NotificationInline]
+    actions = ["acknowledge"]
 
     def lookup_allowed(self, lookup, value, request=None):
         return lookup in {"monitor__id__exact", "monitor"} or super().lookup_allowed(lookup, value, request)
+
+    @admin.action(description="Acknowledge (stops reminders and escalation)")
+    def acknowledge(self, request, queryset):
+        done = 0
+        for incident in queryset:
+            try:
+                acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.ADMIN)
+                done += 1
+            except NotAcknowledgeable:
+                self.message_user(request, f"{incident}: resolved or acknowledged already.", messages.WARNING)
+        if done:
+            self.message_user(request, f"Acknowledged {done} incident(s).", messages.SUCCESS)
 
     @admin.display(description="duration")
     def duration(self, obj: Incident) -> str:

@@ -73,7 +73,16 @@ class Event(models.TextChoices):
     DEGRADED = "degraded", "Degraded"
     REMINDER = "reminder", "Reminder (still down)"
     FLAPPING = "flapping", "Flapping"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
     TEST = "test", "Test"
+
+
+class AcknowledgedVia(models.TextChoices):
+    """How an incident was acknowledged."""
+
+    API = "api", "API"
+    LINK = "link", "Link in an alert"
+    ADMIN = "admin", "Admin"
 
 
 class MaintenanceKind(models.TextChoices):

@@ -1,17 +1,19 @@
 """The one order in which Loopr takes row locks, and the helpers that take
 the first of them.
 
-    monitor  →  incident  →  notification  →  delivery attempt / channel
+    monitor  →  incident  →  escalation  →  notification  →  delivery attempt / channel
 
 Every transaction that locks (or writes, which locks too) rows of more than
 one of these tables takes them in this order, and monitors in id order among
 themselves. Ingest, the overdue-verdict sweep and the maintenance sync lock the
 monitor and then write its incident, status changes and outbox rows; the
 reminder sweep therefore locks the monitor too before it looks at the
-incident, never the incident first. Nothing locks an incident without holding
-its monitor: the monitor's lock is what serialises everything that happens to
-its incidents. Delivery locks a notification alone and then writes its attempts
-and, on a 410, its channel.
+incident, never the incident first, and so does the escalation sweep before it
+locks an incident's escalation and writes its next step's notifications, and
+an acknowledgement before it locks the incident. Nothing locks an incident
+without holding its monitor: the monitor's lock is what serialises
+everything that happens to its incidents. Delivery locks a notification alone
+and then writes its attempts and, on a 410, its channel.
 
 Inserting a row takes a share lock on each row it references (PostgreSQL's
 foreign-key check), so a notification written for an incident counts as

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
+from .choices import AcknowledgedVia, ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
 from .quorum import Check, RegionReport, RegionVote
 from .regions import Region  # noqa: F401  (a monitor is checked from regions)
 from .validators import validate_expected_status, validate_headers, validate_target_url
@@ -38,8 +38,8 @@ class Announcement:
 
 class MonitorQuerySet(OwnedQuerySet):
     def silent(self) -> MonitorQuerySet:
-        """Monitors whose alerts reach no one: not one enabled channel."""
-        return self.exclude(channels__enabled=True)
+        """Monitors whose alerts reach no one: not one enabled channel, and no escalation policy."""
+        return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
 
 
 class Monitor(models.Model):
@@ -78,6 +78,9 @@ class Monitor(models.Model):
         help_text="Regions that must see a failure for it to be down; empty: a majority of those that reported.",
     )
     channels = models.ManyToManyField("notifications.Channel", blank=True, related_name="monitors")
+    # Instead of `channels` for an outage's down alert: who is told first, and who next while nobody acknowledges.
+    escalation_policy = models.ForeignKey("notifications.EscalationPolicy", null=True, blank=True,
+                                          on_delete=models.SET_NULL, related_name="monitors")
     paused = models.BooleanField(default=False)
 
     # What the monitor shows, derived from health, paused and in_maintenance.
@@ -160,8 +163,9 @@ class Monitor(models.Model):
 
     @property
     def alerting(self) -> bool:
-        """Whether an alert would reach anyone: at least one enabled channel."""
-        return any(channel.enabled for channel in self.linked("channels"))
+        """Whether an alert would reach anyone: an escalation policy, or at
+        least one enabled channel."""
+        return self.escalation_policy_id is not None or any(channel.enabled for channel in self.linked("channels"))
 
     def linked(self, name: str) -> list:
         """Its `regions` or `channels`: as `read_links` left them (a page of
@@ -409,6 +413,11 @@ class Incident(models.Model):
     cause = models.TextField(blank=True)
     regions = models.JSONField(default=list, blank=True, help_text="Regions that saw the failure.")
     region_errors = models.JSONField(default=dict, blank=True, help_text="Each failing region's error.")
+    # Someone is on it: reminders and escalation stop; recovery still announces `up`.
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, help_text="A username, or the channel a link went to.")
+    acknowledged_via = models.CharField(max_length=8, choices=AcknowledgedVia.choices, blank=True)
+    acknowledgement_note = models.CharField(max_length=1000, blank=True)
 
     objects = IncidentQuerySet.as_manager()
 
@@ -425,6 +434,18 @@ class Incident(models.Model):
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def is_acknowledged(self) -> bool:
+        return self.acknowledged_at is not None
+
+    def acknowledgeable(self) -> bool:
+        return self.is_open and not self.is_acknowledged
+
+    def record_acknowledgement(self, by: str, via: str, note: str, at: datetime) -> None:
+        self.acknowledged_at, self.acknowledged_by = at, by[:200]
+        self.acknowledged_via, self.acknowledgement_note = via, note[:1000]
+        self.save(update_fields=["acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note"])
 
     @property
     def duration(self) -> timedelta:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count, IntegerField, OuterRef, Subquery
 from django.db.models.functions import Coalesce
@@ -16,7 +17,7 @@ from loopr.admin import (
 )
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
-from .models import Channel, DeliveryAttempt, Notification
+from .models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 from .services import send_test
 from .transports.email import prints_to_console
 
@@ -76,9 +77,31 @@ def _some(names: list[str], total: int) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
+class ChannelForm(forms.ModelForm):
+    """The secret is write-only here too: typed in, never shown; left blank,
+    the stored one stays. (A webhook's signing secret is made by Loopr and
+    shown once, in a message.)"""
+
+    secret = forms.CharField(
+        required=False, strip=True, widget=forms.PasswordInput(render_value=False),
+        help_text="The kind's token or key (see the README's table of kinds). Never shown; leave blank to keep "
+                  "the stored one. Webhooks: leave blank, Loopr makes their signing secret.",
+    )
+
+    class Meta:
+        model = Channel
+        fields = "__all__"
+
+    def clean_secret(self) -> str:
+        typed = self.cleaned_data.get("secret", "")
+        if self.instance.pk and not typed:
+            return self.instance.secret
+        return typed
+
+
 @admin.register(Channel)
 class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
-    exclude = ["secret"]  # shown once, in a message, when made
+    form = ChannelForm
     list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
     list_filter = ["kind", "enabled", "is_default"]
@@ -178,3 +201,14 @@ class NotificationAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mo
     def short_error(self, obj: Notification) -> str:
         return obj.last_error[:120]
 
+
+
+@admin.register(EscalationPolicy)
+class EscalationPolicyAdmin(OwnedModelAdmin, admin.ModelAdmin):
+    list_display = ["name", "step_count", "repeat_minutes", "owner", "created_at"]
+    search_fields = ["name", "owner__username"]
+    readonly_fields = ["created_at"]
+
+    @admin.display(description="steps")
+    def step_count(self, obj: EscalationPolicy) -> int:
+        return len(obj.steps or [])

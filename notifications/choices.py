@@ -12,6 +12,17 @@ class ChannelKind(models.TextChoices):
     WEBHOOK = "webhook", "Webhook (signed)"
     SLACK = "slack", "Slack"
     DISCORD = "discord", "Discord"
+    PAGERDUTY = "pagerduty", "PagerDuty"
+    OPSGENIE = "opsgenie", "Opsgenie"
+    TEAMS = "teams", "Microsoft Teams"
+    TELEGRAM = "telegram", "Telegram"
+    NTFY = "ntfy", "ntfy"
+    PUSHOVER = "pushover", "Pushover"
+    GOOGLE_CHAT = "googlechat", "Google Chat"
+    MATTERMOST = "mattermost", "Mattermost"
+    ROCKETCHAT = "rocketchat", "Rocket.Chat"
+    MATRIX = "matrix", "Matrix"
+    HTTP = "http", "HTTP request"
 
 
 class DeliveryStatus(models.TextChoices):

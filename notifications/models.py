@@ -26,9 +26,12 @@ class Channel(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
-    target = models.CharField(max_length=2000, help_text="The email address or the URL.")
-    # Standard Webhooks signing secret (whsec_…); shown once, on creation or rotation.
-    secret = models.CharField(max_length=200, blank=True)
+    target = models.CharField(max_length=2000, help_text="Where alerts go, as the kind reads it: the email address, "
+                              "the webhook URL, the routing key, the chat or room id (see the README's table).")
+    # Webhooks: the Standard Webhooks signing secret (whsec_…), shown once, on
+    # creation or rotation. Other kinds: the user's token or key, never shown.
+    secret = models.CharField(max_length=500, blank=True)
+    config = models.JSONField(default=dict, blank=True, help_text="The kind's options (see the README's table).")
     is_default = models.BooleanField(default=False, help_text="Subscribed to the owner's new monitors.")
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
@@ -57,6 +60,7 @@ class Channel(models.Model):
             raise ValidationError({"kind": "A channel's kind cannot change; create a new channel instead."})
         if self.kind in ChannelKind.values:  # else clean_fields names the kind
             self.clean_target()
+            self.clean_options()
 
     def kind_changed(self) -> bool:
         # The kind decides what the target is and whether there is a secret:
@@ -71,6 +75,24 @@ class Channel(models.Model):
             self.target = validate_target(self.kind, self.target)
         except ValidationError as exc:
             raise ValidationError({"target": exc.messages}) from exc
+
+    def clean_options(self) -> None:
+        """The kind's options and its secret, as its transport reads them."""
+        from .transports import transport_class_for
+
+        transport_class = transport_class_for(self.kind)
+        errors = {}
+        try:
+            self.config = transport_class.clean_config(self.config if self.config is not None else {})
+        except ValidationError as exc:
+            errors["config"] = exc.messages
+        if not transport_class.secret_generated:
+            try:
+                self.secret = transport_class.clean_secret(self.secret.strip())
+            except ValidationError as exc:
+                errors["secret"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
 
     def save(self, *args, **kwargs) -> None:
         if self.enabled:
@@ -89,11 +111,19 @@ class Channel(models.Model):
     def is_signed(self) -> bool:
         return self.kind == ChannelKind.WEBHOOK
 
+    def transport(self):
+        from .transports import transport_for
+
+        return transport_for(self.kind, self.target, self.secret, self.config)
+
     def new_secret(self) -> str:
-        """A fresh signing secret for a webhook (set, not saved): shown once."""
+        """A fresh signing secret for a webhook (set, not saved): shown once.
+        Other kinds keep the secret their user gave; "" is returned."""
         from .transports import generate_secret
 
-        self.secret = generate_secret() if self.is_signed else ""
+        if not self.is_signed:
+            return ""
+        self.secret = generate_secret()
         return self.secret
 
     def rotate_secret(self) -> str:
@@ -217,3 +247,156 @@ class DeliveryAttempt(models.Model):
         self.ok, self.status_code, self.duration_ms = delivery.ok, delivery.status_code, delivery.duration_ms
         self.reply, self.error = delivery.reply[:2000], delivery.error[:2000]
         self.save(update_fields=["outcome", "ok", "status_code", "reply", "error", "duration_ms"])
+
+
+MAX_STEPS = 10
+MAX_AFTER_MINUTES = 7 * 24 * 60
+MIN_REPEAT_MINUTES = 5
+
+
+class EscalationPolicyQuerySet(OwnedQuerySet):
+    pass
+
+
+class EscalationPolicy(models.Model):
+    """Who is told about an outage, and who next while nobody acknowledges
+    it: ordered steps `{"after_minutes": N, "channels": [ids]}`, N counted
+    from the incident's confirmation (0: at once, as plain channels are)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="escalation_policies")
+    name = models.CharField(max_length=200)
+    steps = models.JSONField(default=list, help_text='Ordered steps: [{"after_minutes": 0, "channels": [1]}, '
+                                                     '{"after_minutes": 15, "channels": [2, 3]}].')
+    repeat_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="If still unacknowledged this many minutes after the last step, start "
+                                         "again from the first step (and so on); empty: stop after the last step.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = EscalationPolicyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name_plural = "escalation policies"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors = {}
+        problem = steps_problem(self.steps)
+        if not problem and self.owner_id is not None:
+            problem = self.foreign_channels_problem()
+        if problem:
+            errors["steps"] = problem
+        if self.repeat_minutes is not None and self.repeat_minutes < MIN_REPEAT_MINUTES:
+            errors["repeat_minutes"] = f"At least {MIN_REPEAT_MINUTES} minutes, or empty for no repeat."
+        if errors:
+            raise ValidationError(errors)
+
+    def foreign_channels_problem(self) -> str:
+        wanted = {pk for step in self.steps for pk in step["channels"]}
+        mine = set(Channel.objects.filter(owner_id=self.owner_id, pk__in=wanted).values_list("pk", flat=True))
+        unknown = sorted(wanted - mine)
+        return f"No channel of yours has the id(s) {', '.join(map(str, unknown))}." if unknown else ""
+
+    def step(self, index: int) -> dict | None:
+        return self.steps[index] if 0 <= index < len(self.steps) else None
+
+    def channels_of(self, index: int) -> list[Channel]:
+        step = self.step(index)
+        if step is None:
+            return []
+        return list(Channel.objects.filter(owner_id=self.owner_id, pk__in=step["channels"], enabled=True))
+
+
+def steps_problem(steps: object) -> str:
+    """What is wrong with a policy's steps, "" if nothing."""
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+        return f"Expected a list of 1 to {MAX_STEPS} steps."
+    previous = -1
+    for number, step in enumerate(steps, start=1):
+        if not isinstance(step, dict) or set(step) != {"after_minutes", "channels"}:
+            return f'Step {number}: expected {{"after_minutes": N, "channels": [ids]}}.'
+        after, channels = step["after_minutes"], step["channels"]
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_AFTER_MINUTES:
+            return f"Step {number}: after_minutes must be a whole number from 0 to {MAX_AFTER_MINUTES}."
+        if after <= previous:
+            return f"Step {number}: after_minutes must be later than the step before's ({previous})."
+        if (not isinstance(channels, list) or not channels
+                or not all(isinstance(pk, int) and not isinstance(pk, bool) and pk > 0 for pk in channels)):
+            return f"Step {number}: channels must be a non-empty list of channel ids."
+        previous = after
+    return ""
+
+
+class EscalationQuerySet(models.QuerySet):
+    def due(self, now: datetime) -> EscalationQuerySet:
+        return self.filter(due_at__lte=now)
+
+    def stop(self) -> int:
+        return self.filter(due_at__isnull=False).update(due_at=None)
+
+
+class Escalation(models.Model):
+    """One incident's way through its monitor's escalation policy: the next
+    step and when it is due (None once it has stopped), and the steps fired."""
+
+    incident = models.OneToOneField("monitors.Incident", on_delete=models.CASCADE, related_name="escalation")
+    monitor = models.ForeignKey("monitors.Monitor", on_delete=models.CASCADE, related_name="+")
+    policy = models.ForeignKey(EscalationPolicy, on_delete=models.CASCADE, related_name="escalations")
+    origin = models.DateTimeField(help_text="Start of the current round: the confirmation, then each repeat.")
+    round = models.PositiveSmallIntegerField(default=0)
+    next_step = models.PositiveSmallIntegerField(default=0)
+    due_at = models.DateTimeField(null=True, blank=True)
+    fired = models.JSONField(default=list, blank=True,
+                             help_text='Each step sent: {"step": n, "round": r, "at": iso, "channels": [ids]}.')
+
+    objects = EscalationQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # The escalation sweep, every 15 s: escalations whose next step is
+            # due (almost always none; a stopped one leaves the index).
+            models.Index(fields=["due_at"], condition=models.Q(due_at__isnull=False), name="escalation_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"escalation of {self.incident_id} ({self.policy})"
+
+    @classmethod
+    def begin(cls, incident, monitor, policy: EscalationPolicy) -> tuple[Escalation, list[Channel]]:
+        """Start at the incident's confirmation: the channels of an
+        `after_minutes: 0` step are told now, the next step is scheduled."""
+        escalation = cls(incident=incident, monitor=monitor, policy=policy, origin=incident.confirmed_at)
+        now_channels: list[Channel] = []
+        first = policy.step(0)
+        if first is not None and first["after_minutes"] == 0:
+            now_channels = policy.channels_of(0)
+            escalation.record(0, now_channels, incident.confirmed_at)
+            escalation.advance()
+        else:
+            escalation.schedule()
+        escalation.save()
+        return escalation, now_channels
+
+    def schedule(self) -> None:
+        step = self.policy.step(self.next_step)
+        self.due_at = None if step is None else self.origin + timedelta(minutes=step["after_minutes"])
+
+    def record(self, index: int, channels: list[Channel], at: datetime) -> None:
+        self.fired = [*self.fired, {"step": index + 1, "round": self.round, "at": at.isoformat(),
+                                    "channels": [c.pk for c in channels]}]
+
+    def advance(self) -> None:
+        """On to the next step; after the last, a new round if the policy repeats, else stop."""
+        self.next_step += 1
+        if self.next_step < len(self.policy.steps):
+            self.schedule()
+            return
+        if self.policy.repeat_minutes is None:
+            self.due_at = None
+            return
+        last = self.policy.steps[-1]["after_minutes"]
+        self.origin += timedelta(minutes=last + self.policy.repeat_minutes)
+        self.round, self.next_step = self.round + 1, 0
+        self.schedule()

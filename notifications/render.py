@@ -13,10 +13,11 @@ a `Z`; fields never disappear, a missing value is `null`.
 
 | field | type | meaning |
 |---|---|---|
-| `type` | string | `monitor.down`, `monitor.up`, `monitor.degraded`, `monitor.reminder`, `monitor.flapping`, or `channel.test` for a test message |
+| `type` | string | `monitor.down`, `monitor.up`, `monitor.degraded`, `monitor.reminder`, `monitor.flapping`, `monitor.acknowledged`, or `channel.test` for a test message |
 | `timestamp` | string | when the event happened |
 | `data.id` | string (UUID) | the notification id; also the `webhook-id` header, the same on every retry: use it to drop duplicates |
-| `data.event` | string | `down`, `up`, `degraded`, `reminder`, `flapping` or `test` |
+| `data.event` | string | `down`, `up`, `degraded`, `reminder`, `flapping`, `acknowledged` or `test` |
+| `data.acknowledge_url` | string or null | the signed one-click acknowledgement link, while the incident can be acknowledged |
 | `data.summary` | string | the one-line human summary (the email subject without the `[Loopr]` tag) |
 | `data.monitor` | object or null | `null` for test messages (and only for them) |
 | `data.monitor.id` | integer | |
@@ -71,6 +72,9 @@ def render(context: NotificationContext) -> Message:
         html=_html_body(headline, rows, alert),
         payload=_payload(alert, summary=subject_line),
         created_at=alert.occurred_at,
+        ack_url=alert.ack_url,
+        headline=headline,
+        rows=tuple(rows),
     )
 
 
@@ -143,6 +147,8 @@ class _Alert:
         cause = incident.get("cause") or {}
         self.cause: str = _one_line(str(cause.get("message") or ""))
         self.regions: list[str] = [str(region) for region in incident.get("regions") or []]
+        # Added at delivery, to alerts about an incident someone could still acknowledge.
+        self.ack_url: str = str(context.get("ack_url") or "")
 
     @property
     def name(self) -> str:
@@ -258,6 +264,18 @@ def _render_flapping(alert: _Alert) -> Rendered:
     return f"FLAPPING: {alert.what} {how}", headline, rows
 
 
+def _render_acknowledged(alert: _Alert) -> Rendered:
+    who = alert.details or "by someone"
+    rows = alert.common_rows()
+    rows.append(("Acknowledged", f"{format_time(alert.occurred_at)} {who}"))
+    rows.append(("Down since", format_time(alert.since)))
+    if alert.cause:
+        rows.append(("Cause", alert.cause))
+    rows += [row for row in alert.incident_rows() if row[0] != "Details"]
+    headline = f"{alert.name} is still down, and someone is on it: acknowledged {who}."
+    return f"ACKNOWLEDGED: {alert.what} {who}", headline, rows
+
+
 def _render_test(alert: _Alert) -> Rendered:
     name = _one_line(str(alert.channel.get("name") or ""))
     kind = _one_line(str(alert.channel.get("kind") or ""))
@@ -278,6 +296,7 @@ _EVENT_RENDERERS = {
     Event.DEGRADED: _render_degraded,
     Event.REMINDER: _render_reminder,
     Event.FLAPPING: _render_flapping,
+    Event.ACKNOWLEDGED: _render_acknowledged,
     Event.TEST: _render_test,
 }
 
@@ -289,6 +308,8 @@ def _text_body(headline: str, rows: list[tuple[str, str]], alert: _Alert) -> str
     width = max((len(label) for label, _ in rows), default=0) + 1
     lines = [headline, ""]
     lines += [f"{label + ':':<{width}} {value}" for label, value in rows]
+    if alert.ack_url:
+        lines += ["", f"Acknowledge (stops reminders and escalation): {alert.ack_url}"]
     lines += ["", f"-- Loopr, notification {alert.id}"]
     return "\n".join(lines) + "\n"
 
@@ -299,10 +320,12 @@ def _html_body(headline: str, rows: list[tuple[str, str]], alert: _Alert) -> str
         f"<td>{escape(value)}</td></tr>"
         for label, value in rows
     )
+    ack = (f'<p><a href="{escape(alert.ack_url)}">Acknowledge</a> (stops reminders and escalation)</p>'
+           if alert.ack_url else "")
     return (
         '<!doctype html><html><body style="font-family:sans-serif">'
         f"<p><strong>{escape(headline)}</strong></p>"
-        f"<table>{cells}</table>"
+        f"<table>{cells}</table>{ack}"
         f'<p style="color:#888;font-size:small">Loopr, notification {escape(alert.id)}</p>'
         "</body></html>"
     )
@@ -320,6 +343,7 @@ def _payload(alert: _Alert, summary: str) -> dict[str, Any]:
             "monitor": None if alert.event == Event.TEST else _monitor_payload(alert),
             "incident": None if alert.event == Event.TEST else _incident_payload(alert),
             "details": alert.details or None,
+            "acknowledge_url": alert.ack_url or None,
         },
     }
 

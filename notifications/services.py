@@ -9,11 +9,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
+
+from loopr.formatting import format_duration
 
 from .choices import DeliveryStatus, Event
 from .context import channel_test_context, event_context
-from .models import Channel, DeliveryAttempt, Notification
+from .models import Channel, DeliveryAttempt, Escalation, Notification
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +44,50 @@ def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, d
 def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: bool = False, details: str = "",
                  at: datetime | None = None, **kwargs) -> None:
     """`monitors.announcements.announced`, received: one notification per
-    channel of the monitor that wants it."""
-    notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at)
+    channel of the monitor that wants it. An acknowledgement goes to the
+    channels that were told about the incident: those who were paged learn
+    that someone is on it."""
+    channels = None
+    if incident is not None and event in {Event.UP, Event.ACKNOWLEDGED}:
+        # Resolved or someone is on it: no further step fires.
+        Escalation.objects.filter(incident=incident).stop()
+    if event == Event.ACKNOWLEDGED and incident is not None:
+        channels = told_about(incident)
+    elif monitor.escalation_policy_id is not None and incident is not None:
+        channels = escalation_audience(monitor, event, incident)
+    notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at,
+           channels=channels)
+
+
+def escalation_audience(monitor, event: str, incident) -> list[Channel]:
+    """With an escalation policy, an outage's down alert goes to the policy's
+    first step (and starts the escalation); what follows it (recovery,
+    flapping, reminders) to every channel told so far."""
+    if event == Event.DOWN:
+        existing = Escalation.objects.filter(incident=incident).first()
+        if existing is None:  # the first announcement of this outage
+            return Escalation.begin(incident, monitor, monitor.escalation_policy)[1]
+    told = told_about(incident)
+    return told + [c for c in monitor.channels.all() if c not in told]
+
+
+def told_about(incident) -> list[Channel]:
+    """The enabled channels that were sent the incident's down (or a reminder or escalation of it)."""
+    told = Notification.objects.filter(incident=incident, event__in=[Event.DOWN, Event.REMINDER]).values("channel_id")
+    return list(Channel.objects.filter(pk__in=told, enabled=True))
+
+
+def ack_url(notification: Notification) -> str:
+    """The signed one-click acknowledgement link for an alert about an
+    incident that can still be acknowledged; "" for any other."""
+    from monitors.acknowledgement import link_token
+
+    if notification.event not in {Event.DOWN, Event.REMINDER} or notification.incident is None:
+        return ""
+    if not notification.incident.acknowledgeable():
+        return ""
+    token = link_token(notification.incident_id, notification.channel_id)
+    return settings.LOOPR_PUBLIC_URL + reverse("acknowledge", args=[token])
 
 
 DELIVER_TASK = "notifications.deliver_notification"
@@ -73,22 +118,24 @@ LEASE_MARGIN = 5.0
 def deliver(notification_id: str, now: datetime | None = None) -> DeliveryAttempt | None:
     """One delivery attempt, if the notification is due and nobody else holds it."""
     from .render import render
-    from .transports import transport_for
 
     try:
         notification_id = str(uuid.UUID(str(notification_id)))
     except ValueError:
         log.error("deliver: dropped a malformed notification id %r", notification_id)
         return None
-    notification = Notification.objects.select_related("channel").filter(pk=notification_id).first()
+    notification = Notification.objects.select_related("channel", "incident").filter(pk=notification_id).first()
     if notification is None:
         return None
     channel = notification.channel
-    transport = transport_for(channel.kind, channel.target, channel.secret)
+    transport = channel.transport()
     attempt = claim(notification, transport.timeout, now or timezone.now())
     if attempt is None:
         return None  # sent already, not due yet, or another worker is on it
-    delivery = transport.send(render({**notification.context, "id": str(notification.pk)}))
+    # The link is made at delivery, not frozen in the context: an alert
+    # retried after the incident was acknowledged no longer offers it.
+    context = {**notification.context, "id": str(notification.pk), "ack_url": ack_url(notification)}
+    delivery = transport.send(render(context))
     delay = settle(notification, attempt, delivery, timezone.now())
     if delay is not None and delay <= settings.LOOPR_NOTIFY_REQUEUE_MAX:
         try:
@@ -190,7 +237,7 @@ def send_reminders(now: datetime | None = None) -> int:
         return 0
     down = Monitor.objects.filter(
         health=Health.DOWN, current_incident__isnull=False, paused=False, in_maintenance=False, is_flapping=False,
-        channels__in=reminding,
+        current_incident__acknowledged_at__isnull=True, channels__in=reminding,
     )
     candidates = down.values_list("pk", "current_incident_id").distinct()
     return sum(remind(monitor_id, incident_id, now) for monitor_id, incident_id in candidates)
@@ -206,9 +253,10 @@ def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
         # while it writes the incident (the lock order, monitors/locks.py). It
         # also keeps two overlapping sweeps from both reminding.
         monitor = lock_monitor(monitor_id, current_incident_id=incident_id, health=Health.DOWN, paused=False,
-                               in_maintenance=False, is_flapping=False)
+                               in_maintenance=False, is_flapping=False,
+                               current_incident__acknowledged_at__isnull=True)
         if monitor is None:
-            return 0  # it recovered, was paused or began flapping while we waited
+            return 0  # it recovered, was paused, began flapping or was acknowledged while we waited
         sent = 0
         for channel in monitor.channels.filter(enabled=True, reminder_interval__isnull=False):
             last = (
@@ -223,3 +271,48 @@ def remind(monitor_id: int, incident_id: int, now: datetime) -> int:
             sent += len(notify(monitor, Event.REMINDER, incident=monitor.current_incident, channels=[channel],
                                at=now, details=""))
     return sent
+
+
+def escalate(now: datetime | None = None, limit: int = 500) -> int:
+    """Fire every escalation step that is due; returns how many notifications were written."""
+    now = now or timezone.now()
+    # Every 15 s, and almost always nothing is due: then this one lookup on a
+    # partial index is the whole sweep.
+    due = list(Escalation.objects.due(now).order_by("due_at").values_list("pk", "monitor_id")[:limit])
+    return sum(escalate_one(pk, monitor_id, now) for pk, monitor_id in due)
+
+
+def escalate_one(escalation_id: int, monitor_id: int, now: datetime) -> int:
+    """One due step of one escalation, written to the outbox in the
+    transaction that moves the escalation on: a step is sent once, and a
+    sweep that dies before committing leaves it due for the next."""
+    from monitors.locks import lock_monitor
+
+    with transaction.atomic():
+        # The monitor, then the escalation, then the notifications (the lock
+        # order, monitors/locks.py); the monitor's lock also serialises this
+        # with ingest resolving the incident and with an acknowledgement.
+        monitor = lock_monitor(monitor_id)
+        escalation = (Escalation.objects.select_for_update(of=("self",)).select_related("policy", "incident")
+                      .filter(pk=escalation_id).due(now).first())
+        if monitor is None or escalation is None:
+            return 0  # gone, or another sweep fired it first
+        incident = escalation.incident
+        if not incident.acknowledgeable() or monitor.current_incident_id != incident.pk:
+            escalation.due_at = None  # resolved or acknowledged: escalation is over
+            escalation.save(update_fields=["due_at"])
+            return 0
+        if monitor.paused or monitor.in_maintenance:
+            # Nobody is paged about a paused monitor or one in maintenance; look again in a minute.
+            escalation.due_at = now + timedelta(minutes=1)
+            escalation.save(update_fields=["due_at"])
+            return 0
+        index, policy = escalation.next_step, escalation.policy
+        channels = policy.channels_of(index)
+        details = (f"Escalation step {index + 1} of {len(policy.steps)}: still unacknowledged "
+                   f"{format_duration((now - incident.confirmed_at).total_seconds())} after it was confirmed.")
+        sent = notify(monitor, Event.DOWN, incident=incident, channels=channels, at=now, details=details)
+        escalation.record(index, channels, now)
+        escalation.advance()
+        escalation.save()
+    return len(sent)

@@ -18,3 +18,8 @@ def sweep_notifications() -> int:
 @shared_task(name="notifications.send_reminders", ignore_result=True)
 def send_reminders() -> int:
     return services.send_reminders()
+
+
+@shared_task(name="notifications.escalate", ignore_result=True)
+def escalate() -> int:
+    return services.escalate()

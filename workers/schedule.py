@@ -18,6 +18,7 @@ SYSTEM_TASKS = [
     ("loopr: sync maintenance windows", "monitors.sync_maintenance", 10, 10),
     ("loopr: sweep undelivered notifications", "notifications.sweep_notifications", 5, 5),
     ("loopr: send reminders", "notifications.send_reminders", 30, 30),
+    ("loopr: escalate unacknowledged incidents", "notifications.escalate", 15, 15),
     ("loopr: decide overdue verdicts", "monitors.decide_overdue_verdicts", 1, 5),
     ("loopr: mark silent nodes offline", "workers.mark_offline_nodes", 5, 5),
 ]

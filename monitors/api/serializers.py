@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
 from loopr.api import ValidatedModelSerializer
-from notifications.models import Channel
+from notifications.models import Channel, EscalationPolicy
 
 from ..choices import ErrorKind, Health, MaintenanceKind
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
@@ -173,6 +173,11 @@ class MonitorSerializer(ValidatedModelSerializer):
         many=True, required=False, queryset=Channel.objects.all(),
         help_text="Ids of your channels to alert. Omitted on creation: your default channels; [] for none.",
     )
+    escalation_policy = OwnedPrimaryKeyField(
+        required=False, allow_null=True, queryset=EscalationPolicy.objects.all(),
+        help_text="Id of your escalation policy: its steps, not `channels`, get an outage's down alert "
+                  "(recovery goes to everyone told). null: plain channels.",
+    )
     current_incident = IncidentSummarySerializer(read_only=True, allow_null=True)
     unserved_regions = serializers.SerializerMethodField(
         help_text="Chosen regions with no online probe node: not checked from there right now.")
@@ -185,8 +190,8 @@ class MonitorSerializer(ValidatedModelSerializer):
         fields = [
             "id", "name", "url", "kind", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "regions", "retries", "recovery_checks",
-            "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "paused",
-            "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
+            "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy",
+            "paused", "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
             "alerting", "status_changed_at", "last_checked_at", "next_check_at", "created_at",
         ]
         read_only_fields = [
@@ -325,7 +330,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         model = Incident
         fields = [
             "id", "monitor", "started_at", "confirmed_at", "resolved_at", "duration_seconds", "cause", "cause_kind",
-            "regions", "is_open",
+            "regions", "is_open", "acknowledged_at", "acknowledged_by", "acknowledged_via", "acknowledgement_note",
         ]
         read_only_fields = fields
 
@@ -334,12 +339,29 @@ class IncidentSerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
+class AcknowledgementSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=1000,
+                                 help_text="Optional: what is being done, for the channels and the record.")
+
+
 class IncidentDetailSerializer(IncidentSerializer):
     timeline = StatusChangeSerializer(source="changes", many=True, read_only=True)
+    escalation = serializers.SerializerMethodField()
 
     class Meta(IncidentSerializer.Meta):
-        fields = [*IncidentSerializer.Meta.fields, "timeline"]
+        fields = [*IncidentSerializer.Meta.fields, "timeline", "escalation"]
         read_only_fields = fields
+
+    def get_escalation(self, incident: Incident) -> dict | None:
+        """Its escalation policy's progress: `fired` lists each step sent
+        (`step`, `round`, `at`, `channels`); `next_step` is due at `due_at`
+        (null once it stopped: acknowledged, resolved or out of steps).
+        null when its monitor has no policy."""
+        escalation = getattr(incident, "escalation", None)
+        if escalation is None:
+            return None
+        return {"policy": escalation.policy_id, "fired": escalation.fired, "due_at": escalation.due_at,
+                "next_step": escalation.next_step + 1 if escalation.due_at else None}
 
 
 class MaintenanceWindowSerializer(ValidatedModelSerializer):

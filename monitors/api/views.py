@@ -2,17 +2,20 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.response import Response
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 
 from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
 
-from ..choices import MonitorStatus
+from ..acknowledgement import NotAcknowledgeable, acknowledge
+from ..choices import AcknowledgedVia, MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
 from .serializers import (
     MAX_BULK_CREATE,
+    AcknowledgementSerializer,
     CheckResultSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
@@ -122,7 +125,26 @@ class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
 
     def get_serializer_class(self):
         # The timeline can be long (a flapping monitor); only one incident carries it.
+        if self.action == "acknowledge":
+            return AcknowledgementSerializer
         return IncidentDetailSerializer if self.action == "retrieve" else IncidentSerializer
+
+    @extend_schema(request=AcknowledgementSerializer, responses=IncidentSerializer)
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        """Someone is on it: reminders and escalation stop, and the channels
+        that were alerted are told. 409 if it is resolved or acknowledged already."""
+        incident = self.get_object()
+        serializer = AcknowledgementSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            incident = acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.API,
+                                   note=serializer.validated_data.get("note", ""))
+        except NotAcknowledgeable:
+            incident.refresh_from_db()
+            why = "resolved" if not incident.is_open else "acknowledged already"
+            return Response({"detail": f"The incident is {why}."}, status=status.HTTP_409_CONFLICT)
+        return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
 
 
 class MaintenanceWindowViewSet(OwnedByUser, viewsets.ModelViewSet):

@@ -6,28 +6,48 @@ from rest_framework import serializers
 
 from loopr.api import ValidatedModelSerializer
 
-from ..choices import DeliveryStatus
-from ..models import Channel, DeliveryAttempt, Notification
+from ..choices import ChannelKind, DeliveryStatus
+from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 
 # Reminders more often than this would flood a channel while an outage lasts.
 MIN_REMINDER_INTERVAL = 60
 
 
 class ChannelSerializer(ValidatedModelSerializer):
-    """Never returns the signing secret: only the creation and rotation
-    answers carry it (ChannelWithSecretSerializer)."""
+    """Never returns a secret: a webhook's signing secret is only in the
+    creation and rotation answers (ChannelWithSecretSerializer); the tokens
+    and keys of the other kinds are write-only."""
+
+    secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=500, trim_whitespace=True,
+        help_text="Write-only: the kind's token or key (Telegram bot token, Opsgenie API key, Pushover app token, "
+                  "Matrix access token, ntfy access token, the HTTP request kind's Authorization value). Left out "
+                  "of an update, the stored one stays. Ignored for webhooks, whose signing secrets Loopr makes.",
+    )
+    has_secret = serializers.SerializerMethodField()
 
     class Meta:
         model = Channel
         fields = [
-            "id", "name", "kind", "target", "is_default", "enabled", "disabled_reason", "notify_degraded",
-            "reminder_interval", "created_at",
+            "id", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
+            "disabled_reason", "notify_degraded", "reminder_interval", "created_at",
         ]
         read_only_fields = ["disabled_reason", "created_at"]
         extra_kwargs = {
             "kind": {"help_text": "Cannot change once the channel exists."},
             "reminder_interval": {"min_value": MIN_REMINDER_INTERVAL},
         }
+
+    def get_has_secret(self, channel: Channel) -> bool:
+        """Whether a secret (token, key, signing secret) is stored; it is never shown here."""
+        return bool(channel.secret)
+
+    def validate(self, attrs: dict) -> dict:
+        kind = attrs.get("kind", getattr(self.instance, "kind", None))
+        if kind == ChannelKind.WEBHOOK:
+            # Its signing secret is made by Loopr (and rotated with rotate-secret); one sent is ignored.
+            attrs.pop("secret", None)
+        return super().validate(attrs)
 
     def create(self, validated_data: dict) -> Channel:
         channel = Channel(**validated_data)
@@ -36,15 +56,23 @@ class ChannelSerializer(ValidatedModelSerializer):
         return channel
 
 
-class ChannelWithSecretSerializer(ChannelSerializer):
-    secret = serializers.CharField(
-        read_only=True,
-        help_text="Webhooks: the Standard Webhooks signing secret (whsec_…), shown only in this answer: "
-                  "store it. Empty for the other kinds.",
-    )
+class SigningSecretField(serializers.CharField):
+    """Written like ChannelSerializer's secret; read back only when it is a
+    webhook's signing secret, which Loopr made and shows this once."""
 
-    class Meta(ChannelSerializer.Meta):
-        fields = [*ChannelSerializer.Meta.fields, "secret"]
+    def get_attribute(self, instance: Channel) -> Channel:
+        return instance
+
+    def to_representation(self, channel: Channel) -> str:
+        return channel.secret if channel.is_signed else ""
+
+
+class ChannelWithSecretSerializer(ChannelSerializer):
+    secret = SigningSecretField(
+        required=False, allow_blank=True, max_length=500,
+        help_text="Write: as on the channel. Read (this answer only): a webhook's Standard Webhooks signing secret "
+                  "(whsec_…), shown only now: store it. Empty for the other kinds, whose secrets are never shown.",
+    )
 
 
 class ChannelTestSerializer(serializers.Serializer):
@@ -82,3 +110,30 @@ class NotificationSerializer(serializers.ModelSerializer):
     def get_next_attempt_at(self, notification: Notification) -> datetime | None:
         """When the next attempt is due; null once sent or failed for good."""
         return notification.next_attempt_at if notification.status == DeliveryStatus.PENDING else None
+
+
+class EscalationPolicySerializer(ValidatedModelSerializer):
+    steps = serializers.JSONField(
+        help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
+                  "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
+                  "(0: at once). after_minutes grows from step to step.")
+
+    class Meta:
+        model = EscalationPolicy
+        fields = ["id", "name", "steps", "repeat_minutes", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def validate_steps(self, steps):
+        # The model checks the shape and, once it has an owner, the channels;
+        # on creation the owner is the caller, known only here.
+        from ..models import steps_problem
+
+        problem = steps_problem(steps)
+        if problem:
+            raise serializers.ValidationError(problem)
+        owner = self.instance.owner if self.instance else self.context["request"].user
+        wanted = {pk for step in steps for pk in step["channels"]}
+        unknown = sorted(wanted - set(Channel.objects.filter(owner=owner, pk__in=wanted).values_list("pk", flat=True)))
+        if unknown:
+            raise serializers.ValidationError(f"No channel of yours has the id(s) {', '.join(map(str, unknown))}.")
+        return steps

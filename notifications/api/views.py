@@ -8,10 +8,16 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from loopr.api import OwnedByUser
 
-from ..models import Channel, Notification
+from ..models import Channel, EscalationPolicy, Notification
 from ..services import send_test
 from .filters import ChannelFilter, NotificationFilter
-from .serializers import ChannelSerializer, ChannelTestSerializer, ChannelWithSecretSerializer, NotificationSerializer
+from .serializers import (
+    ChannelSerializer,
+    ChannelTestSerializer,
+    ChannelWithSecretSerializer,
+    EscalationPolicySerializer,
+    NotificationSerializer,
+)
 
 
 class ChannelViewSet(OwnedByUser, viewsets.ModelViewSet):
@@ -61,3 +67,8 @@ class NotificationViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
     queryset = Notification.objects.prefetch_related("delivery_attempts")
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
+
+
+class EscalationPolicyViewSet(OwnedByUser, viewsets.ModelViewSet):
+    queryset = EscalationPolicy.objects.all()
+    serializer_class = EscalationPolicySerializer

@@ -33,6 +33,40 @@ class Message:
     html: str  # HTML body (emails)
     payload: dict[str, Any]  # the JSON document (webhooks)
     created_at: datetime  # aware UTC; when the event happened
+    # The signed one-click acknowledgement link, while there is an open
+    # incident to acknowledge; "" otherwise.
+    ack_url: str = ""
+    # The same facts as the bodies, for kinds that lay them out themselves
+    # (cards, fields): the headline sentence and (label, value) rows.
+    headline: str = ""
+    rows: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.payload.get("data") or {}
+
+    @property
+    def monitor(self) -> dict[str, Any]:
+        return self.data.get("monitor") or {}
+
+    @property
+    def incident(self) -> dict[str, Any]:
+        return self.data.get("incident") or {}
+
+    @property
+    def summary(self) -> str:
+        """The subject without the [Loopr] tag."""
+        return str(self.data.get("summary") or self.subject)
+
+    def dedup_key(self) -> str:
+        """What a paging provider groups this message's events by: the
+        incident (so that `up` closes what `down` opened), else the monitor
+        (degraded and flapping outside an outage), else this message."""
+        if self.incident.get("id") is not None:
+            return f"loopr-incident-{self.incident['id']}"
+        if self.monitor.get("id") is not None:
+            return f"loopr-monitor-{self.monitor['id']}"
+        return f"loopr-notification-{self.id}"
 
 
 @dataclass
@@ -88,6 +122,28 @@ class Transport:
 
     # A staticmethod: returns the cleaned target or raises ValidationError.
     target_validator: ClassVar[Callable[[str], str]]
+    # What the kind's secret is (a bot token, an API key), "" for a kind that
+    # takes none. Secrets are write-only in the API.
+    secret_label: ClassVar[str] = ""
+    secret_required: ClassVar[bool] = False
+    # Made by Loopr (the webhook signing secret), never typed in by a user.
+    secret_generated: ClassVar[bool] = False
+
+    @classmethod
+    def clean_config(cls, config: dict[str, Any]) -> dict[str, Any]:
+        """The kind's options, cleaned; ValidationError naming the option
+        when one is wrong. Kinds without options take none."""
+        if config:
+            raise ValidationError(f"{', '.join(sorted(config))}: not an option of this kind (it takes none).")
+        return {}
+
+    @classmethod
+    def clean_secret(cls, secret: str) -> str:
+        if cls.secret_required and not secret:
+            raise ValidationError(f"Required: the {cls.secret_label}.")
+        if secret and not cls.secret_label:
+            raise ValidationError("This kind takes no secret.")
+        return secret
 
     def __init__(self, target: str, secret: str = "", options: dict[str, Any] | None = None) -> None:
         self.target = target

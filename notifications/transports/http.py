@@ -1,5 +1,5 @@
-"""The HTTP base of the webhook, Slack and Discord transports: one POST per
-attempt, judged by its status code.
+"""The HTTP base of every transport but email: one request per attempt,
+judged by its status code.
 
 Three things a receiver must not be able to do to a worker:
 
@@ -56,12 +56,28 @@ _HONOURS_RETRY_AFTER = frozenset({429, 503})
 
 
 class HttpTransport(Transport):
-    """POSTs `body(message)` as JSON to the target URL."""
+    """Sends `body(message)` (JSON unless `headers` say otherwise) to
+    `url(message)` with `method(message)`: by default a POST to the target.
+
+    A provider's kind overrides only what differs (its URL, its document,
+    the header carrying its key); the SSRF guard, the deadline and the
+    judgement of the answer stay here."""
 
     target_validator = staticmethod(validate_http_url)
 
+    def url(self, message: Message) -> str:
+        return self.checked_target()
+
+    def method(self, message: Message) -> str:
+        return "POST"
+
     def body(self, message: Message) -> bytes:
         raise NotImplementedError
+
+    def retry_after_in_reply(self, reply: str) -> float | None:
+        """Seconds a 429's body asks us to wait, for providers that say it
+        there rather than (or as well as) in Retry-After."""
+        return None
 
     def headers(self, message: Message, body: bytes) -> dict[str, str]:
         return {
@@ -81,9 +97,29 @@ class HttpTransport(Transport):
         return min(max(seconds, 0.1), MAX_TIMEOUT)
 
     def deliver(self, message: Message) -> Delivery:
-        url = self.checked_target()
+        url = self.url(message)
         body = self.body(message)
-        return post(url, body, self.headers(message, body), self.timeout)
+        try:
+            return send_request(self.method(message), url, body, self.headers(message, body), self.timeout)
+        except TransportError as exc:
+            if exc.status_code == 429 and exc.retry_after is None:
+                hint = self.retry_after_in_reply(exc.reply)
+                exc.retry_after = None if hint is None else min(max(hint, 0.0), MAX_RETRY_AFTER)
+            raise
+
+
+def provider_url(base: str, path: str) -> str:
+    """A provider's endpoint: its base URL (a setting, so that it can be
+    pointed elsewhere) and the path its documentation names."""
+    return base.rstrip("/") + path
+
+
+def reply_json(reply: str) -> dict[str, Any]:
+    try:
+        document = json.loads(reply)
+    except ValueError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def dump_json(document: Any) -> bytes:
@@ -94,13 +130,19 @@ def dump_json(document: Any) -> bytes:
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Delivery:
     """One POST within `timeout` seconds in total; Delivery if 2xx, else TransportError."""
+    return send_request("POST", url, body, headers, timeout)
+
+
+def send_request(method: str, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Delivery:
+    """One request within `timeout` seconds in total; Delivery if 2xx, else TransportError."""
     allow_private = bool(getattr(settings, "LOOPR_WEBHOOK_ALLOW_PRIVATE", False))
     with net.Deadline.after(timeout) as deadline, _session(allow_private) as session:
         response: requests.Response | None = None
         try:
-            response = session.post(
+            response = session.request(
+                method,
                 url,
-                data=body,
+                data=body or None,
                 headers=headers,
                 allow_redirects=False,
                 stream=True,  # the body is read by _read_reply, and only so far

@@ -87,3 +87,79 @@ def _is_host(host: str) -> bool:
         return False
     labels = ascii_host.rstrip(".").split(".")
     return len(ascii_host) <= 253 and all(_LABEL.match(label) for label in labels)
+
+
+class Options:
+    """A kind's options (a channel's `config`), read one by one: each getter
+    cleans one option, and every error names the option it is about."""
+
+    def __init__(self, config: object) -> None:
+        if not isinstance(config, dict):
+            raise ValidationError("Expected an object of options.")
+        self.given = dict(config)
+        self.cleaned: dict[str, object] = {}
+        self.errors: list[str] = []
+
+    def _take(self, name: str, default: object) -> object:
+        return self.given.pop(name, default)
+
+    def choice(self, name: str, choices: list[str], default: str) -> str:
+        value = self._take(name, default)
+        if value not in choices:
+            self.errors.append(f"{name}: expected one of {', '.join(choices)}, got {value!r}.")
+            value = default
+        self.cleaned[name] = value
+        return value
+
+    def integer(self, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+        value = self._take(name, default)
+        if value is None and default is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+            self.errors.append(f"{name}: expected a whole number from {minimum} to {maximum}, got {value!r}.")
+            value = default
+        self.cleaned[name] = value
+        return value
+
+    def url(self, name: str) -> str:
+        value = self._take(name, "")
+        try:
+            value = validate_http_url(value)
+        except ValidationError as exc:
+            self.errors.append(f"{name}: {' '.join(exc.messages)}")
+        self.cleaned[name] = value
+        return value
+
+    def text(self, name: str, default: str = "", max_length: int = 200) -> str:
+        value = self._take(name, default)
+        if not isinstance(value, str) or len(value) > max_length or any(_is_invisible(c) and c != " " for c in value):
+            self.errors.append(f"{name}: expected one line of text of at most {max_length} characters.")
+            value = default
+        self.cleaned[name] = value
+        return value
+
+    def raw(self, name: str, default: object) -> object:
+        """For an option whose getter lives with its kind: it checks, then `keep()`s or `error()`s."""
+        return self._take(name, default)
+
+    def keep(self, name: str, value: object) -> None:
+        self.cleaned[name] = value
+
+    def error(self, name: str, message: str) -> None:
+        self.errors.append(f"{name}: {message}")
+
+    def done(self) -> dict[str, object]:
+        for name in sorted(self.given):
+            self.errors.append(f"{name}: not an option of this kind.")
+        if self.errors:
+            raise ValidationError(self.errors)
+        return self.cleaned
+
+
+def validate_token(value: str, label: str, pattern: re.Pattern[str], example: str) -> str:
+    """A provider's key or id, which may end up in a URL's path: only the
+    characters the provider issues, so that it cannot change the request."""
+    token = _text(value).strip()
+    if not pattern.fullmatch(token):
+        raise ValidationError(f"That is not a valid {label} (expected something like {example}).")
+    return token

@@ -29,6 +29,9 @@ def generate_secret() -> str:
 
 
 class WebhookTransport(HttpTransport):
+    secret_label = "signing secret"
+    secret_generated = True
+
     def body(self, message: Message) -> bytes:
         return dump_json(message.payload)
 

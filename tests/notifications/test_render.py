@@ -146,7 +146,7 @@ def test_the_webhook_payload_follows_the_documented_schema():
     assert payload["type"] == "monitor.down"
     assert payload["timestamp"] == "2026-11-22T02:28:00Z"
     data = payload["data"]
-    assert set(data) == {"id", "event", "summary", "monitor", "incident", "details"}
+    assert set(data) == {"id", "event", "summary", "monitor", "incident", "details", "acknowledge_url"}
     assert data["id"] == context["id"]
     assert data["event"] == "down"
     assert data["summary"].startswith("DOWN: web")
