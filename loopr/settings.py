@@ -265,8 +265,10 @@ LOOPR_DISPATCH_CATCH_UP = env_float("LOOPR_DISPATCH_CATCH_UP", 120.0, minimum=0.
 # Most late slots (beyond each monitor's first) one tick sends while catching
 # up: a backlog drains at this pace instead of landing on the probes at once.
 LOOPR_DISPATCH_CATCH_UP_BUDGET = env_int("LOOPR_DISPATCH_CATCH_UP_BUDGET", 2000, minimum=0)
-# Concurrent checks in one probe process.
-LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024)
+# Checks in flight at once in one probe process (greenlets, each holding a
+# socket or two: the process raises its open-files limit to match). The
+# Procfile's LOOPR_PROBE_CONCURRENCY is how many batches it holds at once.
+LOOPR_PROBE_CHECKS = env_int("LOOPR_PROBE_CHECKS", 2000, minimum=1, maximum=50000)
 # A probe node reports finished checks at least this often while a batch runs.
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)

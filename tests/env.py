@@ -1,7 +1,16 @@
 # A pytest plugin (-p tests.env in pytest.ini), loaded before pytest-django
 # sets Django up: the defaults the whole test run needs.
-import atexit
 import os
+
+if os.environ.get("LOOPR_TESTS_ON_GEVENT"):
+    # A probe node runs on Celery's gevent pool, which patches the standard
+    # library before anything else is imported; tests of the probe engine run
+    # the same way (tests/workers/test_probe_engine_on_gevent.py starts them).
+    from gevent import monkey
+
+    monkey.patch_all()
+
+import atexit
 import subprocess
 from pathlib import Path
 

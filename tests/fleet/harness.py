@@ -182,7 +182,7 @@ class Fleet:
         token unless the test passes `LOOPR_NODE_TOKEN` itself."""
         return {"REDIS_URL": self.redis.url(host.host_ip), **env}
 
-    def start_node(self, host: NodeHost, region: str, name: str | None = None, concurrency: int = 1,
+    def start_node(self, host: NodeHost, region: str, name: str | None = None, concurrency: int = 100,
                    **env: str) -> subprocess.Popen:
         """A probe node (Celery worker on `probe.<region>`) inside `host`'s
         namespace, named `<name>@<hostname>` (name defaults to the host's)."""

@@ -79,7 +79,7 @@ class Processes:
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "dispatch", "--hostname",
                                  f"{name}@%h", "--pool", "solo", "--loglevel", "INFO"], **env)
 
-    def probe(self, name: str, region: str = "local", concurrency: int = 1,
+    def probe(self, name: str, region: str = "local", concurrency: int = 100,
               prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
         # A probe node gets no usable database: it must not need one. It is
         # enrolled in its region unless the test hands it a token (or "").
@@ -88,7 +88,8 @@ class Processes:
             from workers.models import NodeToken
 
             env["LOOPR_NODE_TOKEN"] = NodeToken.issue(region, label=name)[1]
-        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", f"probe.{region}",
+        # The Procfile's pool: every check a greenlet; `concurrency` batches at once.
+        return self.start(name, [CELERY, "-A", "loopr", "worker", "--pool", "gevent", "--queues", f"probe.{region}",
                                  "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
                                  "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)
 

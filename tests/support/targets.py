@@ -165,3 +165,39 @@ def start_webhook_receiver(host: str = "127.0.0.1") -> WebhookReceiver:
     receiver = WebhookReceiver(server=server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver
+
+
+class ListeningTarget:
+    """bench/target.py in a process of its own: one asyncio loop that answers
+    `/delay/MS` after MS milliseconds and `/hang` never, so a test can keep
+    thousands of checks waiting on it without the target costing the test's
+    process any CPU."""
+
+    def __init__(self) -> None:
+        import socket
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        script = Path(__file__).resolve().parents[2] / "bench" / "target.py"
+        self.proc = subprocess.Popen([sys.executable, str(script), str(self.port), "127.0.0.1"])
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+
+    def url(self, path: str = "/") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)

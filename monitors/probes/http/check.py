@@ -30,8 +30,7 @@ def check_http(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     if problem:
         return clock.invalid(problem)
 
-    current = session()
-    with CheckDeadline(clock.expires) as deadline:
+    with session() as current, CheckDeadline(clock.expires) as deadline:
         response: requests.Response | None = None
         try:
             response = _send(current, spec)
@@ -42,8 +41,6 @@ def check_http(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
         finally:
             if response is not None:
                 response.close()
-            # Cookies must not leak from one monitor's check into the next.
-            current.cookies.clear()
     return result
 
 

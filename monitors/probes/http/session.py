@@ -1,11 +1,12 @@
-"""The HTTP probe's requests Session, one per thread, and the urllib3 pieces
+"""The HTTP probe's requests Sessions, one per check in flight, and the urllib3 pieces
 under it: connections that keep to the check's deadline and are never reused,
 and an adapter that always verifies with the shared SSLContext.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -98,23 +99,36 @@ class _ProbeAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-_local = threading.local()
+# Sessions not in use. A check borrows one and gives it back, so a node
+# running thousands of checks at once (one greenlet each, see
+# workers.probe_runner) builds only as many Sessions as were ever in flight
+# together, not one per check; a thread-local one would be per greenlet, i.e.
+# per check. list.pop and list.append are atomic, for threads and greenlets.
+_idle: list[requests.Session] = []
 
 
-def session() -> requests.Session:
-    """This thread's Session: building one per check would cost CPU for nothing."""
-    current = getattr(_local, "session", None)
-    if current is None:
-        current = requests.Session()
-        # No netrc, proxy or CA-bundle lookups from the environment per request.
-        current.trust_env = False
-        current.max_redirects = MAX_REDIRECTS
-        current.headers["User-Agent"] = USER_AGENT
-        current.headers["Connection"] = "close"
-        # Pools never hold a connection (see _NoReuseMixin), so one slot each
-        # is enough, and building a pool then costs ~20 us instead of ~35 us.
-        adapter = _ProbeAdapter(pool_connections=32, pool_maxsize=1, max_retries=0)
-        current.mount("http://", adapter)
-        current.mount("https://", adapter)
-        _local.session = current
+@contextmanager
+def session() -> Iterator[requests.Session]:
+    """A Session for one check: building one per check would cost CPU for nothing."""
+    current = _idle.pop() if _idle else _new_session()
+    try:
+        yield current
+    finally:
+        # Cookies must not leak from one monitor's check into the next.
+        current.cookies.clear()
+        _idle.append(current)
+
+
+def _new_session() -> requests.Session:
+    current = requests.Session()
+    # No netrc, proxy or CA-bundle lookups from the environment per request.
+    current.trust_env = False
+    current.max_redirects = MAX_REDIRECTS
+    current.headers["User-Agent"] = USER_AGENT
+    current.headers["Connection"] = "close"
+    # Pools never hold a connection (see _NoReuseMixin), so one slot each
+    # is enough, and building a pool then costs ~20 us instead of ~35 us.
+    adapter = _ProbeAdapter(pool_connections=32, pool_maxsize=1, max_retries=0)
+    current.mount("http://", adapter)
+    current.mount("https://", adapter)
     return current
