@@ -30,15 +30,22 @@ def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, d
     context = event_context(monitor, event, incident, details, at)
     rows = Notification.objects.bulk_create(
         [
-            Notification(channel=c, monitor=monitor, incident=incident, event=event, context=context, created_at=at)
+            Notification(channel=c, monitor=monitor, incident=incident, event=event, context=context, created_at=at,
+                         next_attempt_at=held_until(c, event, at) or at)
             for c in channels
             if c.wants(event, degraded_only)
         ]
     )
     if rows:
-        ids = [str(n.pk) for n in rows]
+        # Those held by quiet hours are not due yet: the sweep sends them when the hours end.
+        ids = [str(n.pk) for n in rows if n.next_attempt_at <= at]
         transaction.on_commit(lambda: enqueue(ids))
     return rows
+
+
+def held_until(channel: Channel, event: str, at: datetime) -> datetime | None:
+    """Down alerts always go; anything else waits out the channel's quiet hours."""
+    return None if event == Event.DOWN else channel.quiet_until(at)
 
 
 def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: bool = False, details: str = "",
