@@ -49,7 +49,8 @@ class Channel(models.Model):
     # Quiet hours: everything but `down` waits until they end (down always goes).
     quiet_hours_start = models.TimeField(null=True, blank=True, help_text="Local time quiet hours begin.")
     quiet_hours_end = models.TimeField(null=True, blank=True, help_text="Local time quiet hours end.")
-    quiet_hours_timezone = models.CharField(max_length=64, default="UTC")
+    quiet_hours_timezone = models.CharField(max_length=64, default="UTC", blank=True,
+                                            help_text="Time zone of the quiet hours (empty: UTC).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -108,7 +109,9 @@ class Channel(models.Model):
 
     def clean_delivery_rules(self) -> None:
         errors = {}
-        chosen = self.events if self.events is not None else []
+        # A form's empty field is None; stored, it is "all events" and UTC.
+        self.events = chosen = self.events if self.events is not None else []
+        self.quiet_hours_timezone = self.quiet_hours_timezone or "UTC"
         if not isinstance(chosen, list) or not all(e in FILTERABLE_EVENTS for e in chosen):
             errors["events"] = f"Expected a list of events among {', '.join(FILTERABLE_EVENTS)}; empty for all."
         elif len(set(chosen)) != len(chosen):
@@ -409,15 +412,18 @@ class Escalation(models.Model):
         return f"escalation of {self.incident_id} ({self.policy})"
 
     @classmethod
-    def begin(cls, incident, monitor, policy: EscalationPolicy) -> tuple[Escalation, list[Channel]]:
-        """Start at the incident's confirmation: the channels of an
-        `after_minutes: 0` step are told now, the next step is scheduled."""
-        escalation = cls(incident=incident, monitor=monitor, policy=policy, origin=incident.confirmed_at)
+    def begin(cls, incident, monitor, policy: EscalationPolicy, at: datetime) -> tuple[Escalation, list[Channel]]:
+        """Start when the outage's down alert goes out (`at`: its confirmation,
+        or the end of the maintenance window it was confirmed in): the
+        channels of an `after_minutes: 0` step are told now, the next step is
+        scheduled from then."""
+        origin = max(incident.confirmed_at, at)
+        escalation = cls(incident=incident, monitor=monitor, policy=policy, origin=origin)
         now_channels: list[Channel] = []
         first = policy.step(0)
         if first is not None and first["after_minutes"] == 0:
             now_channels = policy.channels_of(0)
-            escalation.record(0, now_channels, incident.confirmed_at)
+            escalation.record(0, now_channels, origin)
             escalation.advance()
         else:
             escalation.schedule()

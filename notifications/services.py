@@ -61,19 +61,19 @@ def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: b
     if event == Event.ACKNOWLEDGED and incident is not None:
         channels = told_about(incident)
     elif monitor.escalation_policy_id is not None and incident is not None:
-        channels = escalation_audience(monitor, event, incident)
+        channels = escalation_audience(monitor, event, incident, at or timezone.now())
     notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at,
            channels=channels)
 
 
-def escalation_audience(monitor, event: str, incident) -> list[Channel]:
+def escalation_audience(monitor, event: str, incident, at: datetime) -> list[Channel]:
     """With an escalation policy, an outage's down alert goes to the policy's
     first step (and starts the escalation); what follows it (recovery,
     flapping, reminders) to every channel told so far."""
     if event == Event.DOWN:
         existing = Escalation.objects.filter(incident=incident).first()
         if existing is None:  # the first announcement of this outage
-            return Escalation.begin(incident, monitor, monitor.escalation_policy)[1]
+            return Escalation.begin(incident, monitor, monitor.escalation_policy, at)[1]
     told = told_about(incident)
     return told + [c for c in monitor.channels.all() if c not in told]
 
