@@ -134,7 +134,7 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
         if not change:
             obj.new_secret()
         super().save_model(request, obj, form, change)
-        if not change and obj.secret:
+        if not change and obj.is_signed:  # a token the user typed in is never shown back
             self._show_secret(request, obj)
 
     @admin.action(description="Send a test message")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 import uuid
+import zoneinfo
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -12,6 +13,10 @@ from django.utils import timezone
 from loopr.querysets import OwnedQuerySet
 
 from .choices import AttemptOutcome, ChannelKind, DeliveryStatus, Event
+
+
+# What a channel may choose to receive (tests always go: they are asked for).
+FILTERABLE_EVENTS = [e for e in Event.values if e != Event.TEST]
 
 
 class ChannelQuerySet(OwnedQuerySet):
@@ -39,6 +44,13 @@ class Channel(models.Model):
     reminder_interval = models.PositiveIntegerField(
         null=True, blank=True, help_text="Seconds between reminders while a monitor stays down; empty for none."
     )
+    events = models.JSONField(default=list, blank=True,
+                              help_text='Only these events, e.g. ["down", "up"]; empty: all of them.')
+    # Quiet hours: everything but `down` waits until they end (down always goes).
+    quiet_hours_start = models.TimeField(null=True, blank=True, help_text="Local time quiet hours begin.")
+    quiet_hours_end = models.TimeField(null=True, blank=True, help_text="Local time quiet hours end.")
+    quiet_hours_timezone = models.CharField(max_length=64, default="UTC", blank=True,
+                                            help_text="Time zone of the quiet hours (empty: UTC).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = ChannelQuerySet.as_manager()
@@ -61,6 +73,7 @@ class Channel(models.Model):
         if self.kind in ChannelKind.values:  # else clean_fields names the kind
             self.clean_target()
             self.clean_options()
+        self.clean_delivery_rules()
 
     def kind_changed(self) -> bool:
         # The kind decides what the target is and whether there is a secret:
@@ -94,6 +107,41 @@ class Channel(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def clean_delivery_rules(self) -> None:
+        errors = {}
+        # A form's empty field is None; stored, it is "all events" and UTC.
+        self.events = chosen = self.events if self.events is not None else []
+        self.quiet_hours_timezone = self.quiet_hours_timezone or "UTC"
+        if not isinstance(chosen, list) or not all(e in FILTERABLE_EVENTS for e in chosen):
+            errors["events"] = f"Expected a list of events among {', '.join(FILTERABLE_EVENTS)}; empty for all."
+        elif len(set(chosen)) != len(chosen):
+            errors["events"] = "An event is listed twice."
+        if (self.quiet_hours_start is None) != (self.quiet_hours_end is None):
+            errors["quiet_hours_end" if self.quiet_hours_end is None else "quiet_hours_start"] = (
+                "Quiet hours need both a start and an end (or neither).")
+        elif self.quiet_hours_start is not None and self.quiet_hours_start == self.quiet_hours_end:
+            errors["quiet_hours_end"] = "Quiet hours must end at another time than they start."
+        try:
+            zoneinfo.ZoneInfo(self.quiet_hours_timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            errors["quiet_hours_timezone"] = f"Unknown time zone {self.quiet_hours_timezone!r}."
+        if errors:
+            raise ValidationError(errors)
+
+    def quiet_until(self, at: datetime) -> datetime | None:
+        """When the quiet hours that `at` falls in end; None outside them."""
+        start, end = self.quiet_hours_start, self.quiet_hours_end
+        if start is None or end is None or start == end:
+            return None
+        zone = zoneinfo.ZoneInfo(self.quiet_hours_timezone)
+        local = at.astimezone(zone)
+        now = local.time()
+        inside = start <= now < end if start < end else (now >= start or now < end)  # 22:00–07:00 spans midnight
+        if not inside:
+            return None
+        day = local.date() if now < end else local.date() + timedelta(days=1)
+        return datetime.combine(day, end, tzinfo=zone)
+
     def save(self, *args, **kwargs) -> None:
         if self.enabled:
             # Switched (back) on: why it had been switched off no longer holds.
@@ -102,6 +150,8 @@ class Channel(models.Model):
 
     def wants(self, event: str, degraded_only: bool = False) -> bool:
         if not self.enabled:
+            return False
+        if self.events and event != Event.TEST and event not in self.events:
             return False
         if degraded_only or event == Event.DEGRADED:
             return self.notify_degraded
@@ -364,15 +414,18 @@ class Escalation(models.Model):
         return f"escalation of {self.incident_id} ({self.policy})"
 
     @classmethod
-    def begin(cls, incident, monitor, policy: EscalationPolicy) -> tuple[Escalation, list[Channel]]:
-        """Start at the incident's confirmation: the channels of an
-        `after_minutes: 0` step are told now, the next step is scheduled."""
-        escalation = cls(incident=incident, monitor=monitor, policy=policy, origin=incident.confirmed_at)
+    def begin(cls, incident, monitor, policy: EscalationPolicy, at: datetime) -> tuple[Escalation, list[Channel]]:
+        """Start when the outage's down alert goes out (`at`: its confirmation,
+        or the end of the maintenance window it was confirmed in): the
+        channels of an `after_minutes: 0` step are told now, the next step is
+        scheduled from then."""
+        origin = max(incident.confirmed_at, at)
+        escalation = cls(incident=incident, monitor=monitor, policy=policy, origin=origin)
         now_channels: list[Channel] = []
         first = policy.step(0)
         if first is not None and first["after_minutes"] == 0:
             now_channels = policy.channels_of(0)
-            escalation.record(0, now_channels, incident.confirmed_at)
+            escalation.record(0, now_channels, origin)
             escalation.advance()
         else:
             escalation.schedule()

@@ -30,15 +30,22 @@ def notify(monitor, event: str, *, incident=None, degraded_only: bool = False, d
     context = event_context(monitor, event, incident, details, at)
     rows = Notification.objects.bulk_create(
         [
-            Notification(channel=c, monitor=monitor, incident=incident, event=event, context=context, created_at=at)
+            Notification(channel=c, monitor=monitor, incident=incident, event=event, context=context, created_at=at,
+                         next_attempt_at=held_until(c, event, at) or at)
             for c in channels
             if c.wants(event, degraded_only)
         ]
     )
     if rows:
-        ids = [str(n.pk) for n in rows]
+        # Those held by quiet hours are not due yet: the sweep sends them when the hours end.
+        ids = [str(n.pk) for n in rows if n.next_attempt_at <= at]
         transaction.on_commit(lambda: enqueue(ids))
     return rows
+
+
+def held_until(channel: Channel, event: str, at: datetime) -> datetime | None:
+    """Down alerts always go; anything else waits out the channel's quiet hours."""
+    return None if event == Event.DOWN else channel.quiet_until(at)
 
 
 def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: bool = False, details: str = "",
@@ -54,19 +61,19 @@ def write_outbox(sender, *, monitor, event: str, incident=None, degraded_only: b
     if event == Event.ACKNOWLEDGED and incident is not None:
         channels = told_about(incident)
     elif monitor.escalation_policy_id is not None and incident is not None:
-        channels = escalation_audience(monitor, event, incident)
+        channels = escalation_audience(monitor, event, incident, at or timezone.now())
     notify(monitor, event, incident=incident, degraded_only=degraded_only, details=details, at=at,
            channels=channels)
 
 
-def escalation_audience(monitor, event: str, incident) -> list[Channel]:
+def escalation_audience(monitor, event: str, incident, at: datetime) -> list[Channel]:
     """With an escalation policy, an outage's down alert goes to the policy's
     first step (and starts the escalation); what follows it (recovery,
     flapping, reminders) to every channel told so far."""
     if event == Event.DOWN:
         existing = Escalation.objects.filter(incident=incident).first()
         if existing is None:  # the first announcement of this outage
-            return Escalation.begin(incident, monitor, monitor.escalation_policy)[1]
+            return Escalation.begin(incident, monitor, monitor.escalation_policy, at)[1]
     told = told_about(incident)
     return told + [c for c in monitor.channels.all() if c not in told]
 

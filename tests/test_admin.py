@@ -241,6 +241,24 @@ def test_a_webhook_added_in_the_admin_gets_a_secret_shown_once(admin_client, use
     assert channel.secret not in page
 
 
+def test_a_token_typed_in_the_admin_is_stored_never_shown_and_kept_when_left_blank(admin_client, user):
+    from notifications.models import Channel
+
+    token = "123456789:AAE_telegram-bot-token-abcdefghij"
+    response = admin_client.post("/admin/notifications/channel/add/",
+                                 channel_form(user, kind="telegram", target="-1001234567890", secret=token))
+    assert response.status_code == 302
+    channel = Channel.objects.get()
+    assert channel.secret == token
+    url = f"/admin/notifications/channel/{channel.pk}/change/"
+    assert token not in admin_client.get(url).content.decode()
+    # Saved again with the secret field left blank: the token stays.
+    renamed = channel_form(user, kind="telegram", target="-1001234567890", name="renamed")
+    assert admin_client.post(url, renamed).status_code == 302
+    channel.refresh_from_db()
+    assert (channel.name, channel.secret) == ("renamed", token)
+
+
 def test_a_channel_added_in_the_admin_is_validated_like_one_from_the_api(admin_client, user):
     from notifications.models import Channel
 

@@ -30,7 +30,8 @@ class ChannelSerializer(ValidatedModelSerializer):
         model = Channel
         fields = [
             "id", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
-            "disabled_reason", "notify_degraded", "reminder_interval", "created_at",
+            "disabled_reason", "notify_degraded", "reminder_interval", "events", "quiet_hours_start",
+            "quiet_hours_end", "quiet_hours_timezone", "created_at",
         ]
         read_only_fields = ["disabled_reason", "created_at"]
         extra_kwargs = {

@@ -143,6 +143,9 @@ class Transport:
             raise ValidationError(f"Required: the {cls.secret_label}.")
         if secret and not cls.secret_label:
             raise ValidationError("This kind takes no secret.")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in secret):
+            # Secrets travel in headers and URLs: a line break would start another header.
+            raise ValidationError("A secret is one line, without control characters.")
         return secret
 
     def __init__(self, target: str, secret: str = "", options: dict[str, Any] | None = None) -> None:

@@ -73,6 +73,7 @@ def test_each_kind_is_created_with_its_target_options_and_secret(api, fields, ta
     ({"kind": "http", "target": "https://x.example.com/", "config": {"method": "TRACE"}}, "config", "method"),
     ({"kind": "slack", "target": "https://hooks.slack.com/x", "config": {"colour": "red"}}, "config", "colour"),
     ({"kind": "slack", "target": "https://hooks.slack.com/x", "secret": "zzz"}, "secret", "takes no secret"),
+    ({"kind": "ntfy", "target": "https://ntfy.sh/a", "secret": "tk_a\nX-Evil: 1"}, "secret", "one line"),
 ])
 def test_a_wrong_target_option_or_secret_is_a_400_naming_the_field(api, fields, field, words):
     response = create(api, **fields)

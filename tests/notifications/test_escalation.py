@@ -253,3 +253,39 @@ def test_two_sweeps_at_once_fire_a_step_once(user, policy, tiers):
     # One of them sent the step; the other, behind the monitor's lock, found it no longer due.
     assert sorted(results) == [0, 1]
     assert told(monitor) == ["first", "second"]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+def test_a_recovery_ingested_while_the_sweep_runs_wins_and_the_step_is_not_sent(user, policy, tiers, monkeypatch):
+    from tests.notifications.test_lock_order import run_in_thread, wait_for_a_blocked_backend
+
+    monitor = go_down(user, policy, tiers)
+    due = monitor.current_incident.confirmed_at + timedelta(minutes=15)
+    ingest_holds_the_monitor, sweep_was_blocked = threading.Event(), []
+    insert_new_results = ingest.insert_new_results
+
+    def insert_once_the_sweep_is_blocked(*args, **kwargs):
+        # Ingest has locked the monitor and is about to resolve the incident.
+        ingest_holds_the_monitor.set()
+        sweep_was_blocked.append(wait_for_a_blocked_backend())
+        return insert_new_results(*args, **kwargs)
+
+    monkeypatch.setattr(ingest, "insert_new_results", insert_once_the_sweep_is_blocked)
+
+    def sweep():
+        assert ingest_holds_the_monitor.wait(10)
+        services.escalate(now=due)
+
+    errors: list[Exception] = []
+    threads = [run_in_thread(lambda: ingest.ingest_results("local", "probe@h", [result(monitor, timezone.now(), True)]),
+                             errors),
+               run_in_thread(sweep, errors)]
+    for thread in threads:
+        thread.join(30)
+
+    # The sweep waited behind the monitor's lock, neither deadlocked, and the
+    # step of an outage that had just ended was never sent.
+    assert sweep_was_blocked == [True] and errors == []
+    assert told(monitor) == ["first"]
+    assert Escalation.objects.get().due_at is None
