@@ -1,5 +1,5 @@
-"""Loopr's benchmark harness: the real system (PostgreSQL, Redis, beat, central
-worker, probe worker on gevent) against a local target that answers at once,
+"""Loopr's benchmark harness: the real system (PostgreSQL, Redis, beat, dispatcher,
+central worker, probe worker on gevent) against a local target that answers at once,
 after a delay, or never, with a bare `requests.get` loop measured just before
 each scenario as its baseline.
 
@@ -368,6 +368,9 @@ def run_scenario(sc: Scenario, env: dict, target_base: list[str], log_dir: Path,
 
     start_proc("central", [celery, "-A", "loopr", "worker", "-Q", "central,ingest,heartbeat", "-n", "central@%h",
                            "-c", str(sc.central_concurrency), "-l", "WARNING"])
+    # The Procfile's dispatcher: the dispatch tick's own queue and process.
+    start_proc("dispatcher", [celery, "-A", "loopr", "worker", "-Q", "dispatch", "-n", "dispatch@%h",
+                              "--pool", "solo", "-l", "WARNING"])
     # The Procfile's probe entry: the gevent pool.
     start_proc("probe", [celery, "-A", "loopr", "worker", "--pool", "gevent", "-Q", "probe.local", "-n", "probe@%h",
                          "-c", str(sc.probe_concurrency), "-l", "WARNING"],
@@ -503,7 +506,7 @@ def main() -> int:
     return 0
 
 
-KINDS = ["probe", "central", "beat", "postgres", "redis", "target"]
+KINDS = ["probe", "central", "dispatcher", "beat", "postgres", "redis", "target"]
 
 
 def header() -> str:

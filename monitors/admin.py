@@ -135,7 +135,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
 @admin.register(CheckResult)
 class CheckResultAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
-                    "checked"]
+                    "missed_reason", "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
     search_fields = ["monitor__name"]
     list_select_related = ["monitor", "region"]
@@ -146,7 +146,7 @@ class CheckResultAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mod
     sortable_by = ["scheduled"]
 
     fields = ["monitor", "region", "node", "scheduled", "checked", "ok", "latency_ms", "status_code", "error_kind",
-              "error", "tls_expires_at", "in_maintenance", "impaired"]
+              "error", "tls_expires_at", "in_maintenance", "impaired", "missed_reason", "missed_until"]
     readonly_fields = ["scheduled", "checked"]
 
     @admin.display(description="scheduled at", ordering="scheduled_at")
