@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Loopr's two commands, for a machine that has nothing but Python 3.11:
 
-    python3 dev.py run     # broker + web + beat + central worker + one probe worker
+    python3 dev.py run     # broker + web + beat + dispatcher + central worker + one probe worker
     python3 dev.py test    # the test suite (extra arguments go to pytest)
     python3 dev.py bench   # the benchmark harness (see bench/README.md)
 

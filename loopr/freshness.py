@@ -16,6 +16,8 @@ from loopr.celery import app
 log = logging.getLogger(__name__)
 
 DISPATCH = "dispatch"
+# A dispatch tick that found a live region (while none is, ticks claim nothing).
+DISPATCH_SERVED = "dispatch_served"
 INGEST = "ingest"
 KEY_PREFIX = "loopr:freshness:"
 # Ingest runs many tasks a second; an age read in seconds needs one write a
@@ -47,6 +49,11 @@ def mark(component: str) -> None:
 def record(component: str, at: float) -> None:
     with app.connection_or_acquire() as conn:
         conn.default_channel.client.set(key(component), repr(at))
+
+
+def read(client, *components: str) -> list[float | None]:
+    """When each component last ran, through the caller's broker client."""
+    return [parse(raw) for raw in client.mget([key(c) for c in components])]
 
 
 def parse(raw: bytes | str | None) -> float | None:

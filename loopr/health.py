@@ -22,13 +22,13 @@ from django.db import connection
 from django.db.models import Q
 from django.http import JsonResponse
 
-from loopr import freshness
+from loopr import freshness, tallies
 from monitors.models import Monitor
 from monitors.regions import Region
 
 # Seconds the broker gets to answer: well within a load balancer's patience.
 BROKER_TIMEOUT = 2.0
-CENTRAL_QUEUES = ("central", "ingest", "notify", "heartbeat")
+CENTRAL_QUEUES = ("dispatch", "central", "ingest", "notify", "heartbeat")
 # The web's start; loopr.wsgi imports this module so that it is the process's
 # start and not that of its first request.
 STARTED_AT = time.time()
@@ -46,6 +46,8 @@ class Readings:
     ticked_at: float | None
     ingested_at: float | None
     backlog: dict[str, int]
+    tallies: dict[str, int] = field(default_factory=dict)
+    owed: tuple[int, int] = (0, 0)
 
 
 def healthz(request):
@@ -56,6 +58,8 @@ def healthz(request):
     body: dict = {"status": "ok" if healthy else "unavailable", **{n: c.state for n, c in components.items()}}
     if request.GET.get("verbose", "") not in ("", "0", "false"):
         body["details"] = {n: {"state": c.state, **c.detail} for n, c in components.items()}
+        if readings is not None:
+            body["details"]["accounting"] = _accounting(readings)
     return JsonResponse(body, status=200 if healthy else 503)
 
 
@@ -85,13 +89,31 @@ def _broker() -> tuple[Component, Readings | None]:
 
 
 def _read(client) -> Readings:
+    from workers import ledger
+
     pipe = client.pipeline(transaction=False)
     pipe.get(freshness.key(freshness.DISPATCH))
     pipe.get(freshness.key(freshness.INGEST))
+    pipe.hgetall(tallies.KEY)
+    pipe.zcard(ledger.OWED)
+    pipe.zcard(ledger.RESENT)
     for queue in CENTRAL_QUEUES:
         pipe.llen(queue)
-    ticked, ingested, *lengths = pipe.execute()
-    return Readings(freshness.parse(ticked), freshness.parse(ingested), dict(zip(CENTRAL_QUEUES, lengths)))
+    ticked, ingested, counts, owed, resent, *lengths = pipe.execute()
+    return Readings(freshness.parse(ticked), freshness.parse(ingested), dict(zip(CENTRAL_QUEUES, lengths)),
+                    tallies.parse(counts), (owed, resent))
+
+
+def _accounting(readings: Readings) -> dict:
+    """Where every due slot went that has no result (never a reason to fail:
+    a missed slot is recorded, not lost), since the broker's data began."""
+    counts = readings.tallies
+    return {
+        "missed_slots": {name.removeprefix("missed."): n for name, n in counts.items() if name.startswith("missed.")},
+        "refused_rows": counts.get("refused_rows", 0),
+        "checks_owed": readings.owed[0],
+        "checks_sent_again": readings.owed[1],
+    }
 
 
 def _freshness(now: float, readings: Readings | None) -> dict[str, Component]:
@@ -130,9 +152,9 @@ def _dispatcher(now: float, ticked_at: float | None) -> Component:
     if healthy is not None:
         return healthy
     if ticked_at is None:
-        return Component("stale: no dispatch tick yet (is beat running, and the central worker?)", False, detail)
+        return Component("stale: no dispatch tick yet (is beat running, and the dispatcher?)", False, detail)
     return Component(f"stale: last dispatch tick {now - ticked_at:.0f} s ago, limit {limit:g} s "
-                     "(is beat running, and the central worker?)", False, detail)
+                     "(is beat running, and the dispatcher?)", False, detail)
 
 
 def _ingest(now: float, ingested_at: float | None) -> Component:

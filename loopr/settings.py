@@ -206,12 +206,15 @@ CELERY_BROKER_URL = "redis+socket://" + REDIS_URL[len("unix://"):] if REDIS_URL.
 # A batch whose node died unacknowledged goes back to its queue after
 # this many seconds; it must exceed the longest batch (LOOPR_MAX_TIMEOUT
 # plus queueing), or a slow batch would be run twice (harmless, wasteful).
-_visibility = env_int("LOOPR_BROKER_VISIBILITY_TIMEOUT", 300, minimum=2)
+# A batch's expiry is derived from it (workers/dispatch.py batch_expires), so
+# that a batch given back after this timeout is still run, whatever the
+# interval.
+LOOPR_BROKER_VISIBILITY_TIMEOUT = env_int("LOOPR_BROKER_VISIBILITY_TIMEOUT", 300, minimum=2)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": _visibility,
+    "visibility_timeout": LOOPR_BROKER_VISIBILITY_TIMEOUT,
     # Look for abandoned messages often enough that the timeout above is
     # what decides how fast a dead node's batch moves on.
-    "unacked_restore_interval": max(1, _visibility // 10),
+    "unacked_restore_interval": max(1, LOOPR_BROKER_VISIBILITY_TIMEOUT // 10),
     "unacked_restore_throttle": 1,
 }
 
@@ -227,6 +230,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_TASK_DEFAULT_QUEUE = "central"
 CELERY_TASK_ROUTES = {
+    # The dispatch tick has a queue (and a process) of its own: no backlog of
+    # results or deliveries can delay it.
+    "workers.dispatch_due_checks": {"queue": "dispatch"},
     "monitors.ingest_results": {"queue": "ingest"},
     # Heartbeats have a queue of their own: behind a backlog of results they
     # would arrive late, their region would be judged dead and get no checks.
@@ -252,11 +258,13 @@ LOOPR_DISPATCH_LIMIT = env_int("LOOPR_DISPATCH_LIMIT", 20000, minimum=1)
 # Seconds ahead a dispatch tick claims checks; probe nodes hold each check
 # until its slot, so this should cover the tick period (1 s) and its jitter.
 LOOPR_DISPATCH_LOOKAHEAD = env_float("LOOPR_DISPATCH_LOOKAHEAD", 1.5)
-# A slot claimed at most this many seconds (or one interval) late is still
-# checked, late, and so is every slot after it: a delayed tick or a restart
-# leaves no gap. Later than that (downtime), a monitor is checked once and
-# its schedule moves on.
-LOOPR_DISPATCH_CATCH_UP = env_float("LOOPR_DISPATCH_CATCH_UP", 30.0)
+# After a pause of dispatch (a restart, an outage, overload) the slots of the
+# last this many seconds (at least one interval) are still checked, late;
+# older ones are recorded as missed, with the reason.
+LOOPR_DISPATCH_CATCH_UP = env_float("LOOPR_DISPATCH_CATCH_UP", 120.0, minimum=0.0)
+# Most late slots (beyond each monitor's first) one tick sends while catching
+# up: a backlog drains at this pace instead of landing on the probes at once.
+LOOPR_DISPATCH_CATCH_UP_BUDGET = env_int("LOOPR_DISPATCH_CATCH_UP_BUDGET", 2000, minimum=0)
 # Concurrent checks in one probe process.
 LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024)
 # A probe node reports finished checks at least this often while a batch runs.

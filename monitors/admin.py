@@ -130,7 +130,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
 class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
                     "checked"]
-    list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind"]
+    list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
     search_fields = ["monitor__name"]
     list_select_related = ["monitor", "region"]
     raw_id_fields = ["monitor"]

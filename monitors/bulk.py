@@ -15,11 +15,16 @@ from datetime import timezone as dt_timezone
 from operator import attrgetter, itemgetter
 from typing import Any
 
-from django.db import connection, models
+import logging
+
+from django.db import DatabaseError, connection, models, transaction
 from django.utils.dateparse import parse_datetime
 
+from .choices import ErrorKind
 from .models import CheckResult, Monitor
 from .wire import RESULT_FIELDS, Result
+
+log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 500
 # What ingest adds to each validated result.
@@ -83,30 +88,62 @@ def save_status(monitors: list[Monitor]) -> None:
         cursor.executemany(sql, params)
 
 
-def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node: str) -> list[Result]:
-    """INSERT … ON CONFLICT DO NOTHING RETURNING: one statement per chunk, and
-    it tells which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it).
-    Each result is stamped with its monitor's maintenance flag."""
+def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node: str,
+                       one_by_one: bool = False) -> tuple[list[Result], int]:
+    """INSERT … ON CONFLICT … RETURNING: one statement per chunk, and it tells
+    which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it). A row
+    whose slot holds a missed record replaces it; one whose slot holds a
+    result is a duplicate and left out. Each result is stamped with its
+    monitor's maintenance flag.
+
+    `one_by_one`: each row in a savepoint of its own, so a row the database
+    refuses is dropped alone (returns how many were); the caller uses it
+    after a chunk failed.
+    """
     parameters = _parameters(CheckResult, list(RESULT_FIELDS), itemgetter(*RESULT_FIELDS))
-    inserted = []
-    for start in range(0, len(rows), INSERT_CHUNK):
-        chunk = rows[start : start + INSERT_CHUNK]
+    # One row per slot: an upsert may not touch a row twice in one statement.
+    rows = list({(row["monitor_id"], row["scheduled_at"]): row for row in reversed(rows)}.values())[::-1]
+    inserted, refused = [], 0
+    size = 1 if one_by_one else INSERT_CHUNK
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
         params: list[Any] = []
         keyed = {}
         for row in chunk:
             keyed[(row["monitor_id"], row["scheduled_at"])] = row
             params += parameters(row)
             params += (region_id, node, monitors[row["monitor_id"]].in_maintenance)
-        for monitor_id, slot in _insert_returning_keys(params, len(chunk)):
+        if one_by_one:
+            try:
+                with transaction.atomic():
+                    keys = _insert_returning_keys(params, len(chunk))
+            except (DatabaseError, ValueError):
+                log.warning("ingest: the database refused a result of monitor %s, slot %s; dropped",
+                            chunk[0]["monitor_id"], chunk[0]["scheduled_at"], exc_info=True)
+                refused += 1
+                continue
+        else:
+            keys = _insert_returning_keys(params, len(chunk))
+        for monitor_id, slot in keys:
             inserted.append(keyed[(monitor_id, _as_aware(slot))])
-    return inserted
+    return inserted, refused
+
+
+# A real result replaces a missed record of its slot (a batch thought lost
+# that ran after all), never another result.
+UPSERT = " ".join([
+    "ON CONFLICT (monitor_id, scheduled_at, region_id) DO UPDATE SET",
+    ", ".join(f"{column} = EXCLUDED.{column}" for column in RESULT_COLUMNS),
+    ", missed_reason = '', missed_until = NULL",
+    f"WHERE {CheckResult._meta.db_table}.error_kind = '{ErrorKind.MISSED}'",
+])
 
 
 def _insert_returning_keys(params: list[Any], count: int) -> list[tuple[int, datetime | str]]:
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * count)
     sql = (
         f"INSERT INTO {CheckResult._meta.db_table} ({', '.join(RESULT_COLUMNS)}) VALUES {placeholders} "
-        f"ON CONFLICT (monitor_id, scheduled_at, region_id) DO NOTHING RETURNING monitor_id, scheduled_at"
+        f"{UPSERT} RETURNING monitor_id, scheduled_at"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
+from loopr import tallies
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
 from .locks import lock_monitors
@@ -46,17 +47,38 @@ class IngestOutcome:
 def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
     """Store a probe node's results and move the monitors' status."""
     rows, rejected = parse_message(region, node, results)
-    outcome = IngestOutcome(rejected=rejected)
     if not rows:
-        return outcome
-    rid, node = region_id(region), str(node)[:200]
+        return IngestOutcome(rejected=rejected)
+    return store(rows, region, str(node)[:200], rejected)
+
+
+def store(rows: list[Result], region: str, node: str, rejected: int = 0) -> IngestOutcome:
+    """Store validated results and judge them."""
+    rid = region_id(region)
+    try:
+        return store_and_judge(rows, rid, region, node, rejected)
+    except (DataError, IntegrityError, ValueError) as exc:
+        # A row the database refuses (what validation let through) must not
+        # cost the message's good rows: again, each row on its own. Costs
+        # nothing until it happens.
+        log.warning("ingest from %s/%s: %s: %s; storing its rows one by one", region, node,
+                    type(exc).__name__, exc)
+        return store_and_judge(rows, rid, region, node, rejected, one_by_one=True)
+
+
+def store_and_judge(rows: list[Result], rid: int, region: str, node: str, rejected: int = 0,
+                    one_by_one: bool = False) -> IngestOutcome:
+    outcome = IngestOutcome(rejected=rejected)
     with transaction.atomic():
         # The monitors first, then whatever judging writes (the lock order, monitors/locks.py).
         monitors = lock_monitors({row["monitor_id"] for row in rows}, MONITOR_FIELDS)
         rows = [row for row in rows if row["monitor_id"] in monitors]  # deleted meanwhile
-        inserted = insert_new_results(rows, monitors, rid, node)
-        outcome.stored, outcome.duplicates = len(inserted), len(rows) - len(inserted)
+        inserted, refused = insert_new_results(rows, monitors, rid, node, one_by_one)
+        outcome.stored, outcome.rejected = len(inserted), outcome.rejected + refused
+        outcome.duplicates = len(rows) - len(inserted) - refused
         outcome.status_changes = move_status(monitors, region, inserted)
+    if refused:
+        tallies.add({"refused_rows": refused})
     return outcome
 
 

@@ -331,6 +331,10 @@ class CheckResult(models.Model):
     # From a node whose canary failed: stored, but not counted in verdicts.
     impaired = models.BooleanField(default=False)
     missed_reason = models.CharField(max_length=16, choices=MissedReason.choices, blank=True, db_default="")
+    # A missed record may stand for a run of slots, scheduled_at to this one
+    # (same interval): a day without dispatch writes one row per monitor and
+    # region, not one per slot. Null: the one slot only.
+    missed_until = models.DateTimeField(null=True, blank=True)
 
     objects = CheckResultQuerySet.as_manager()
 
@@ -344,6 +348,10 @@ class CheckResult(models.Model):
         indexes = [
             # Time-range queries across monitors and the retention sweep.
             models.Index(fields=["scheduled_at"], name="checkresult_scheduled_idx"),
+            # Extending a run of missed slots: find the run of (monitor, region)
+            # that ends where the next missed slot begins. Missed rows only, so tiny.
+            models.Index(fields=["monitor", "region", "missed_until"], condition=Q(error_kind="missed"),
+                         name="checkresult_missed_run_idx"),
         ]
 
     def __str__(self) -> str:

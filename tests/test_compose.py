@@ -23,7 +23,7 @@ from dev import read_procfile
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "/app/docker/start"
-CENTRAL = ("web", "beat", "worker")
+CENTRAL = ("web", "beat", "dispatcher", "worker")
 PROBES = {"probe-eu-west": "eu-west", "probe-us-east": "us-east"}
 # Commands a container may run that are not Procfile entries; each is one the
 # documentation (and dev.py run) uses.
@@ -126,13 +126,21 @@ def test_redis_never_evicts_and_keeps_the_queues_across_restarts(services):
     assert command[command.index("--appendonly") + 1] == "yes"
 
 
-def test_exactly_one_beat_runs(services):
-    beats = [name for name, service in services.items() if procfile_entry(service) == "beat"]
-    assert beats == ["beat"]
+@pytest.mark.parametrize("entry", ["beat", "dispatcher"])
+def test_exactly_one_beat_and_one_dispatcher_run(services, entry):
+    running = [name for name, service in services.items() if procfile_entry(service) == entry]
+    assert running == [entry]
     # Nothing asks for more than one of it.
-    deploy = services["beat"].get("deploy", {})
+    deploy = services[entry].get("deploy", {})
     assert deploy.get("replicas", 1) == 1
-    assert services["beat"].get("scale", 1) == 1
+    assert services[entry].get("scale", 1) == 1
+
+
+def test_the_dispatcher_alone_consumes_the_dispatch_queue_and_the_worker_does_not(procfile):
+    queues = {name: expand(command, {})[expand(command, {}).index("--queues") + 1].split(",")
+              for name, command in procfile.items() if "--queues" in command}
+    assert queues["dispatcher"] == ["dispatch"]
+    assert [name for name, consumed in queues.items() if "dispatch" in consumed] == ["dispatcher"]
 
 
 def test_every_loopr_container_runs_a_procfile_entry_or_a_documented_command(services, procfile):
@@ -305,4 +313,4 @@ def test_the_entry_script_refuses_a_process_the_procfile_does_not_have():
         [sys.executable, str(ROOT / "docker" / "start"), "nonesuch"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode != 0
-    assert "one of: web, beat, worker, probe" in result.stderr
+    assert "one of: web, beat, dispatcher, worker, probe" in result.stderr

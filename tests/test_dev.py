@@ -32,8 +32,8 @@ def test_the_procfile_parser_names_the_line_it_cannot_read():
         dev.read_procfile("web: gunicorn\nthis is not an entry\n")
 
 
-def test_the_real_procfile_lists_the_four_loopr_processes():
-    assert list(dev.read_procfile(dev.PROCFILE.read_text())) == ["web", "beat", "worker", "probe"]
+def test_the_real_procfile_lists_the_five_loopr_processes():
+    assert list(dev.read_procfile(dev.PROCFILE.read_text())) == ["web", "beat", "dispatcher", "worker", "probe"]
 
 
 def start_supervisor(tmp_path: Path, children: dict[str, str]) -> subprocess.Popen:

@@ -4,6 +4,7 @@ import signal
 import socket
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 import redis
@@ -14,8 +15,9 @@ from django.utils import timezone
 
 from loopr import freshness, health
 from loopr.celery import app
+from monitors.missed import Missed, record_missed
 from monitors.models import Monitor
-from tests.factories import MonitorFactory
+from tests.factories import MonitorFactory, RegionFactory
 from tests.support.processes import wait_for
 from workers.models import NodeToken, Region
 from workers.tasks import ingest_results
@@ -210,9 +212,23 @@ def test_verbose_shows_each_component_with_its_age_or_backlog():
     assert details["dispatcher"]["limit"] == settings.LOOPR_HEALTH_DISPATCH_STALE
     assert details["ingest"] == {"state": "idle", "age": None, "limit": settings.LOOPR_HEALTH_INGEST_STALE}
     assert details["queues"] == {"state": "ok", "limit": settings.LOOPR_HEALTH_MAX_BACKLOG,
-                                 "backlog": {"central": 0, "ingest": 0, "notify": 0, "heartbeat": 0}}
+                                 "backlog": {"dispatch": 0, "central": 0, "ingest": 0, "notify": 0, "heartbeat": 0}}
     # Without it, the short body load balancers read.
     assert "details" not in healthz()[1]
+
+
+def test_verbose_counts_the_missed_slots_by_reason_and_the_checks_still_owed():
+    redis.Redis.from_url(settings.REDIS_URL).delete("loopr:tallies")
+    monitor, region = MonitorFactory(interval=60), RegionFactory(name="local")
+    slot = timezone.now().replace(microsecond=0) - timedelta(hours=1)
+    record_missed([Missed(monitor.pk, region.pk, slot, slot + timedelta(minutes=9), 60, "dispatcher_down"),
+                   Missed(monitor.pk, region.pk, slot + timedelta(minutes=20), slot + timedelta(minutes=20), 60,
+                          "node_died")])
+    status, body = healthz(verbose="1")
+    # Counted, and shown; never a reason for a 503: recorded is not lost.
+    assert status == 200
+    assert body["details"]["accounting"]["missed_slots"] == {"dispatcher_down": 10, "node_died": 1}
+    assert body["details"]["accounting"]["checks_owed"] == 0
 
 
 @pytest.mark.e2e

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
@@ -23,9 +24,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from monitors.choices import MissedReason
+from monitors.missed import Missed, record_missed
 from monitors.models import Monitor
 from monitors.wire import CHECK_FIELDS, CheckPayload, check_payload
 
+from .ledger import Ledger
 from .models import Region, queue_for
 
 log = logging.getLogger(__name__)
@@ -36,93 +40,115 @@ PAYLOAD_COLUMNS = tuple("id" if name == "monitor" else name for name in CHECK_FI
 CLAIM_CHUNK = 2000
 CATCH_UP_BURST = 3
 
-# PostgreSQL: claim, advance and read in one round trip. A claim takes every
-# slot of a monitor due by `until`, if it is late by at most the catch-up
-# window (LOOPR_DISPATCH_CATCH_UP or the monitor's interval, whichever is
-# longer: a dispatch delayed a few seconds, a restart): those checks run late
-# rather than not at all. Later than that (downtime), it takes the one oldest
-# slot and moves on to the first slot after `now` on the monitor's own grid
-# (slot + k * interval): no drift, and one check per monitor instead of a
-# burst of catch-up checks. Catching up takes at most CATCH_UP_BURST slots of
-# a monitor per tick, so a backlog drains over a few ticks instead of
-# landing on the probes (and the target) at once.
+# PostgreSQL: claim, advance and read in one round trip. A claim starts at
+# the monitor's due slot, or, when that is older than the catch-up window
+# (LOOPR_DISPATCH_CATCH_UP or the monitor's interval, whichever is longer),
+# at the first slot of its own grid (slot + k * interval) within the window:
+# the slots before it are recorded as missed, the ones after it are checked,
+# late. It takes every slot due by `until`, at most CATCH_UP_BURST of a
+# monitor per tick and, beyond each monitor's first, at most `budget` in all
+# (oldest first), so a backlog drains over a few ticks instead of landing on
+# the probes (and the targets) at once.
 PG_CLAIM_SQL = """
 WITH due AS (
-    SELECT id, next_check_at AS slot
+    SELECT id, next_check_at AS slot, "interval" AS every
     FROM monitors_monitor
     WHERE paused = false AND next_check_at <= %(until)s
     ORDER BY next_check_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
+), windowed AS (
+    SELECT id, slot, every, CASE
+        WHEN slot >= %(now)s - make_interval(secs => GREATEST(%(catch_up)s, every)) THEN slot
+        ELSE slot + make_interval(secs => every * ceil(extract(epoch FROM (
+            %(now)s - make_interval(secs => GREATEST(%(catch_up)s, every)) - slot)) / every))
+    END AS start
+    FROM due
+), wanted AS (
+    SELECT id, slot, start, LEAST(floor(extract(epoch FROM (%(until)s - start)) / every) + 1, %(burst)s) AS n
+    FROM windowed
+), budgeted AS (
+    SELECT id, slot, start,
+           GREATEST(1, LEAST(n, 1 + %(budget)s - (sum(n - 1) OVER (ORDER BY slot, id) - (n - 1))))::int AS steps
+    FROM wanted
 )
 UPDATE monitors_monitor AS m
-SET next_check_at = due.slot + make_interval(secs => m.interval * CASE
-    WHEN due.slot >= %(now)s - make_interval(secs => GREATEST(%(catch_up)s, m.interval))
-    THEN LEAST(floor(extract(epoch FROM (%(until)s - due.slot)) / m.interval) + 1, %(burst)s)
-    ELSE GREATEST(floor(extract(epoch FROM (%(now)s - due.slot)) / m.interval) + 1, 1)
-END)
-FROM due
-WHERE m.id = due.id
-RETURNING due.slot, m.next_check_at, {fields}
+SET next_check_at = b.start + make_interval(secs => m.interval * b.steps)
+FROM budgeted AS b
+WHERE m.id = b.id
+RETURNING b.slot, b.start, b.steps, {fields}
 """.format(fields=", ".join(f"m.{f}" for f in PAYLOAD_COLUMNS))
 
 
-def catching_up(slot: datetime, interval: int, now: datetime) -> bool:
-    return (now - slot).total_seconds() <= max(settings.LOOPR_DISPATCH_CATCH_UP, interval)
+@dataclass
+class Claim:
+    """What one tick took: the checks to send, the runs of slots that fell
+    out of the catch-up window, and how much of the budget it used."""
+
+    checks: list[CheckPayload] = field(default_factory=list)
+    # (monitor id, first slot, last slot, interval)
+    skipped: list[tuple[int, datetime, datetime, int]] = field(default_factory=list)
+    extra: int = 0
 
 
-def next_slot(slot: datetime, interval: int, now: datetime, until: datetime) -> datetime:
-    """Where a monitor's schedule goes on after a claim at `now` (see PG_CLAIM_SQL)."""
-    if catching_up(slot, interval, now):
-        steps = min(math.floor((until - slot).total_seconds() / interval) + 1, CATCH_UP_BURST)
-    else:
-        steps = max(math.floor((now - slot).total_seconds() / interval) + 1, 1)
-    return slot + timedelta(seconds=interval * steps)
+def window_start(slot: datetime, interval: int, now: datetime) -> datetime:
+    """The first slot to check of a monitor due since `slot` (see PG_CLAIM_SQL)."""
+    earliest = now - timedelta(seconds=max(settings.LOOPR_DISPATCH_CATCH_UP, interval))
+    if slot >= earliest:
+        return slot
+    return slot + timedelta(seconds=interval * math.ceil((earliest - slot).total_seconds() / interval))
 
 
-def claimed_slots(slot: datetime, following: datetime, interval: int, now: datetime) -> list[datetime]:
-    """The slots one claim took: all of them up to the next one when catching
-    up, only the oldest after downtime."""
-    if not catching_up(slot, interval, now):
-        return [slot]
-    count = round((following - slot).total_seconds() / interval)
-    return [slot + timedelta(seconds=interval * k) for k in range(max(count, 1))]
+def plan(slot: datetime, interval: int, now: datetime, until: datetime, budget: int) -> tuple[datetime, int]:
+    """Where a claim starts and how many slots it takes (see PG_CLAIM_SQL)."""
+    start = window_start(slot, interval, now)
+    wanted = min(math.floor((until - start).total_seconds() / interval) + 1, CATCH_UP_BURST)
+    return start, max(1, min(wanted, 1 + budget))
 
 
-def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0) -> list[CheckPayload]:
-    """Claim up to `limit` monitors due by `now + lookahead`; returns their
-    check payloads (with `slot`), one per slot claimed."""
+def claim_due_checks(now: datetime, limit: int, lookahead: float = 0.0, budget: int | None = None) -> Claim:
+    """Claim up to `limit` monitors due by `now + lookahead`: their check
+    payloads (with `slot`), one per slot claimed, and the slots skipped."""
     until = now + timedelta(seconds=lookahead)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit,
-                                          "catch_up": settings.LOOPR_DISPATCH_CATCH_UP, "burst": CATCH_UP_BURST})
-            rows = cursor.fetchall()
-        return [
-            _payload(slot, dict(zip(PAYLOAD_COLUMNS, row[2:])))
-            for row in rows
-            for slot in claimed_slots(row[0], row[1], row[2 + PAYLOAD_COLUMNS.index("interval")], now)
-        ]
-    return _claim_portable(now, until, limit)
+    budget = settings.LOOPR_DISPATCH_CATCH_UP_BUDGET if budget is None else budget
+    if connection.vendor != "postgresql":
+        return _claim_portable(now, until, limit, budget)
+    with connection.cursor() as cursor:
+        cursor.execute(PG_CLAIM_SQL, {"now": now, "until": until, "limit": limit, "budget": budget,
+                                      "catch_up": settings.LOOPR_DISPATCH_CATCH_UP, "burst": CATCH_UP_BURST})
+        rows = cursor.fetchall()
+    claim = Claim()
+    for slot, start, steps, *values in rows:
+        _take(claim, slot, start, steps, dict(zip(PAYLOAD_COLUMNS, values)))
+    return claim
 
 
-def _claim_portable(now: datetime, until: datetime, limit: int) -> list[CheckPayload]:
+def _take(claim: Claim, slot: datetime, start: datetime, steps: int, row: dict) -> None:
+    interval = row["interval"]
+    if start > slot:
+        claim.skipped.append((row["id"], slot, start - timedelta(seconds=interval), interval))
+    claim.extra += steps - 1
+    for k in range(steps):
+        claim.checks.append(_payload(start + timedelta(seconds=interval * k), row))
+
+
+def _claim_portable(now: datetime, until: datetime, limit: int, budget: int) -> Claim:
     # SQLite (the quick start) has no row locks; its single writer makes the
     # claim atomic anyway.
     rows = list(
         Monitor.objects.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
         .filter(paused=False, next_check_at__lte=until)
-        .order_by("next_check_at")
+        .order_by("next_check_at", "id")
         .only(*PAYLOAD_COLUMNS, "next_check_at")[:limit]
     )
-    payloads = []
+    claim = Claim()
     for monitor in rows:
         slot = monitor.next_check_at
-        monitor.next_check_at = next_slot(slot, monitor.interval, now, until)
-        for claimed in claimed_slots(slot, monitor.next_check_at, monitor.interval, now):
-            payloads.append(_payload(claimed, {f: getattr(monitor, f) for f in PAYLOAD_COLUMNS}))
+        start, steps = plan(slot, monitor.interval, now, until, budget - claim.extra)
+        monitor.next_check_at = start + timedelta(seconds=monitor.interval * steps)
+        _take(claim, slot, start, steps, {f: getattr(monitor, f) for f in PAYLOAD_COLUMNS})
     Monitor.objects.bulk_update(rows, ["next_check_at"], batch_size=500)
-    return payloads
+    return claim
 
 
 def _payload(slot: datetime, row: dict) -> CheckPayload:
@@ -131,23 +157,35 @@ def _payload(slot: datetime, row: dict) -> CheckPayload:
     return check_payload(row["id"], slot, row)
 
 
-def route(checks: list[CheckPayload], live_regions: list[str]
+@dataclass
+class Regions:
+    """The regions one tick routes to: the live ones, and each claimed
+    monitor's chosen ones (none chosen: every live region)."""
+
+    live: dict[str, int]  # name -> id
+    chosen: dict[int, dict[str, int]]  # monitor id -> {name: id}
+
+    @classmethod
+    def of(cls, live: dict[str, int], monitor_ids: Iterable[int]) -> Regions:
+        chosen: dict[int, dict[str, int]] = defaultdict(dict)
+        for monitor_id, name, region_id in Monitor.regions.through.objects.filter(
+            monitor_id__in=set(monitor_ids)
+        ).values_list("monitor_id", "region__name", "region_id"):
+            chosen[monitor_id][name] = region_id
+        return cls(live, chosen)
+
+    def expected(self, monitor_id: int) -> dict[str, int]:
+        return self.chosen.get(monitor_id) or self.live
+
+
+def route(checks: list[CheckPayload], regions: Regions
           ) -> tuple[dict[str, list[CheckPayload]], list[CheckPayload]]:
     """Group checks by the region queues that must run them; also returns
     the checks that no live region can take."""
-    chosen: dict[int, list[str]] = defaultdict(list)
-    through = Monitor.regions.through
-    ids = [c["monitor"] for c in checks]
-    for monitor_id, region_name in through.objects.filter(monitor_id__in=ids).values_list(
-        "monitor_id", "region__name"
-    ):
-        chosen[monitor_id].append(region_name)
-    live = set(live_regions)
     by_region: dict[str, list[CheckPayload]] = defaultdict(list)
     unserved = []
     for check in checks:
-        regions = chosen.get(check["monitor"]) or live_regions
-        served = [r for r in regions if r in live]
+        served = [r for r in regions.expected(check["monitor"]) if r in regions.live]
         if not served:
             unserved.append(check)
         for region in served:
@@ -155,29 +193,53 @@ def route(checks: list[CheckPayload], live_regions: list[str]
     return by_region, unserved
 
 
-def hold_unserved(checks: list[CheckPayload], now: datetime) -> int:
+def hold_unserved(checks: list[CheckPayload], regions: Regions, now: datetime) -> int:
     """Give checks that no live region could take their slot back, so they
     run as soon as a node of theirs reports (the usual case: every node is
     still starting, and beat's first tick came before their first
     heartbeat). A slot older than its interval, or than three heartbeats,
-    is given up: a region that silent is down, not starting. Returns how
-    many were given up."""
+    is recorded as missed (no_region) in each of its regions: a region that
+    silent is down, not starting. Returns how many were recorded."""
     hold = 3 * settings.LOOPR_HEARTBEAT_INTERVAL
     by_slot: dict[datetime, list[int]] = defaultdict(list)
-    given_up = 0
+    missed: list[Missed] = []
     for check in checks:
         slot = datetime.fromisoformat(check["slot"])
         if (now - slot).total_seconds() < min(check["interval"], hold):
             by_slot[slot].append(check["monitor"])
         else:
-            given_up += 1
+            missed += [Missed(check["monitor"], region_id, slot, slot, check["interval"], MissedReason.NO_REGION)
+                       for region_id in regions.expected(check["monitor"]).values()]
     for slot, ids in by_slot.items():
         # Only where the claim's own advance is still in place: an edit made
         # meanwhile (a new interval, a pause) wins.
         Monitor.objects.filter(id__in=ids, next_check_at__gt=slot).update(next_check_at=slot)
-    if given_up:
-        log.warning("dispatch: %d due checks skipped: no region with a live probe worker", given_up)
-    return given_up
+    if missed:
+        record_missed(missed, now)
+    return len(missed)
+
+
+def skipped_runs(claim: Claim, regions: Regions, reason: str) -> list[Missed]:
+    """The runs of slots a claim skipped, as missed records of each region."""
+    return [
+        Missed(monitor_id, region_id, first, last, interval, reason)
+        for monitor_id, first, last, interval in claim.skipped
+        for region_id in regions.expected(monitor_id).values()
+    ]
+
+
+def skip_reason(now: datetime, last_tick: float | None, last_served: float | None) -> str:
+    """Why slots older than the catch-up window were not sent in time: no
+    dispatch tick ran (beat, the dispatcher, the database or the broker was
+    down), ticks ran while no region was live (they claim nothing then), or
+    ticks ran and could not keep up."""
+    stale = settings.LOOPR_HEALTH_DISPATCH_STALE
+    at = now.timestamp()
+    if last_tick is None or at - last_tick > stale:
+        return MissedReason.DISPATCHER_DOWN
+    if last_served is None or at - last_served > stale:
+        return MissedReason.NO_REGION
+    return MissedReason.OVERLOAD
 
 
 def batches(checks: list[CheckPayload], size: int) -> Iterable[list[CheckPayload]]:
@@ -185,41 +247,77 @@ def batches(checks: list[CheckPayload], size: int) -> Iterable[list[CheckPayload
         yield checks[start : start + size]
 
 
-def dispatch_due(send: Callable[[str, list[CheckPayload], float], None], now: datetime | None = None) -> int:
+def batch_expires(batch: list[CheckPayload]) -> float:
+    """Seconds a batch stays valid in its queue. Longer than the broker's
+    visibility timeout, so that a batch given back after its node died is
+    still run (late) whatever the interval; past that, a batch that waited
+    through two more intervals (a minute at least) is stale: newer slots of
+    the same monitors are queued, and the re-dispatch sweep has recorded it."""
+    return settings.LOOPR_BROKER_VISIBILITY_TIMEOUT + max(2.0 * min(c["interval"] for c in batch), 60.0)
+
+
+@dataclass
+class Tick:
+    """What a dispatch tick knows of the ticks before it (kept in the broker,
+    see loopr/freshness.py): when one last ran, and when one last found a
+    live region."""
+
+    last_tick: float | None = None
+    last_served: float | None = None
+    served: bool = False  # this tick found a live region
+
+
+def dispatch_due(send: Callable[[str, list[CheckPayload], float], None], now: datetime | None = None,
+                 tick: Tick | None = None, ledger: Ledger | None = None) -> int:
     """Claim everything due and send it; returns the number of checks sent.
 
     The claim and the send share a transaction: if sending fails the claim is
     rolled back and the monitors stay due. A crash between send and commit can
-    send a slot twice, which the results' natural key absorbs.
+    send a slot twice, which the results' natural key absorbs. Each check sent
+    is entered in the `ledger` first (the re-dispatch sweep's record of what
+    is owed).
     """
     deadline = time.monotonic() + 0.9
-    live_regions = list(Region.objects.live().values_list("name", flat=True))
-    if not live_regions:
+    live = dict(Region.objects.live().values_list("name", "id"))
+    if not live:
         # Nothing could run anywhere (every node still starting, or the
         # fleet gone): claim nothing, so the slots stay due for the first
         # node that reports, and a tick costs one query instead of claiming
         # and giving back every due monitor each second.
         return 0
+    tick = tick or Tick(last_tick=time.time(), last_served=time.time())
+    tick.served = True
     sent = 0
-    remaining = settings.LOOPR_DISPATCH_LIMIT
-    unserved: list[CheckPayload] = []
+    remaining, budget = settings.LOOPR_DISPATCH_LIMIT, settings.LOOPR_DISPATCH_CATCH_UP_BUDGET
+    unserved: list[tuple[CheckPayload, Regions]] = []
     while remaining > 0:
         with transaction.atomic():
-            checks = claim_due_checks(now or timezone.now(), min(CLAIM_CHUNK, remaining),
-                                      settings.LOOPR_DISPATCH_LOOKAHEAD)
-            by_region, waiting = route(checks, live_regions)
-            unserved += waiting
+            at = now or timezone.now()
+            claim = claim_due_checks(at, min(CLAIM_CHUNK, remaining), settings.LOOPR_DISPATCH_LOOKAHEAD, budget)
+            regions = Regions.of(live, (c["monitor"] for c in claim.checks))
+            if claim.skipped:
+                record_missed(skipped_runs(claim, regions, skip_reason(at, tick.last_tick, tick.last_served)), at)
+            by_region, waiting = route(claim.checks, regions)
+            unserved += [(check, regions) for check in waiting]
             for region, region_checks in by_region.items():
                 for batch in batches(region_checks, settings.LOOPR_BATCH_SIZE):
-                    # A batch that waited through two of its intervals is stale:
-                    # newer slots of the same monitors are already queued.
-                    expires = max(2.0 * min(c["interval"] for c in batch), 60.0)
-                    send(queue_for(region), batch, expires)
+                    if ledger is not None:
+                        ledger.expect(region, batch)
+                    send(queue_for(region), batch, batch_expires(batch))
                     sent += len(batch)
-        remaining -= len(checks)
-        if len(checks) < CLAIM_CHUNK or time.monotonic() > deadline:
+        claimed = len({c["monitor"] for c in claim.checks})
+        remaining -= claimed
+        budget -= claim.extra
+        if claimed < CLAIM_CHUNK or time.monotonic() > deadline:
             break
     # After the claims, or this tick would claim them again at once.
-    if unserved:
-        hold_unserved(unserved, now or timezone.now())
+    for regions, checks in _grouped(unserved):
+        hold_unserved(checks, regions, now or timezone.now())
     return sent
+
+
+def _grouped(unserved: list[tuple[CheckPayload, Regions]]) -> list[tuple[Regions, list[CheckPayload]]]:
+    groups: dict[int, tuple[Regions, list[CheckPayload]]] = {}
+    for check, regions in unserved:
+        groups.setdefault(id(regions), (regions, []))[1].append(check)
+    return list(groups.values())

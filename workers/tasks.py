@@ -4,11 +4,15 @@ import logging
 
 from celery import shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopr import freshness
 from monitors import ingest
 
-from . import dispatch, node, probe_runner, services
+from . import dispatch, ledger, node, probe_runner, publish, redispatch, services
 from .models import NodeToken, Rejection
 
 log = logging.getLogger(__name__)
@@ -16,11 +20,22 @@ log = logging.getLogger(__name__)
 
 @shared_task(name="workers.dispatch_due_checks", ignore_result=True)
 def dispatch_due_checks() -> int:
+    """The dispatch tick (on the `dispatch` queue, its own process): send
+    what is due, then what is owed and overdue (the re-dispatch sweep)."""
+    from loopr.celery import app
+
     def send(queue: str, batch: list[dict], expires: float) -> None:
         run_probe_batch.apply_async(args=[batch], queue=queue, expires=expires)
 
-    sent = dispatch.dispatch_due(send)
+    with app.connection_or_acquire() as conn:
+        client = conn.default_channel.client
+        owed = ledger.Ledger(client)
+        tick = dispatch.Tick(*freshness.read(client, freshness.DISPATCH, freshness.DISPATCH_SERVED))
+        sent = dispatch.dispatch_due(send, tick=tick, ledger=owed)
+        redispatch.sweep(owed, send)
     freshness.mark(freshness.DISPATCH)
+    if tick.served:
+        freshness.mark(freshness.DISPATCH_SERVED)
     return sent
 
 
@@ -29,23 +44,55 @@ def run_probe_batch(self, checks: list) -> int:
     """Runs on a probe node; reports results to the central ingest queue."""
     region, name = settings.LOOPR_REGION, self.request.hostname or settings.LOOPR_REGION
 
+    sender = publish.ResultSender(
+        lambda results: ingest_results.apply_async(args=[region, name, results], kwargs={"token": node.token()}))
+
     def report(results: list[dict]) -> None:
         impaired = node.is_impaired()
         for result in results:
             result["impaired"] = impaired
         node.count(len(results), sum(1 for r in results if not r["ok"]), sum(r.get("lag_ms", 0) for r in results))
-        ingest_results.apply_async(args=[region, name, results], kwargs={"token": node.token()})
+        sender(results)
 
     done, _malformed = probe_runner.run_batch(checks, report, settings.LOOPR_RESULT_FLUSH_SECONDS)
+    # Acknowledged (acks_late) only once the broker has the results.
+    sender.close()
     return done
 
 
-@shared_task(name="monitors.ingest_results", ignore_result=True)
-def ingest_results(region: str, node: str, results: list, token: str = "") -> dict:
+# A database or broker that is away (a restart, a failover, a network cut):
+# the task is tried again later rather than its message lost. Anything else
+# is a bug or bad input, and retrying would not help.
+OUTAGES = (OperationalError, InterfaceError, KombuOperationalError, RedisConnectionError, RedisTimeoutError,
+           ConnectionError, TimeoutError)
+# Retries with publish.backoff (1 s doubling to 30 s, jittered): at least
+# ~4 minutes, typically ~6, before a message is given up.
+OUTAGE_RETRIES = 20
+
+
+def retry_after_outage(task, exc: Exception):
+    """Publish the task again after a jittered backoff (a new message: with
+    acks_late the one being run is acknowledged when the task ends)."""
+    attempt = task.request.retries
+    log.warning("%s: %s: %s; retry %d of %d", task.name, type(exc).__name__, exc, attempt + 1, OUTAGE_RETRIES)
+    return task.retry(exc=exc, countdown=publish.backoff(attempt), max_retries=OUTAGE_RETRIES)
+
+
+@shared_task(name="monitors.ingest_results", bind=True, ignore_result=True)
+def ingest_results(self, region: str, node: str, results: list, token: str = "") -> dict:
     """Results from a probe node. Its name is the monitors' (ingest is
     theirs) but the task is the fleet's: a node is trusted here, by its
     token, before monitors see a single row. A rogue node cannot mark
-    anything down: no valid token for this region, no results."""
+    anything down: no valid token for this region, no results.
+
+    Retried through database and broker outages: ingest is idempotent."""
+    try:
+        return _ingest(region, node, results, token)
+    except OUTAGES as exc:
+        raise retry_after_outage(self, exc)
+
+
+def _ingest(region: str, node: str, results: list, token: str) -> dict:
     found, reason = NodeToken.verify(token, region)
     if found is None:
         count = len(results) if isinstance(results, list) else 1
@@ -53,15 +100,34 @@ def ingest_results(region: str, node: str, results: list, token: str = "") -> di
         Rejection.record(str(node), str(region), reason, count)
         return {"rejected": count}
     outcome = ingest.ingest_results(region, node, results)
+    _settle(region, results)
     freshness.mark(freshness.INGEST)
     if outcome.rejected:
         log.warning("ingest from %s/%s: %s", region, node, outcome)
     return outcome.__dict__
 
 
-@shared_task(name="workers.record_heartbeat", ignore_result=True)
-def record_heartbeat(node: str, region: str, token: str = "", **report) -> bool:
-    return services.record_heartbeat(node, region, token, report)
+def _settle(region: str, results: list) -> None:
+    """Strike the message's checks off what the probes owe (stored or
+    duplicate alike). A failure here only means a needless re-dispatch."""
+    from loopr.celery import app
+
+    try:
+        with app.connection_or_acquire() as conn:
+            ledger.Ledger(conn.default_channel.client).settle(region, results)
+    except Exception:
+        log.warning("could not settle %s results from %s in the ledger", len(results), region, exc_info=True)
+
+
+@shared_task(name="workers.record_heartbeat", bind=True, ignore_result=True)
+def record_heartbeat(self, node: str, region: str, token: str = "", **report) -> bool:
+    # Retried through outages too, but never past the heartbeat's own expiry
+    # (three intervals, kept by the retry): a stale heartbeat must not make a
+    # dead node look alive.
+    try:
+        return services.record_heartbeat(node, region, token, report)
+    except OUTAGES as exc:
+        raise retry_after_outage(self, exc)
 
 
 @shared_task(name="workers.mark_offline_nodes", ignore_result=True)

@@ -197,7 +197,7 @@ class CheckResultSerializer(serializers.ModelSerializer):
         model = CheckResult
         fields = [
             "id", "region", "node", "scheduled_at", "checked_at", "ok", "latency_ms",
-            "status_code", "error_kind", "error", "tls_expires_at", "missed_reason",
+            "status_code", "error_kind", "error", "tls_expires_at", "missed_reason", "missed_until",
         ]
         read_only_fields = fields
 

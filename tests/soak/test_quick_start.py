@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.soak, pytest.mark.e2e]
 
 SOAK_SECONDS = float(os.environ.get("LOOPR_SOAK_SECONDS", "300"))
 SOAK_MONITORS = int(os.environ.get("LOOPR_SOAK_MONITORS", "200"))
-PROCESSES = ("broker", "web", "beat", "worker", "probe")
+PROCESSES = ("broker", "web", "beat", "dispatcher", "worker", "probe")
 # Log lines a healthy run never prints (celery's and ours, any process).
 TROUBLE = re.compile(r"\b(ERROR|CRITICAL)\b|Traceback|exited unexpectedly")
 

@@ -67,9 +67,17 @@ class Processes:
         return self.start("beat", [CELERY, "-A", "loopr", "beat", "--loglevel", "INFO",
                                    "--schedule", str(self.log_dir / "beat-schedule")], **env)
 
-    def central(self, name: str = "central", **env: str) -> subprocess.Popen:
+    def central(self, name: str = "central", dispatcher: bool = True, **env: str) -> subprocess.Popen:
+        """The central worker and, unless told otherwise, the dispatcher (as
+        `dev.py run` starts both)."""
+        if dispatcher:
+            self.dispatcher(f"{name}-dispatcher", **env)
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "central,ingest,heartbeat",
                                  "--hostname", f"{name}@%h", "--concurrency", "2", "--loglevel", "INFO"], **env)
+
+    def dispatcher(self, name: str = "dispatcher", **env: str) -> subprocess.Popen:
+        return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "dispatch", "--hostname",
+                                 f"{name}@%h", "--pool", "solo", "--loglevel", "INFO"], **env)
 
     def probe(self, name: str, region: str = "local", concurrency: int = 1,
               prefix: list[str] | None = None, **env: str) -> subprocess.Popen:

@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from monitors.models import Monitor
+from monitors.models import CheckResult, Monitor
 from tests.factories import MonitorFactory, RegionFactory
 from workers import dispatch
 
@@ -18,9 +18,9 @@ def live_region(db):
     return RegionFactory(name="local", last_seen_at=timezone.now())
 
 
-def collect(now=None) -> list[tuple[str, list[dict]]]:
+def collect(now=None, tick=None) -> list[tuple[str, list[dict]]]:
     sent = []
-    dispatch.dispatch_due(lambda queue, batch, expires: sent.append((queue, batch)), now=now)
+    dispatch.dispatch_due(lambda queue, batch, expires: sent.append((queue, batch)), now=now, tick=tick)
     return sent
 
 
@@ -38,13 +38,58 @@ def test_a_due_monitor_is_sent_once_and_its_next_slot_is_one_interval_later(live
 
 
 @pytest.mark.django_db
-def test_after_downtime_a_monitor_is_checked_once_and_not_in_a_burst(live_region):
+def test_after_downtime_a_monitor_catches_up_the_window_and_records_the_older_slots_missed_in_one_row(
+    live_region, settings,
+):
+    settings.LOOPR_DISPATCH_CATCH_UP = 120
     now = timezone.now().replace(microsecond=0)
-    monitor = MonitorFactory(interval=60, next_check_at=now - timedelta(hours=2, seconds=10))
-    assert sum(len(b) for _, b in collect(now=now)) == 1
+    down_since = now - timedelta(hours=2, seconds=10)
+    monitor = MonitorFactory(interval=60, next_check_at=down_since)
+    # No tick for two hours: the dispatcher was down.
+    sent = collect(now=now, tick=dispatch.Tick(last_tick=None))
+    # The slots of the last two minutes are checked, late; not a burst of 120.
+    assert [c["slot"] for _, b in sent for c in b] == [(now - timedelta(seconds=s)).isoformat() for s in (70, 10)]
     monitor.refresh_from_db()
-    assert now < monitor.next_check_at <= now + timedelta(seconds=60)
-    assert (monitor.next_check_at - (now - timedelta(hours=2, seconds=10))).total_seconds() % 60 == 0
+    assert monitor.next_check_at == now + timedelta(seconds=50)
+    # The 118 before them: one missed record, for the monitor's region.
+    missed = CheckResult.objects.get(monitor=monitor)
+    assert (missed.error_kind, missed.missed_reason, missed.ok, missed.region_id) == (
+        "missed", "dispatcher_down", None, live_region.pk)
+    assert (missed.scheduled_at, missed.missed_until) == (down_since, now - timedelta(seconds=130))
+
+
+@pytest.mark.django_db
+def test_slots_a_running_dispatcher_could_not_reach_in_time_are_recorded_as_overload(live_region, settings):
+    settings.LOOPR_DISPATCH_CATCH_UP = 30
+    now = timezone.now().replace(microsecond=0)
+    monitor = MonitorFactory(interval=10, timeout=5, next_check_at=now - timedelta(seconds=65))
+    # Ticks ran a second ago, with a live region: the dispatcher is behind.
+    collect(now=now, tick=dispatch.Tick(last_tick=now.timestamp() - 1, last_served=now.timestamp() - 1))
+    missed = CheckResult.objects.get(monitor=monitor)
+    assert (missed.missed_reason, missed.scheduled_at, missed.missed_until) == (
+        "overload", now - timedelta(seconds=65), now - timedelta(seconds=35))
+
+
+@pytest.mark.django_db
+def test_slots_skipped_while_no_region_was_live_are_recorded_as_no_region(live_region, settings):
+    settings.LOOPR_DISPATCH_CATCH_UP = 30
+    now = timezone.now().replace(microsecond=0)
+    monitor = MonitorFactory(interval=10, timeout=5, next_check_at=now - timedelta(minutes=10))
+    # Ticks ran all along, but the last one that found a live region was long ago.
+    collect(now=now, tick=dispatch.Tick(last_tick=now.timestamp() - 1, last_served=now.timestamp() - 600))
+    assert CheckResult.objects.get(monitor=monitor).missed_reason == "no_region"
+
+
+@pytest.mark.django_db
+def test_a_global_budget_limits_the_late_slots_one_tick_sends(live_region, settings):
+    settings.LOOPR_DISPATCH_CATCH_UP_BUDGET = 10
+    now = timezone.now().replace(microsecond=0)
+    MonitorFactory.create_batch(20, interval=1, timeout=0.5, next_check_at=now - timedelta(seconds=20))
+    sent = [c for _, b in collect(now=now) for c in b]
+    # Each monitor's first slot, plus ten more in all (not two more each).
+    assert len(sent) == 20 + 10
+    # The backlog is still there, for the next ticks.
+    assert Monitor.objects.filter(next_check_at__lte=now).count() == 20
 
 
 @pytest.mark.django_db
@@ -112,7 +157,7 @@ def test_two_concurrent_ticks_never_claim_the_same_monitor_and_the_second_does_n
     def first() -> None:
         try:
             with transaction.atomic():
-                claimed["first"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000)]
+                claimed["first"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000).checks]
                 first_holds_its_claim.set()
                 second_done.wait(20)  # keep the row locks while the second tick runs
         finally:
@@ -123,7 +168,7 @@ def test_two_concurrent_ticks_never_claim_the_same_monitor_and_the_second_does_n
             first_holds_its_claim.wait(20)
             started = time.monotonic()
             with transaction.atomic():
-                claimed["second"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000)]
+                claimed["second"] = [c["monitor"] for c in dispatch.claim_due_checks(timezone.now(), 1000).checks]
             second_took.append(time.monotonic() - started)
             second_done.set()
         finally:
@@ -186,8 +231,11 @@ def test_a_check_whose_regions_stayed_silent_for_a_whole_interval_is_given_up_an
     assert collect(now=now) == []
     monitor.refresh_from_db()
     # A region silent that long is down, not starting: the stale slot is
-    # given up; the newer one, 5 s old, is held for the region's return.
+    # recorded as missed there; the newer one, 5 s old, is held for the region's return.
     assert monitor.next_check_at == now - timedelta(seconds=5)
+    missed = CheckResult.objects.get(monitor=monitor)
+    assert (missed.region, missed.scheduled_at, missed.missed_reason, missed.ok) == (
+        silent, now - timedelta(seconds=25), "no_region", None)
 
 
 @pytest.mark.django_db

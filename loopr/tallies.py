@@ -1,0 +1,42 @@
+"""Running totals an operator reads on `/healthz?verbose=1` (missed slots by
+reason, rows the database refused): counters in the broker's Redis, like the
+freshness marks, so counting costs one INCRBY and never a table scan.
+
+Totals since the broker's data was last lost; a failed count is logged and
+never fails the work it counts.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from loopr.celery import app
+
+log = logging.getLogger(__name__)
+
+KEY = "loopr:tallies"
+
+
+def add(counts: dict[str, int]) -> None:
+    counts = {name: n for name, n in counts.items() if n}
+    if not counts:
+        return
+    try:
+        with app.connection_or_acquire() as conn:
+            pipe = conn.default_channel.client.pipeline(transaction=False)
+            for name, n in counts.items():
+                pipe.hincrby(KEY, name, n)
+            pipe.execute()
+    except Exception:
+        log.warning("could not count %s", counts, exc_info=True)
+
+
+def parse(raw: dict | None) -> dict[str, int]:
+    out = {}
+    for name, value in (raw or {}).items():
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        try:
+            out[name] = int(value)
+        except (TypeError, ValueError):
+            continue
+    return dict(sorted(out.items()))
