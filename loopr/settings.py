@@ -269,7 +269,8 @@ LOOPR_DISPATCH_CATCH_UP_BUDGET = env_int("LOOPR_DISPATCH_CATCH_UP_BUDGET", 2000,
 # socket or two: the process raises its open-files limit to match). The
 # Procfile's LOOPR_PROBE_CONCURRENCY is how many batches it holds at once.
 LOOPR_PROBE_CHECKS = env_int("LOOPR_PROBE_CHECKS", 2000, minimum=1, maximum=50000)
-# A probe node reports finished checks at least this often while a batch runs.
+# A finished check's result waits at most this long for others of its batch
+# to travel with it; the batch's last results go at once.
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
 # Seconds past a slot's timeout that its verdict waits for regions yet to report.

@@ -91,6 +91,12 @@ class _ProbeAdapter(HTTPAdapter):
         conn.ca_certs = None
         conn.ca_cert_dir = None
 
+    def request_url(self, request: requests.PreparedRequest, proxies: Any) -> str:
+        # Checks never go through a proxy (trust_env is off, proxies={}), so
+        # the path is the URL to send; requests' own would parse the URL
+        # twice to find that out (~2% of a check's CPU).
+        return request.path_url
+
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         deadline = net.current_deadline()
         if deadline is not None:
