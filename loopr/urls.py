@@ -4,6 +4,7 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from monitors.api.ping import ping
 from monitors.api.urls import router as monitors_router
 from notifications.api.urls import router as notifications_router
 from workers.api.urls import router as workers_router
@@ -29,4 +30,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
+    # Heartbeats' pings (no login: the uuid is the secret).
+    path("ping/<uuid:key>", ping, name="ping"),
+    path("ping/<uuid:key>/<str:action>", ping, name="ping-action"),
 ]

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
+from .certificates import alert_expiring_certificates
 from .locks import lock_monitors
 from .models import Monitor
 from .regions import Region
@@ -31,7 +32,8 @@ REGION_NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 # What judging reads of a monitor, and what it writes back.
 MONITOR_FIELDS = [
     "name", "url", "timeout", "paused", "in_maintenance", "retries", "recovery_checks", "latency_threshold_ms",
-    "flap_threshold", "flap_window", "quorum", *STATUS_FIELDS,
+    "flap_threshold", "flap_window", "quorum", "tls_expiry_alert_days", "tls_alerted_expiry", "tls_alerted_days",
+    *STATUS_FIELDS,
 ]
 
 
@@ -57,6 +59,7 @@ def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
         inserted = insert_new_results(rows, monitors, rid, node)
         outcome.stored, outcome.duplicates = len(inserted), len(rows) - len(inserted)
         outcome.status_changes = move_status(monitors, region, inserted)
+        alert_expiring_certificates(monitors, inserted, timezone.now())
     return outcome
 
 

@@ -20,6 +20,7 @@ SYSTEM_TASKS = [
     ("loopr: send reminders", "notifications.send_reminders", 30, 30),
     ("loopr: decide overdue verdicts", "monitors.decide_overdue_verdicts", 1, 5),
     ("loopr: mark silent nodes offline", "workers.mark_offline_nodes", 5, 5),
+    ("loopr: sweep late heartbeats", "monitors.sweep_late_heartbeats", 1, 5),
 ]
 
 
