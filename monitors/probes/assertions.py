@@ -205,6 +205,8 @@ def _evaluate(assertion: dict, seen: Observation) -> str:
         return ""
     if op == "exists":
         return f"{name}: expected {'to exist' if expected else 'not to exist'}"
+    if source == DNS and actual is not _MISSING:
+        actual = sorted(actual)  # a set of records: shown in a stable order
     return f"{name}: expected {op} {_show(expected)}, got {_show(None if actual is _MISSING else actual)}"
 
 
