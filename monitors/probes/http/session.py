@@ -6,16 +6,22 @@ and an adapter that always verifies with the shared SSLContext.
 from __future__ import annotations
 
 import threading
+import warnings
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import InsecureRequestWarning
 
 from loopr import net
 
 from .tls import get_ssl_context, get_unverified_ssl_context
+
+# A monitor with tls_verify off asked for exactly that: a warning per check
+# would only flood the probe node's log.
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 USER_AGENT = "Loopr/0.1 (+uptime monitor)"
 MAX_REDIRECTS = 5
