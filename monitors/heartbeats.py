@@ -156,7 +156,7 @@ def sweep_late_heartbeats(now: datetime | None = None, limit: int = 1000) -> int
 
 def record_late(monitor: Monitor, now: datetime) -> None:
     deadline = monitor.next_ping_due_at
-    store_result(monitor, deadline, now, False, ErrorKind.LATE, late_message(monitor, deadline))
+    store_result(monitor, deadline, now, False, ErrorKind.LATE, late_message(monitor, deadline), None)
     # The next deadline after this one; after a long pause of the sweep, the
     # first one still ahead (one late result, not one per missed period).
     grace = timedelta(seconds=monitor.grace)
