@@ -173,3 +173,15 @@ def late_message(monitor: Monitor, deadline: datetime) -> str:
     expected = f"on schedule '{monitor.schedule}' ({monitor.timezone})" if monitor.schedule else \
         f"every {monitor.interval} s"
     return f"no ping by {deadline.isoformat(timespec='seconds')} (expected {expected}, {monitor.grace} s grace)"
+
+
+def prune_pings(now: datetime | None = None, batch_size: int = 5000) -> tuple[int, bool]:
+    """Pings older than LOOPR_RESULTS_RETENTION_DAYS, deleted one batch per
+    call (the task re-enqueues itself while more are left); returns
+    (deleted, more_left)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS)
+    ids = list(Ping.objects.filter(at__lt=cutoff).order_by("at").values_list("id", flat=True)[:batch_size])
+    if not ids:
+        return 0, False
+    deleted = Ping.objects.filter(id__in=ids)._raw_delete(Ping.objects.db)
+    return deleted, len(ids) == batch_size

@@ -30,3 +30,11 @@ def decide_overdue_verdicts() -> int:
 @shared_task(name="monitors.sweep_late_heartbeats", ignore_result=True)
 def sweep_late_heartbeats() -> int:
     return heartbeats.sweep_late_heartbeats()
+
+
+@shared_task(name="monitors.prune_pings", ignore_result=True)
+def prune_pings() -> int:
+    deleted, more_left = heartbeats.prune_pings()
+    if more_left:
+        prune_pings.delay()
+    return deleted

@@ -14,7 +14,7 @@ import time_machine
 from django.test import Client
 from django.utils import timezone
 
-from monitors.heartbeats import sweep_late_heartbeats
+from monitors.heartbeats import prune_pings, sweep_late_heartbeats
 from monitors.models import CheckResult, Incident, Monitor, Ping
 from notifications.models import Notification
 from tests.factories import ChannelFactory
@@ -298,3 +298,14 @@ def test_a_cron_heartbeat_is_due_at_its_next_local_time_across_a_dst_change(api,
         ping(web, monitor)  # 03:05 CEST on the 29th
     monitor.refresh_from_db()
     assert monitor.next_ping_due_at == datetime(2026, 3, 30, 0, 40, tzinfo=dt_timezone.utc)
+
+
+def test_pings_past_retention_are_pruned(api, web, settings) -> None:
+    monitor = heartbeat(api, interval=60)
+    ping(web, monitor, "/log")
+    ping(web, monitor, "/log")
+    Ping.objects.filter(pk=Ping.objects.order_by("at").first().pk).update(
+        at=timezone.now() - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS, minutes=1))
+
+    assert prune_pings() == (1, False)
+    assert Ping.objects.count() == 1
