@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .bulk import save_status
+from .bulk import STATUS_FIELDS
 from .choices import ErrorKind, MonitorKind, PingKind
 from .models import CheckResult, Monitor, Ping
 from .quorum import Check
@@ -36,6 +36,8 @@ PUSH_REGION = "push"
 MAX_BODY_BYTES = 10_000
 MAX_OPEN_RUNS = 20  # /start without an end, per heartbeat: the oldest are forgotten
 CATCH_UP_LIMIT = 10_000
+# What a ping or a missed deadline changes on the monitor, written in one UPDATE.
+SAVED_FIELDS = [name.removesuffix("_id") for name in STATUS_FIELDS] + ["next_ping_due_at", "run_starts"]
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,7 @@ def receive_ping(key: uuid.UUID, ping: PingRequest) -> Ping | None:
             record.duration_ms = run_duration_ms(monitor, now, ping.rid)
             judge_ping(monitor, ping, now, record.duration_ms)
         record.save()
-        Monitor.objects.filter(pk=monitor.pk).update(next_ping_due_at=monitor.next_ping_due_at,
-                                                    run_starts=monitor.run_starts)
+        monitor.save(update_fields=SAVED_FIELDS)
     return record
 
 
@@ -128,7 +129,6 @@ def store_result(monitor: Monitor, slot: datetime, at: datetime, ok: bool, kind:
     )
     judge(monitor, Check(ok=ok, slot=slot, checked_at=at, latency_ms=latency_ms, error_kind=kind, error=error,
                          region=PUSH_REGION))
-    save_status([monitor])
 
 
 def push_region_id() -> int:
@@ -165,8 +165,8 @@ def record_late(monitor: Monitor, now: datetime) -> None:
         if following > now:
             break
         following = monitor.next_ping_due(following - grace)
-    Monitor.objects.filter(pk=monitor.pk).update(next_ping_due_at=following)
     monitor.next_ping_due_at = following
+    monitor.save(update_fields=SAVED_FIELDS)
 
 
 def late_message(monitor: Monitor, deadline: datetime) -> str:

@@ -177,12 +177,19 @@ def compiled_pattern(pattern: str):
 
 
 def needs_body(assertions: list[dict]) -> bool:
-    return any(a.get("source") in (BODY, JSON) for a in assertions)
+    return isinstance(assertions, list) and any(isinstance(a, dict) and a.get("source") in (BODY, JSON)
+                                                for a in assertions)
 
 
 def failed_assertion(assertions: list[dict] | None, seen: Observation) -> str:
     """The first assertion that does not hold, described; "" when all hold."""
-    for assertion in assertions or ():
+    if not assertions:
+        return ""
+    if not isinstance(assertions, list):  # the model never stores this; a hand-made message might carry it
+        return "assertions: not a list"
+    for index, assertion in enumerate(assertions):
+        if not isinstance(assertion, dict):
+            return f"assertions[{index}]: not an object"
         failure = _evaluate(assertion, seen)
         if failure:
             return failure

@@ -169,3 +169,15 @@ def test_it_stores_and_shows_valid_assertions(api) -> None:
     assert response.status_code == 201, response.data
     assert response.data["assertions"] == assertions
     assert json.loads(json.dumps(Monitor.objects.get().assertions)) == assertions
+
+
+def test_malformed_assertions_from_the_wire_fail_the_check_without_an_internal_error(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/").respond_with_data("ok")
+
+    not_a_list = run_check(CheckSpec(httpserver.url_for("/"), timeout=2, assertions={"source": "status"}))
+    not_an_object = run_check(CheckSpec(httpserver.url_for("/"), timeout=2, assertions=["status == 200"]))
+    unknown_op = check(httpserver.url_for("/"), {"source": "status", "op": "resembles", "value": 200})
+
+    assert (not_a_list.error_kind, not_a_list.error) == (ErrorKind.ASSERTION, "assertions: not a list")
+    assert (not_an_object.error_kind, not_an_object.error) == (ErrorKind.ASSERTION, "assertions[0]: not an object")
+    assert unknown_op.error_kind == ErrorKind.ASSERTION
