@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
+from collections import Counter
 import subprocess
 import sys
 import time
@@ -30,9 +32,9 @@ BIN = Path(sys.executable).parent
 from bench.run import free_port, recreate_database, wait_port, with_database  # noqa: E402
 
 
-async def hammer(port: int, paths: list[str], connections: int, seconds: float) -> tuple[int, int]:
-    """Keep-alive GETs round-robin over `paths` for `seconds`; returns (200s, others)."""
-    ok = other = 0
+async def hammer(port: int, paths: list[str], connections: int, seconds: float) -> tuple[int, Counter]:
+    """Keep-alive GETs round-robin over `paths` for `seconds`; returns (200s, the other statuses counted)."""
+    ok, other = 0, Counter()
     deadline = time.monotonic() + seconds
 
     async def one(offset: int) -> None:
@@ -49,10 +51,11 @@ async def hammer(port: int, paths: list[str], connections: int, seconds: float) 
                 if line.lower().startswith(b"content-length:"):
                     length = int(line.split(b":")[1])
             await reader.readexactly(length)
-            if status_line.split()[1:2] == [b"200"]:
+            status = status_line.split()[1:2]
+            if status == [b"200"]:
                 ok += 1
             else:
-                other += 1
+                other[b"".join(status).decode() or "no answer"] += 1
         writer.close()
 
     await asyncio.gather(*(one(i) for i in range(connections)))
@@ -87,8 +90,9 @@ def main() -> int:
         f" grace=3600) for i in range({args.heartbeats})]);"
         "print('\\n'.join(str(k) for k in Monitor.objects.values_list('ping_uuid', flat=True)))"
     )
-    keys = subprocess.run([sys.executable, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True,
-                          capture_output=True, text=True).stdout.split()
+    printed = subprocess.run([sys.executable, "manage.py", "shell", "-c", setup], cwd=ROOT, env=env, check=True,
+                             capture_output=True, text=True).stdout
+    keys = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", printed)
     port = free_port()
     web = subprocess.Popen(
         [str(BIN / "gunicorn"), "loopr.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(args.web_concurrency),
@@ -99,17 +103,18 @@ def main() -> int:
         asyncio.run(hammer(port, ["/"], 4, 2.0))  # warm-up: workers loaded, connections open
         print(f"load before: {load()}")
         base_ok, base_other = asyncio.run(hammer(port, ["/"], args.connections, args.duration))
-        print(f"baseline GET /: {base_ok / args.duration:.0f} req/s ({base_other} non-200)")
+        print(f"baseline GET /: {base_ok / args.duration:.0f} req/s (non-200: {dict(base_other)})")
         ok, other = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], args.connections, args.duration))
-        print(f"pings: {ok / args.duration:.0f} pings/s ({other} non-200), "
+        print(f"pings: {ok / args.duration:.0f} pings/s (non-200: {dict(other)}), "
               f"{ok / max(base_ok, 1):.2f} x the baseline; load after: {load()}")
     finally:
         web.terminate()
         web.wait(30)
     stored = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c",
-         "from monitors.models import Ping, CheckResult; print(Ping.objects.count(), CheckResult.objects.count())"],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split()
+         "from monitors.models import Ping, CheckResult; print('COUNTS', Ping.objects.count(), "
+         "CheckResult.objects.count())"],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout.split("COUNTS")[-1].split()
     print(f"stored: {stored[0]} pings, {stored[1]} results for {ok} answered 200 (durable: {int(stored[0]) == ok})")
     return 0 if int(stored[0]) == ok else 1
 
