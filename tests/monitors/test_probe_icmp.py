@@ -62,3 +62,43 @@ def test_an_icmp_url_with_a_port_is_invalid() -> None:
 
     assert result.error_kind == ErrorKind.INVALID
     assert "no ports" in result.error
+
+
+UNPRIVILEGED_CHECK = """
+import django; django.setup()
+from monitors.probes import CheckSpec, run_check
+result = run_check(CheckSpec("icmp://127.0.0.1", timeout=2, kind="icmp"))
+print(result.error_kind, "|", result.error)
+"""
+
+
+def run_unprivileged(group_range: str) -> str:
+    """The probe as user nobody, in a network namespace of its own whose
+    net.ipv4.ping_group_range is `group_range` (a per-namespace setting)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    script = (f'ip link set lo up && sysctl -qw net.ipv4.ping_group_range="{group_range}" && '
+              f"exec setpriv --reuid=65534 --regid=65534 --clear-groups "
+              f"env HOME=/tmp LOOPR_VAR_DIR=/tmp/loopr-icmp-test {sys.executable} -c '{UNPRIVILEGED_CHECK}'")
+    done = subprocess.run(["unshare", "-n", "sh", "-c", script], cwd=root, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "DJANGO_SETTINGS_MODULE": "loopr.settings"})
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else done.stderr
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
+                                reason="needs root to make a network namespace and switch users")
+
+
+@needs_root
+def test_an_unprivileged_node_pings_with_datagram_icmp_where_the_system_allows_it() -> None:
+    assert run_unprivileged("0 2147483647") == "ok |"
+
+
+@needs_root
+def test_an_unprivileged_node_that_may_not_ping_says_so() -> None:
+    line = run_unprivileged("1 0")
+
+    assert line.startswith("internal | this node may not send ICMP"), line
