@@ -281,6 +281,13 @@ LOOPR_VERDICT_GRACE = env_float("LOOPR_VERDICT_GRACE", 5.0)
 LOOPR_CANARY_URL = os.environ.get("LOOPR_CANARY_URL", "")
 LOOPR_CANARY_INTERVAL = env_float("LOOPR_CANARY_INTERVAL", 10.0, minimum=0.5)
 LOOPR_ADMIN_PASSWORD = os.environ.get("LOOPR_ADMIN_PASSWORD", "")
+# Where Loopr is reached from outside (https://loopr.example.com): heartbeats'
+# ping URLs start with it. Unset, they are built from the request's host.
+LOOPR_PUBLIC_URL = env_str("LOOPR_PUBLIC_URL", "").rstrip("/")
+if LOOPR_PUBLIC_URL and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", LOOPR_PUBLIC_URL):
+    raise ImproperlyConfigured(f"LOOPR_PUBLIC_URL: an http(s):// URL, got {LOOPR_PUBLIC_URL!r}")
+# A heartbeat's pings taken per minute; more are answered 429 (a script in a loop).
+LOOPR_PING_RATE = env_int("LOOPR_PING_RATE", 60, minimum=1)
 
 # --- /healthz -----------------------------------------------------------------------
 # The dispatch tick runs every second; ten missed ticks is beat or the central

@@ -4,6 +4,7 @@ from django.views.generic import TemplateView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from monitors.api.ping import ping
 from monitors.api.urls import router as monitors_router
 from monitors.views import acknowledge_by_link
 from notifications.api.urls import router as notifications_router
@@ -31,4 +32,7 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
     path("ack/<str:token>/", acknowledge_by_link, name="acknowledge"),
+    # Heartbeats' pings (no login: the uuid is the secret).
+    path("ping/<uuid:key>", ping, name="ping"),
+    path("ping/<uuid:key>/<str:action>", ping, name="ping-action"),
 ]

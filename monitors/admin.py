@@ -71,11 +71,12 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     sortable_by = ["name"]  # by name (the default order, indexed); the filters find the rest
     list_display = ["name", "status", "health", "open_incident", "alerting", "url", "interval", "last_checked_at",
                     "paused", "owner"]
-    list_filter = ["status", "health", "paused", "is_flapping", "in_maintenance", "regions", "method"]
+    list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
     readonly_fields = [
         "status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
+        "ping_uuid", "next_ping_due_at",
         "last_checked_at", "last_slot_at", "consecutive_failures", "consecutive_successes", "failing_since",
         "created_at", "updated_at",
     ]
@@ -83,8 +84,11 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     # What a monitor gathers by the thousand: the delete page counts these.
     delete_counts = (CheckResult, StatusChange, Notification)
     fieldsets = [
-        (None, {"fields": ["owner", "name", "url", "interval", "timeout", "retries", "regions", "paused"]}),
-        ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects"]}),
+        (None, {"fields": ["owner", "name", "kind", "url", "interval", "timeout", "retries", "regions", "paused"]}),
+        ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects",
+                             "tls_verify", "tls_expiry_alert_days"]}),
+        ("Assertions", {"fields": ["assertions"]}),
+        ("Heartbeat", {"fields": ["grace", "schedule", "timezone"]}),
         ("Alerts", {"fields": ["channels", "escalation_policy", "recovery_checks", "latency_threshold_ms", "flap_threshold",
                                "flap_window", "quorum"]}),
         ("State", {"fields": readonly_fields}),

@@ -23,6 +23,37 @@ class Health(models.TextChoices):
     DOWN = "down", "Down"
 
 
+class MonitorKind(models.TextChoices):
+    """How a monitor is checked. Every kind but `heartbeat` is probed from the
+    regions; a heartbeat is pinged by its target instead."""
+
+    HTTP = "http", "HTTP(S)"
+    TCP = "tcp", "TCP port"
+    DNS = "dns", "DNS record"
+    ICMP = "icmp", "ICMP ping"
+    HEARTBEAT = "heartbeat", "Heartbeat (push / cron)"
+
+
+# The kind a URL's scheme means, for monitors created without one.
+KIND_OF_SCHEME = {
+    "http": MonitorKind.HTTP,
+    "https": MonitorKind.HTTP,
+    "tcp": MonitorKind.TCP,
+    "dns": MonitorKind.DNS,
+    "icmp": MonitorKind.ICMP,
+}
+
+
+class PingKind(models.TextChoices):
+    """What a heartbeat's ping says (Healthchecks' grammar: /ping/<uuid>[/…])."""
+
+    SUCCESS = "success", "Success"
+    START = "start", "Run started"
+    FAIL = "fail", "Failure"
+    EXIT = "exit", "Exit status"
+    LOG = "log", "Log (no state change)"
+
+
 class HttpMethod(models.TextChoices):
     GET = "GET"
     HEAD = "HEAD"
@@ -48,6 +79,11 @@ class ErrorKind(models.TextChoices):
     REDIRECTS = "redirects", "Too many redirects"
     INVALID = "invalid", "Invalid target"
     INTERNAL = "internal", "Probe error"
+    ASSERTION = "assertion", "Assertion failed"
+    # Heartbeats: no success ping within the schedule and its grace, or the
+    # job itself reported a failure (/fail, a non-zero exit status).
+    LATE = "late", "Heartbeat late"
+    REPORTED = "reported", "Job reported a failure"
     # Not a check at all: the slot was due and no check ran (see MissedReason).
     MISSED = "missed", "Missed (no check ran)"
 
@@ -74,6 +110,9 @@ class Event(models.TextChoices):
     REMINDER = "reminder", "Reminder (still down)"
     FLAPPING = "flapping", "Flapping"
     ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    # The served certificate came within one of the monitor's
+    # tls_expiry_alert_days of expiring (once per certificate and threshold).
+    TLS_EXPIRING = "tls_expiring", "TLS certificate expiring"
     TEST = "test", "Test"
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from loopr import tallies
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
+from .certificates import alert_expiring_certificates
 from .locks import lock_monitors
 from .models import Monitor
 from .regions import Region
@@ -32,7 +33,8 @@ REGION_NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 # What judging reads of a monitor, and what it writes back.
 MONITOR_FIELDS = [
     "name", "url", "timeout", "paused", "in_maintenance", "retries", "recovery_checks", "latency_threshold_ms",
-    "flap_threshold", "flap_window", "quorum", *STATUS_FIELDS,
+    "flap_threshold", "flap_window", "quorum", "tls_expiry_alert_days", "tls_alerted_expiry", "tls_alerted_days",
+    *STATUS_FIELDS,
 ]
 
 
@@ -77,6 +79,7 @@ def store_and_judge(rows: list[Result], rid: int, region: str, node: str, reject
         outcome.stored, outcome.rejected = len(inserted), outcome.rejected + refused
         outcome.duplicates = len(rows) - len(inserted) - refused
         outcome.status_changes = move_status(monitors, region, inserted)
+        alert_expiring_certificates(monitors, inserted, timezone.now())
     if refused:
         tallies.add({"refused_rows": refused})
     return outcome

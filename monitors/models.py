@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import uuid
+import zoneinfo
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+from urllib.parse import urlsplit
+
+from cronsim import CronSim, CronSimError
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -12,10 +18,29 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import AcknowledgedVia, ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
+from .choices import (
+    KIND_OF_SCHEME,
+    AcknowledgedVia,
+    ErrorKind,
+    Event,
+    Health,
+    HttpMethod,
+    MaintenanceKind,
+    MissedReason,
+    MonitorKind,
+    MonitorStatus,
+    PingKind,
+)
+from .probes.assertions import ASSERTABLE_BY_KIND
 from .quorum import Check, RegionReport, RegionVote
 from .regions import Region  # noqa: F401  (a monitor is checked from regions)
-from .validators import validate_expected_status, validate_headers, validate_target_url
+from .validators import (
+    validate_alert_days,
+    validate_assertions,
+    validate_expected_status,
+    validate_headers,
+    validate_target_url,
+)
 from .windows import validate_window, window_active_at
 
 
@@ -42,10 +67,19 @@ class MonitorQuerySet(OwnedQuerySet):
         return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
 
 
+def default_tls_alert_days() -> list[int]:
+    return [30, 14, 7, 1]
+
+
 class Monitor(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitors")
     name = models.CharField(max_length=200)
-    url = models.CharField(max_length=2000, validators=[validate_target_url])
+    # Empty on creation: taken from the URL's scheme (clients from before
+    # kinds existed send none).
+    kind = models.CharField(max_length=16, choices=MonitorKind.choices, blank=True,
+                            help_text="http, tcp, dns, icmp or heartbeat; omitted: from the URL's scheme.")
+    url = models.CharField(max_length=2000, blank=True, validators=[validate_target_url],
+                           help_text="What is checked; none for a heartbeat, which is pinged instead.")
     interval = models.PositiveIntegerField(default=60, help_text="Seconds between checks.")
     timeout = models.FloatField(default=10.0, help_text="Seconds a check may take in total.")
     method = models.CharField(max_length=8, choices=HttpMethod.choices, default=HttpMethod.GET)
@@ -54,6 +88,29 @@ class Monitor(models.Model):
     expected_status = models.CharField(max_length=200, default="200-399", validators=[validate_expected_status])
     keyword = models.CharField(max_length=500, blank=True)
     follow_redirects = models.BooleanField(default=True)
+    assertions = models.JSONField(
+        default=list, blank=True, validators=[validate_assertions],
+        help_text='Conditions that must all hold: [{"source", "property", "op", "value"}].',
+    )
+    tls_verify = models.BooleanField(
+        default=True, help_text="Off: a self-signed or private-CA certificate is not a failure.")
+    tls_expiry_alert_days = models.JSONField(
+        default=default_tls_alert_days, blank=True, validators=[validate_alert_days],
+        help_text="Alert once when the certificate comes within each of these many days of expiring; [] for never.",
+    )
+    # The certificate (known by its expiry) last alerted about, and the
+    # lowest threshold it was alerted for: a renewed one starts afresh.
+    tls_alerted_expiry = models.DateTimeField(null=True, blank=True)
+    tls_alerted_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Heartbeats: the target pings /ping/<ping_uuid> every `interval` seconds
+    # or on its cron `schedule`; `grace` more and it is late.
+    grace = models.PositiveIntegerField(default=300, help_text="Heartbeat: seconds a ping may be late.")
+    schedule = models.CharField(max_length=100, blank=True,
+                                help_text="Heartbeat: cron expression of when pings are expected.")
+    ping_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    next_ping_due_at = models.DateTimeField(null=True, blank=True)
+    # Runs begun with /start and not yet ended, {rid or "": ISO time}.
+    run_starts = models.JSONField(default=dict, blank=True)
     regions = models.ManyToManyField(
         "workers.Region", blank=True, related_name="monitors",
         help_text="Regions that check it; none means every region with a live probe worker.",
@@ -115,6 +172,8 @@ class Monitor(models.Model):
     verdict_due_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Last: in the class body the name would hide django.utils.timezone above it.
+    timezone = models.CharField(max_length=64, default="UTC", help_text="Heartbeat: the schedule's time zone.")
 
     objects = MonitorQuerySet.as_manager()
 
@@ -130,22 +189,91 @@ class Monitor(models.Model):
             # of everyone's (the admin's changelist), without sorting them all.
             models.Index(fields=["owner", "name", "id"], name="monitor_owner_name_idx"),
             models.Index(fields=["name", "id"], name="monitor_name_idx"),
+            # The late-heartbeat sweep: unpaused heartbeats by their deadline.
+            models.Index(fields=["next_ping_due_at"], condition=Q(next_ping_due_at__isnull=False, paused=False),
+                         name="monitor_ping_due_idx"),
         ]
 
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        if not self.kind:
+            self.kind = self.inferred_kind() or ""
+        super().save(*args, **kwargs)
+
+    def inferred_kind(self) -> str | None:
+        if not self.url:
+            return None
+        try:
+            return KIND_OF_SCHEME.get(urlsplit(self.url).scheme.lower())
+        except ValueError:
+            return None
+
     def clean(self) -> None:
+        self.clean_kind()
+        if self.kind == MonitorKind.HEARTBEAT:
+            self.clean_heartbeat()
+        else:
+            self.clean_probed()
+        self.clean_assertions_fit()
+
+    def clean_kind(self) -> None:
+        inferred = self.inferred_kind()
+        if not self.kind:
+            self.kind = inferred or ""
+        if self.kind == MonitorKind.HEARTBEAT:
+            if self.url:
+                raise ValidationError({"url": "A heartbeat has no URL: its job pings Loopr's ping_url instead."})
+            return
+        if not self.url:
+            raise ValidationError({"url": "This field is required (except for a heartbeat)."})
+        if self.kind and inferred is not None and inferred != self.kind:
+            schemes = [scheme for scheme, kind in KIND_OF_SCHEME.items() if kind == self.kind]
+            raise ValidationError({"url": f"A {self.kind} monitor takes a {' or '.join(schemes)}:// URL."})
+
+    def clean_heartbeat(self) -> None:
+        try:
+            zone = zoneinfo.ZoneInfo(self.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValidationError({"timezone": f"Unknown time zone {self.timezone!r}."}) from exc
+        if self.schedule:
+            if len(self.schedule.split()) != 5:
+                raise ValidationError({"schedule": "Use five fields: minute hour day-of-month month day-of-week."})
+            try:
+                next(CronSim(self.schedule, datetime.now(zone)))
+            except (CronSimError, StopIteration) as exc:
+                raise ValidationError({"schedule": f"Invalid cron expression: {exc}."}) from exc
+        elif self.interval is not None:
+            self.clean_interval()
+        if self.grace is not None and self.grace > settings.LOOPR_MAX_INTERVAL:
+            raise ValidationError({"grace": f"Must be at most {settings.LOOPR_MAX_INTERVAL} seconds."})
+
+    def clean_probed(self) -> None:
+        if self.schedule:
+            raise ValidationError({"schedule": "Only a heartbeat has a cron schedule; checks use the interval."})
         if self.interval is None or self.timeout is None:
             return  # clean_fields names the missing one
-        low, high = settings.LOOPR_MIN_INTERVAL, settings.LOOPR_MAX_INTERVAL
-        if not low <= self.interval <= high:
-            # The timeout is measured against the interval: not against one out of bounds.
-            raise ValidationError({"interval": f"Must be between {low} and {high} seconds."})
+        self.clean_interval()
         if not 0 < self.timeout < self.interval:
             raise ValidationError({"timeout": "Must be above 0 and below the interval."})
         if self.timeout > settings.LOOPR_MAX_TIMEOUT:
             raise ValidationError({"timeout": f"Must be at most {settings.LOOPR_MAX_TIMEOUT} seconds."})
+
+    def clean_interval(self) -> None:
+        low, high = settings.LOOPR_MIN_INTERVAL, settings.LOOPR_MAX_INTERVAL
+        if not low <= self.interval <= high:
+            # The timeout is measured against the interval: not against one out of bounds.
+            raise ValidationError({"interval": f"Must be between {low} and {high} seconds."})
+
+    def clean_assertions_fit(self) -> None:
+        """Each assertion's source is one this kind of check sees."""
+        fits = ASSERTABLE_BY_KIND.get(self.kind, ())
+        for index, assertion in enumerate(self.assertions if isinstance(self.assertions, list) else []):
+            if isinstance(assertion, dict) and assertion.get("source") not in fits:
+                seen = f"only {', '.join(fits)}" if fits else "nothing to assert on"
+                raise ValidationError({"assertions": f"[{index}].source: a {self.kind or 'monitor'} check has "
+                                                     f"{seen}, not {assertion.get('source')!r}."})
 
     @staticmethod
     def default_schedule(interval: int | None, timeout: float | None) -> tuple[int, float]:
@@ -158,8 +286,36 @@ class Monitor(models.Model):
         return interval, timeout
 
     @property
-    def kind(self) -> str:
-        return self.url.split("://", 1)[0]
+    def is_heartbeat(self) -> bool:
+        return self.kind == MonitorKind.HEARTBEAT
+
+    def next_ping_due(self, after: datetime) -> datetime:
+        """A heartbeat's deadline after a ping (or a missed deadline) at `after`:
+        the next expected ping, by interval or the cron schedule in its time
+        zone (DST-correct: cronsim walks local time), plus the grace."""
+        grace = timedelta(seconds=self.grace)
+        if not self.schedule:
+            return after + timedelta(seconds=self.interval) + grace
+        local = after.astimezone(zoneinfo.ZoneInfo(self.timezone))
+        return next(CronSim(self.schedule, local)).astimezone(dt_timezone.utc) + grace
+
+    def tls_threshold_crossed(self, expires_at: datetime, now: datetime) -> int | None:
+        """The alert threshold (days) this certificate just came within, if
+        people were not told about it (or a lower one) yet; records it.
+
+        A certificate first seen past several thresholds alerts once, for the
+        lowest; a renewed one (another expiry) starts afresh."""
+        if self.tls_alerted_expiry != expires_at:
+            self.tls_alerted_expiry, self.tls_alerted_days = expires_at, None
+        days_left = (expires_at - now).total_seconds() / 86400
+        crossed = [days for days in self.tls_expiry_alert_days or () if days_left <= days]
+        if not crossed:
+            return None
+        lowest = min(crossed)
+        if self.tls_alerted_days is not None and self.tls_alerted_days <= lowest:
+            return None
+        self.tls_alerted_days = lowest
+        return lowest
 
     @property
     def alerting(self) -> bool:
@@ -206,6 +362,7 @@ class Monitor(models.Model):
         self.consecutive_failures = self.consecutive_successes = 0
         self.health = Health.PENDING
         self.next_check_at = timezone.now()
+        self.next_ping_due_at = None  # a heartbeat waits for its first ping again
         self.refresh_status()
 
     def refresh_status(self, when: datetime | None = None) -> None:
@@ -393,6 +550,40 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
+
+
+class PingQuerySet(OwnedQuerySet):
+    owner_path = "monitor__owner"
+
+
+class Ping(models.Model):
+    """One ping a heartbeat received, with what it carried. Its outcome (a
+    success or a failure) is also a CheckResult; starts and logs are only here."""
+
+    id = models.BigAutoField(primary_key=True)
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="pings")
+    at = models.DateTimeField()
+    kind = models.CharField(max_length=8, choices=PingKind.choices)
+    exit_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    rid = models.UUIDField(null=True, blank=True, help_text="Pairs the start and end of one run.")
+    duration_ms = models.FloatField(null=True, blank=True, help_text="Since the run's /start, if there was one.")
+    method = models.CharField(max_length=8)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=200, blank=True)
+    body = models.TextField(blank=True, help_text="The request body, up to 10 kB.")
+
+    objects = PingQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [
+            # A monitor's pings, newest first (the API), and the retention sweep.
+            models.Index(fields=["monitor", "-at"], name="ping_monitor_at_idx"),
+            models.Index(fields=["at"], name="ping_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.monitor_id} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"
 
 
 class IncidentQuerySet(OwnedQuerySet):

@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import maintenance, retention, state
+from . import heartbeats, maintenance, retention, state
 
 log = logging.getLogger(__name__)
 
@@ -25,3 +25,16 @@ def sync_maintenance() -> tuple[int, int]:
 @shared_task(name="monitors.decide_overdue_verdicts", ignore_result=True)
 def decide_overdue_verdicts() -> int:
     return state.decide_overdue_verdicts()
+
+
+@shared_task(name="monitors.sweep_late_heartbeats", ignore_result=True)
+def sweep_late_heartbeats() -> int:
+    return heartbeats.sweep_late_heartbeats()
+
+
+@shared_task(name="monitors.prune_pings", ignore_result=True)
+def prune_pings() -> int:
+    deleted, more_left = heartbeats.prune_pings()
+    if more_left:
+        prune_pings.delay()
+    return deleted

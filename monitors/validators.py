@@ -7,7 +7,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from django.core.exceptions import ValidationError
 
-SCHEMES = ("http", "https", "tcp")
+SCHEMES = ("http", "https", "tcp", "dns", "icmp")
 
 # RFC 9110: a field name is a token; a value holds no control character but
 # tab. Values stop at Latin-1 too: that is all http.client can encode.
@@ -24,8 +24,12 @@ def validate_target_url(value: str) -> None:
         raise ValidationError(f"Malformed URL: {exc}.") from exc
     if parts.scheme not in SCHEMES:
         raise ValidationError(
-            f"Unsupported scheme {parts.scheme or '(none)'!r}: use http://, https:// or tcp://host:port."
+            f"Unsupported scheme {parts.scheme or '(none)'!r}: use http://, https://, tcp://host:port, "
+            "dns://[resolver]/name?type=A or icmp://host."
         )
+    if parts.scheme in ("dns", "icmp"):
+        _validate_by_probe(parts.scheme, value)
+        return
     if not parts.hostname:
         raise ValidationError("The URL has no host.")
     port = _port(parts)
@@ -34,6 +38,32 @@ def validate_target_url(value: str) -> None:
             raise ValidationError("A tcp:// target needs a port: tcp://host:port.")
         if parts.path not in ("", "/") or parts.query:
             raise ValidationError("A tcp:// target is only tcp://host:port.")
+
+
+def _validate_by_probe(scheme: str, value: str) -> None:
+    # The probe's own parser: what passes here is what the probe can run.
+    from .probes.dns import parse_dns_url
+    from .probes.icmp import parse_icmp_url
+
+    try:
+        (parse_dns_url if scheme == "dns" else parse_icmp_url)(value)
+    except ValueError as exc:
+        raise ValidationError(f"Invalid {scheme}:// target: {exc}.") from exc
+
+
+def validate_assertions(value: object) -> None:
+    from .probes.assertions import assertion_problems
+
+    problems = assertion_problems(value)
+    if problems:
+        raise ValidationError(problems)
+
+
+def validate_alert_days(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in value):
+        raise ValidationError("A list of whole days, e.g. [30, 14, 7, 1]; [] for no alerts.")
+    if len(value) > 10 or any(not 1 <= d <= 365 for d in value):
+        raise ValidationError("At most 10 thresholds, each from 1 to 365 days.")
 
 
 def _port(parts: SplitResult) -> int | None:

@@ -34,6 +34,9 @@ class CheckSpecFields(TypedDict, total=False):
     expected_status: str
     keyword: str
     follow_redirects: bool
+    kind: str
+    assertions: list[dict[str, Any]]
+    tls_verify: bool
 
 
 class CheckPayload(CheckSpecFields):

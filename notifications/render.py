@@ -13,10 +13,10 @@ a `Z`; fields never disappear, a missing value is `null`.
 
 | field | type | meaning |
 |---|---|---|
-| `type` | string | `monitor.down`, `monitor.up`, `monitor.degraded`, `monitor.reminder`, `monitor.flapping`, `monitor.acknowledged`, or `channel.test` for a test message |
+| `type` | string | `monitor.down`, `monitor.up`, `monitor.degraded`, `monitor.reminder`, `monitor.flapping`, `monitor.acknowledged`, `monitor.tls_expiring`, or `channel.test` for a test message |
 | `timestamp` | string | when the event happened |
 | `data.id` | string (UUID) | the notification id; also the `webhook-id` header, the same on every retry: use it to drop duplicates |
-| `data.event` | string | `down`, `up`, `degraded`, `reminder`, `flapping`, `acknowledged` or `test` |
+| `data.event` | string | `down`, `up`, `degraded`, `reminder`, `flapping`, `acknowledged`, `tls_expiring` or `test` |
 | `data.acknowledge_url` | string or null | the signed one-click acknowledgement link, while the incident can be acknowledged |
 | `data.summary` | string | the one-line human summary (the email subject without the `[Loopr]` tag) |
 | `data.monitor` | object or null | `null` for test messages (and only for them) |
@@ -32,7 +32,7 @@ a `Z`; fields never disappear, a missing value is `null`.
 | `data.incident.duration_seconds` | number or null | downtime so far (or in total, once resolved) |
 | `data.incident.cause` | object or null | `{"kind": "status", "message": "HTTP 503, expected 200-399"}`; `kind` is the check's error kind (`status`, `timeout`, `dns`, `refused`, `tls`, `keyword`, ...) |
 | `data.incident.regions` | array of strings | regions that saw the failure |
-| `data.details` | string or null | free text, e.g. `latency 1840 ms above the 1000 ms threshold` |
+| `data.details` | string or null | free text, e.g. `latency 1840 ms above the 1000 ms threshold`; for `tls_expiring`, the expiry date and `days_left N` |
 """
 
 from __future__ import annotations
@@ -276,6 +276,15 @@ def _render_acknowledged(alert: _Alert) -> Rendered:
     return f"ACKNOWLEDGED: {alert.what} {who}", headline, rows
 
 
+def _render_tls_expiring(alert: _Alert) -> Rendered:
+    how = alert.details or "the TLS certificate expires soon"
+    rows = alert.common_rows()
+    rows.append(("Certificate", how))
+    rows.append(("Seen at", format_time(alert.occurred_at)))
+    headline = f"{alert.name}: {how}. Renew it before it expires, or visitors will see an error."
+    return f"TLS EXPIRING: {alert.what} — {how}", headline, rows
+
+
 def _render_test(alert: _Alert) -> Rendered:
     name = _one_line(str(alert.channel.get("name") or ""))
     kind = _one_line(str(alert.channel.get("kind") or ""))
@@ -297,6 +306,7 @@ _EVENT_RENDERERS = {
     Event.REMINDER: _render_reminder,
     Event.FLAPPING: _render_flapping,
     Event.ACKNOWLEDGED: _render_acknowledged,
+    Event.TLS_EXPIRING: _render_tls_expiring,
     Event.TEST: _render_test,
 }
 

@@ -94,6 +94,9 @@ def monitor_form(owner, **changes) -> dict:
         "owner": owner.pk, "name": "site", "url": "http://example.com/", "interval": 60, "timeout": 5,
         "retries": 1, "method": "GET", "headers": "{}", "body": "", "expected_status": "200-399",
         "keyword": "", "follow_redirects": "on", "recovery_checks": 1, "flap_threshold": 5, "flap_window": 600,
+        # As the add page fills them in (kind empty: taken from the URL).
+        "kind": "", "assertions": "[]", "tls_verify": "on", "tls_expiry_alert_days": "[30, 14, 7, 1]",
+        "grace": 300, "schedule": "", "timezone": "UTC",
         **changes,
     }
 

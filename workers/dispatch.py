@@ -24,7 +24,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from monitors.choices import MissedReason
+from monitors.choices import MissedReason, MonitorKind
 from monitors.missed import Missed, record_missed
 from monitors.models import Monitor
 from monitors.wire import CHECK_FIELDS, CheckPayload, check_payload
@@ -53,7 +53,7 @@ PG_CLAIM_SQL = """
 WITH due AS (
     SELECT id, next_check_at AS slot, "interval" AS every
     FROM monitors_monitor
-    WHERE paused = false AND next_check_at <= %(until)s
+    WHERE paused = false AND next_check_at <= %(until)s AND kind <> 'heartbeat'
     ORDER BY next_check_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -137,7 +137,7 @@ def _claim_portable(now: datetime, until: datetime, limit: int, budget: int) -> 
     # claim atomic anyway.
     rows = list(
         Monitor.objects.select_for_update(skip_locked=connection.features.has_select_for_update_skip_locked)
-        .filter(paused=False, next_check_at__lte=until)
+        .filter(paused=False, next_check_at__lte=until).exclude(kind=MonitorKind.HEARTBEAT)
         .order_by("next_check_at", "id")
         .only(*PAYLOAD_COLUMNS, "next_check_at")[:limit]
     )
@@ -152,8 +152,9 @@ def _claim_portable(now: datetime, until: datetime, limit: int, budget: int) -> 
 
 
 def _payload(slot: datetime, row: dict) -> CheckPayload:
-    if isinstance(row["headers"], str):  # a raw cursor may hand back JSON text
-        row["headers"] = json.loads(row["headers"])
+    for name in ("headers", "assertions"):
+        if isinstance(row[name], str):  # a raw cursor may hand back JSON text
+            row[name] = json.loads(row[name])
     return check_payload(row["id"], slot, row)
 
 

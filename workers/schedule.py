@@ -21,6 +21,8 @@ SYSTEM_TASKS = [
     ("loopr: escalate unacknowledged incidents", "notifications.escalate", 15, 15),
     ("loopr: decide overdue verdicts", "monitors.decide_overdue_verdicts", 1, 5),
     ("loopr: mark silent nodes offline", "workers.mark_offline_nodes", 5, 5),
+    ("loopr: sweep late heartbeats", "monitors.sweep_late_heartbeats", 1, 5),
+    ("loopr: prune old pings", "monitors.prune_pings", 3600, 1800),
 ]
 
 

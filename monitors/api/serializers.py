@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from operator import attrgetter
 
+from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -12,8 +13,8 @@ from rest_framework.relations import MANY_RELATION_KWARGS
 from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel, EscalationPolicy
 
-from ..choices import ErrorKind, Health, MaintenanceKind
-from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+from ..choices import ErrorKind, Health, MaintenanceKind, MonitorKind, PingKind
+from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, Ping, StatusChange
 from ..regions import Region
 
 # More ids than anyone sensibly sends in one list; they are looked up in one query.
@@ -184,20 +185,35 @@ class MonitorSerializer(ValidatedModelSerializer):
     alerting = serializers.BooleanField(
         read_only=True,
         help_text="Whether its alerts reach anyone: true when it has at least one enabled channel.")
+    kind = PlainChoiceField(MonitorKind.choices, required=False,
+                            help_text="Omitted: from the URL's scheme (http/https, tcp, dns, icmp).")
+    ping_url = serializers.SerializerMethodField(
+        help_text="Heartbeat: where its job pings (add /start, /fail, /<exit status> or /log); null otherwise.")
 
     class Meta:
         model = Monitor
         fields = [
-            "id", "name", "url", "kind", "interval", "timeout", "method", "headers", "body",
-            "expected_status", "keyword", "follow_redirects", "regions", "retries", "recovery_checks",
-            "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy",
-            "paused", "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
+            "id", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
+            "expected_status", "keyword", "follow_redirects", "assertions", "tls_verify", "tls_expiry_alert_days",
+            "grace", "schedule", "timezone", "ping_url", "next_ping_due_at",
+            "regions", "retries", "recovery_checks",
+            "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy", "paused",
+            "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
             "alerting", "status_changed_at", "last_checked_at", "next_check_at", "created_at",
         ]
         read_only_fields = [
-            "kind", "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
-            "next_check_at", "created_at",
+            "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
+            "next_check_at", "next_ping_due_at", "created_at",
         ]
+
+    def get_ping_url(self, monitor: Monitor) -> str | None:
+        if not monitor.is_heartbeat:
+            return None
+        path = f"/ping/{monitor.ping_uuid}"
+        if settings.LOOPR_PUBLIC_URL:
+            return settings.LOOPR_PUBLIC_URL + path
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
 
     def get_unserved_regions(self, monitor: Monitor) -> list[str]:
         if not monitor.linked("regions"):
@@ -208,8 +224,20 @@ class MonitorSerializer(ValidatedModelSerializer):
 
     def validate(self, attrs: dict) -> dict:
         if self.instance is None:
+            if attrs.get("kind") == MonitorKind.HEARTBEAT:
+                self.heartbeat_defaults(attrs)
             attrs["interval"], attrs["timeout"] = Monitor.default_schedule(attrs.get("interval"), attrs.get("timeout"))
+        elif "url" in attrs and "kind" not in attrs and not self.instance.is_heartbeat:
+            attrs["kind"] = ""  # a new URL may be another kind: taken from its scheme again
         return super().validate(attrs)
+
+    @staticmethod
+    def heartbeat_defaults(attrs: dict) -> None:
+        if attrs.get("interval") is None and not attrs.get("schedule"):
+            raise serializers.ValidationError(
+                {"interval": "A heartbeat needs an interval (seconds between pings) or a cron schedule."})
+        # Its grace is its tolerance: one missed deadline is an outage.
+        attrs.setdefault("retries", 0)
 
     def create(self, validated_data: dict) -> Monitor:
         return create_monitors([validated_data])[0]
@@ -307,6 +335,16 @@ class CheckResultSerializer(serializers.ModelSerializer):
             "id", "region", "node", "scheduled_at", "checked_at", "ok", "latency_ms",
             "status_code", "error_kind", "error", "tls_expires_at", "missed_reason", "missed_until",
         ]
+        read_only_fields = fields
+
+
+class PingSerializer(serializers.ModelSerializer):
+    kind = PlainChoiceField(PingKind.choices, read_only=True)
+
+    class Meta:
+        model = Ping
+        fields = ["id", "at", "kind", "exit_status", "rid", "duration_ms", "method", "remote_addr", "user_agent",
+                  "body"]
         read_only_fields = fields
 
 

@@ -11,12 +11,13 @@ from rest_framework.pagination import CursorPagination
 from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
-from ..choices import AcknowledgedVia, MonitorStatus
-from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
+from ..choices import AcknowledgedVia, MonitorKind, MonitorStatus
+from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, Ping
 from .serializers import (
     MAX_BULK_CREATE,
     AcknowledgementSerializer,
     CheckResultSerializer,
+    PingSerializer,
     IncidentDetailSerializer,
     IncidentSerializer,
     MaintenanceWindowSerializer,
@@ -26,12 +27,13 @@ from .serializers import (
 
 class MonitorFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=MonitorStatus.choices)
+    kind = filters.ChoiceFilter(choices=MonitorKind.choices)
     paused = filters.BooleanFilter()
     name = filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
         model = Monitor
-        fields = ["status", "paused", "name"]
+        fields = ["status", "kind", "paused", "name"]
 
 
 class IncidentFilter(filters.FilterSet):
@@ -62,6 +64,13 @@ class ResultFilter(filters.FilterSet):
     class Meta:
         model = CheckResult
         fields = ["ok", "error_kind", "region", "since", "until"]
+
+
+class PingPagination(CursorPagination):
+    ordering = ("-at", "-id")
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
 
 
 class ResultPagination(CursorPagination):
@@ -95,7 +104,7 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
 
     def get_queryset(self):
         queryset = super().get_queryset()
-        if self.action == "results" and self.lookup_field in self.kwargs:  # not so in schema generation
+        if self.action in ("results", "pings") and self.lookup_field in self.kwargs:  # not so in schema generation
             # One monitor's results: another user's monitor is a 404, not an empty list.
             monitor = get_object_or_404(self.visible(Monitor.objects.all()), pk=self.kwargs[self.lookup_field])
             queryset = queryset.filter(monitor=monitor)
@@ -116,6 +125,21 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(CheckResultSerializer(page, many=True).data)
+
+
+    @extend_schema(
+        responses=PingSerializer(many=True),
+        parameters=[
+            OpenApiParameter("id", int, OpenApiParameter.PATH, description="The heartbeat's id."),
+            OpenApiParameter("page_size", int, description="Pings per page, up to 1,000."),
+        ],
+    )
+    # A heartbeat's pings, newest first, with what each carried (its body included).
+    @action(detail=True, methods=["get"], queryset=Ping.objects.all(), pagination_class=PingPagination,
+            filterset_class=None, serializer_class=PingSerializer)
+    def pings(self, request, pk=None):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response(PingSerializer(page, many=True).data)
 
 
 class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):

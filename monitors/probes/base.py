@@ -38,6 +38,9 @@ class CheckSpec:
     expected_status: str = "200-399"  # e.g. "200-299,301,418" or "2xx"
     keyword: str = ""
     follow_redirects: bool = True
+    kind: str = ""  # a MonitorKind value; "" (a check queued before kinds): from the URL's scheme
+    assertions: list[dict] = field(default_factory=list)  # see assertions.py
+    tls_verify: bool = True  # false: a self-signed or private-CA certificate is not a failure
 
 
 @dataclass

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from loopr.net import connect_first
 from monitors.choices import ErrorKind
 
+from .assertions import Observation, failed_assertion
 from .base import CheckClock, CheckSpec, ProbeResult, describe_os_error, format_seconds
 
 
@@ -38,4 +39,5 @@ def check_tcp(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     except OSError as exc:
         return clock.result(*describe_os_error(exc, host, port))
     sock.close()
-    return clock.result(ErrorKind.OK)
+    failed = failed_assertion(spec.assertions, Observation(latency_ms=clock.elapsed_ms()))
+    return clock.result(ErrorKind.ASSERTION, failed) if failed else clock.result(ErrorKind.OK)

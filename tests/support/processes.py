@@ -1,4 +1,4 @@
-"""Real Loopr processes (beat, central worker, probe nodes) for end-to-end tests."""
+"""Real Loopr processes (web, beat, central worker, probe nodes) for end-to-end tests."""
 
 from __future__ import annotations
 
@@ -93,6 +93,21 @@ class Processes:
                                  "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
                                  "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)
 
+    def web(self, name: str = "web", workers: int = 2, **env: str) -> str:
+        """The web (gunicorn, as the Procfile runs it) on a free port; returns its base URL."""
+        import socket
+
+        with socket.socket() as free:
+            free.bind(("127.0.0.1", 0))
+            port = free.getsockname()[1]
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        # Its own control socket: parallel test runs must not share one in $HOME.
+        self.start(name, [gunicorn, "loopr.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+                          "--threads", "4", "--control-socket", str(self.log_dir / f"{name}.ctl")], **env)
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(base + "/"), timeout=60, message=f"{name} to answer")
+        return base
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(name)
         try:
@@ -129,6 +144,16 @@ class Processes:
             text = path.read_text(errors="replace")
             out.append(f"===== {path.name} (last 60 lines) =====\n" + "\n".join(text.splitlines()[-60:]))
         return "\n".join(out)
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        requests.get(url, timeout=5)
+    except requests.RequestException:
+        return False
+    return True
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.2, message: str = "condition"):

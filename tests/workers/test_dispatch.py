@@ -127,7 +127,7 @@ def test_the_payload_carries_everything_a_probe_needs_and_nothing_else(live_regi
                    keyword="ok", expected_status="200,204", follow_redirects=False, next_check_at=timezone.now())
     check = collect()[0][1][0]
     assert set(check) == {"monitor", "slot", "interval", "url", "timeout", "method", "headers", "body",
-                          "expected_status", "keyword", "follow_redirects"}
+                          "expected_status", "keyword", "follow_redirects", "kind", "assertions", "tls_verify"}
     assert check["headers"] == {"X-A": "1"} and check["follow_redirects"] is False
 
 
@@ -270,3 +270,17 @@ def test_catching_up_takes_a_few_slots_of_a_monitor_per_tick_not_the_whole_backl
     now = timezone.now().replace(microsecond=0)
     MonitorFactory(interval=1, timeout=0.5, next_check_at=now - timedelta(seconds=20))
     assert sum(len(b) for _, b in collect(now=now)) == dispatch.CATCH_UP_BURST
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_is_never_sent_to_a_probe_node_and_assertions_travel_as_data(live_region):
+    MonitorFactory(kind="heartbeat", url="", next_check_at=timezone.now() - timedelta(seconds=5))
+    checked = MonitorFactory(url="https://example.test/", next_check_at=timezone.now(),
+                             assertions=[{"source": "status", "op": "eq", "value": 200}])
+
+    sent = [check for _queue, batch in collect() for check in batch]
+
+    # Heartbeats are pinged, not probed: only the HTTP monitor goes out.
+    assert [c["monitor"] for c in sent] == [checked.pk]
+    assert sent[0]["kind"] == "http"
+    assert sent[0]["assertions"] == [{"source": "status", "op": "eq", "value": 200}]

@@ -14,9 +14,10 @@ from urllib3.util.url import parse_url
 
 from monitors.choices import ErrorKind
 
+from ..assertions import Observation, failed_assertion, needs_body
 from ..base import CheckClock, CheckSpec, ProbeResult, parse_expected_status, status_matches
 from .failures import failure, timeout_message
-from .keyword import look_for_keyword
+from .keyword import keyword_in, look_for_keyword, read_body
 from .session import CheckDeadline, session
 from .tls import certificate_expiry
 
@@ -89,7 +90,7 @@ def _send(current: requests.Session, spec: CheckSpec) -> requests.Response:
         stream=True,  # the body is read only when a keyword needs it
         allow_redirects=spec.follow_redirects,
         timeout=spec.timeout,  # replaced per hop by _ProbeAdapter.send
-        verify=True,
+        verify=spec.tls_verify is not False,
         cert=None,
         proxies={},
     )
@@ -100,14 +101,40 @@ def _judge(
 ) -> ProbeResult:
     code = response.status_code
     expiry = certificate_expiry(deadline.peer_der) if deadline.peer_der else None
+    body: tuple[bytes, bool] | None = None
     if not status_matches(code, parse_expected_status(spec.expected_status)):
         kind = ErrorKind.STATUS
         error = f"HTTP {code}, expected {spec.expected_status.strip()}"
-    elif spec.keyword:
-        kind, error = look_for_keyword(response, spec.keyword)
     else:
-        kind, error = ErrorKind.OK, ""
+        if needs_body(spec.assertions):
+            body = read_body(response)  # all of it (up to 1 MiB): the keyword is looked for in it too
+        if spec.keyword:
+            kind, error = keyword_in(*body, spec.keyword) if body else look_for_keyword(response, spec.keyword)
+        else:
+            kind, error = ErrorKind.OK, ""
+        if kind == ErrorKind.OK and spec.assertions:
+            kind, error = _assert(spec, response, body, clock, expiry)
     if deadline.reaped:
         # A cut connection can look like a short but complete response.
         kind, error = ErrorKind.TIMEOUT, timeout_message(spec)
     return clock.result(kind, error, status_code=code, tls_expires_at=expiry)
+
+
+def _assert(spec: CheckSpec, response: requests.Response, body: tuple[bytes, bool] | None, clock: CheckClock,
+            expiry) -> tuple[str, str]:
+    seen = Observation(
+        status_code=response.status_code,
+        headers=response.headers,
+        body=_text(body[0], response.encoding) if body is not None else None,
+        latency_ms=clock.elapsed_ms(),
+        tls_days=(expiry - clock.started_at).total_seconds() / 86400 if expiry is not None else None,
+    )
+    failed = failed_assertion(spec.assertions, seen)
+    return (ErrorKind.ASSERTION, failed) if failed else (ErrorKind.OK, "")
+
+
+def _text(body: bytes, encoding: str | None) -> str:
+    try:
+        return body.decode(encoding or "utf-8", "replace")
+    except LookupError:  # a charset Python does not know
+        return body.decode("utf-8", "replace")

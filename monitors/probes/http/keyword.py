@@ -48,3 +48,24 @@ def find_keyword(
             return True, seen, False
         tail = window[-overlap:] if overlap else b""
     return False, seen, True
+
+
+def read_body(response: requests.Response, limit: int = MAX_BODY_BYTES) -> tuple[bytes, bool]:
+    """The body, up to `limit` bytes, for assertions that look at all of it;
+    returns (body, truncated)."""
+    chunks: list[bytes] = []
+    seen = 0
+    while seen < limit:
+        chunk = response.raw.read1(min(CHUNK_BYTES, limit - seen), decode_content=True)
+        if not chunk:
+            return b"".join(chunks), False
+        chunks.append(chunk)
+        seen += len(chunk)
+    return b"".join(chunks), True
+
+
+def keyword_in(body: bytes, truncated: bool, keyword: str) -> tuple[str, str]:
+    if keyword.encode() in body:
+        return ErrorKind.OK, ""
+    where = f"the first {len(body)} bytes" if truncated else f"the response body ({len(body)} bytes)"
+    return ErrorKind.KEYWORD, f"keyword {keyword!r} not found in {where}"

@@ -5,6 +5,7 @@ and an adapter that always verifies with the shared SSLContext.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,10 +14,15 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import InsecureRequestWarning
 
 from loopr import net
 
-from .tls import get_ssl_context
+from .tls import get_ssl_context, get_unverified_ssl_context
+
+# A monitor with tls_verify off asked for exactly that: a warning per check
+# would only flood the probe node's log.
+warnings.filterwarnings("ignore", category=InsecureRequestWarning)
 
 USER_AGENT = "Loopr/0.1 (+uptime monitor)"
 MAX_REDIRECTS = 5
@@ -80,14 +86,17 @@ class _ProbeAdapter(HTTPAdapter):
         self, request: requests.PreparedRequest, verify: Any, cert: Any = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         host_params, _ = super().build_connection_pool_key_attributes(request, verify, cert)
-        # Always verify, with the shared context; urllib3 drops these for http.
+        # Verify with the shared context, unless the monitor turned
+        # tls_verify off (verify=False); urllib3 drops these for http.
+        if verify is False:
+            return host_params, {"ssl_context": get_unverified_ssl_context(), "cert_reqs": "CERT_NONE"}
         return host_params, {"ssl_context": get_ssl_context(), "cert_reqs": "CERT_REQUIRED"}
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
         # requests would set ca_certs to certifi's path here, and urllib3 then
         # calls load_verify_locations() for every new connection (~15 ms).
         # The shared context already holds the CAs.
-        conn.cert_reqs = "CERT_REQUIRED"
+        conn.cert_reqs = "CERT_NONE" if verify is False else "CERT_REQUIRED"
         conn.ca_certs = None
         conn.ca_cert_dir = None
 

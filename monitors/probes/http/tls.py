@@ -71,11 +71,18 @@ def set_ssl_context(context: ssl.SSLContext | None) -> None:
 
 @functools.cache
 def _unverified_context() -> ssl.SSLContext:
-    # Only used to read the certificate of a server that failed verification.
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    # Reads the certificate of a server that failed verification, and checks
+    # monitors with tls_verify off (a self-signed or private-CA certificate);
+    # shared by every thread like the verifying one.
+    context = _SharedSSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(urllib3_ssl.ALPN_PROTOCOLS)
     return context
+
+
+def get_unverified_ssl_context() -> ssl.SSLContext:
+    return _unverified_context()
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,0 +1,187 @@
+"""Heartbeats: monitors whose job reports to Loopr instead of being checked.
+
+A ping (`receive_ping`) is recorded and, when it says how a run ended, is a
+result judged by the same state machine as a probe's: one transaction holds
+the monitor's lock, the ping, the result, the state change, the incident and
+the outbox rows, so a 200 means all of it is stored. A heartbeat whose
+deadline (`next_ping_due_at`) passes without a success is late: the sweep
+(`sweep_late_heartbeats`, every second from beat) records a `late` failure
+for that deadline and moves it on to the next one. Heartbeats are never sent
+to probe nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .bulk import STATUS_FIELDS
+from .choices import ErrorKind, MonitorKind, PingKind
+from .models import CheckResult, Monitor, Ping
+from .quorum import Check
+from .regions import Region
+from .state import judge
+
+log = logging.getLogger(__name__)
+
+# The region a heartbeat's results are stored under: pings come from the job,
+# not from a probe node, and no node ever serves this region.
+PUSH_REGION = "push"
+MAX_BODY_BYTES = 10_000
+MAX_OPEN_RUNS = 20  # /start without an end, per heartbeat: the oldest are forgotten
+CATCH_UP_LIMIT = 10_000
+# What a ping or a missed deadline changes on the monitor, written in one UPDATE.
+SAVED_FIELDS = [name.removesuffix("_id") for name in STATUS_FIELDS] + ["next_ping_due_at", "run_starts"]
+
+
+@dataclass(frozen=True)
+class PingRequest:
+    """A ping as the web received it, already checked for shape."""
+
+    kind: str  # PingKind
+    exit_status: int | None = None
+    rid: uuid.UUID | None = None
+    method: str = "GET"
+    body: str = ""
+    remote_addr: str | None = None
+    user_agent: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == PingKind.SUCCESS or (self.kind == PingKind.EXIT and self.exit_status == 0)
+
+
+class RateLimited(Exception):
+    pass
+
+
+def receive_ping(key: uuid.UUID, ping: PingRequest) -> Ping | None:
+    """Record a ping for the heartbeat `key`; None when there is no such
+    heartbeat. Raises RateLimited past LOOPR_PING_RATE a minute."""
+    with transaction.atomic():
+        monitor = Monitor.objects.select_for_update().filter(ping_uuid=key, kind=MonitorKind.HEARTBEAT).first()
+        if monitor is None:
+            return None
+        now = timezone.now()
+        if monitor.last_slot_at is not None and now <= monitor.last_slot_at:
+            # Each result's slot is its own (the natural key), and in order.
+            now = monitor.last_slot_at + timedelta(microseconds=1)
+        recent = Ping.objects.filter(monitor=monitor, at__gt=now - timedelta(minutes=1))
+        if recent.values("id")[: settings.LOOPR_PING_RATE].count() >= settings.LOOPR_PING_RATE:
+            raise RateLimited
+        record = Ping(monitor=monitor, at=now, kind=ping.kind, exit_status=ping.exit_status, rid=ping.rid,
+                      method=ping.method, body=ping.body, remote_addr=ping.remote_addr,
+                      user_agent=ping.user_agent[:200])
+        if ping.kind == PingKind.START:
+            note_start(monitor, now, ping.rid)
+        elif ping.kind != PingKind.LOG:
+            record.duration_ms = run_duration_ms(monitor, now, ping.rid)
+            judge_ping(monitor, ping, now, record.duration_ms)
+        record.save()
+        monitor.save(update_fields=SAVED_FIELDS)
+    return record
+
+
+def note_start(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> None:
+    """A run began: its end measures its duration, and a run that does not
+    end within the grace is late."""
+    starts = dict(monitor.run_starts or {})
+    starts[str(rid or "")] = now.isoformat()
+    monitor.run_starts = dict(sorted(starts.items(), key=lambda item: item[1])[-MAX_OPEN_RUNS:])
+    if not monitor.paused:
+        due = now + timedelta(seconds=monitor.grace)
+        if monitor.next_ping_due_at is None or due < monitor.next_ping_due_at:
+            monitor.next_ping_due_at = due
+
+
+def run_duration_ms(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> float | None:
+    started = (monitor.run_starts or {}).get(str(rid or ""))
+    if started is None:
+        return None
+    monitor.run_starts = {k: v for k, v in monitor.run_starts.items() if k != str(rid or "")}
+    return round((now - datetime.fromisoformat(started)).total_seconds() * 1000, 1)
+
+
+def judge_ping(monitor: Monitor, ping: PingRequest, now: datetime, duration_ms: float | None) -> None:
+    """A run's end, as a result the state machine judges."""
+    if ping.ok:
+        kind, error = ErrorKind.OK, ""
+    elif ping.kind == PingKind.EXIT:
+        kind, error = ErrorKind.REPORTED, f"the job exited with status {ping.exit_status}"
+    else:
+        kind, error = ErrorKind.REPORTED, "the job reported a failure (/fail)"
+    store_result(monitor, now, now, ping.ok, kind, error, duration_ms)
+    if not monitor.paused:
+        monitor.next_ping_due_at = monitor.next_ping_due(now)
+
+
+def store_result(monitor: Monitor, slot: datetime, at: datetime, ok: bool, kind: str, error: str,
+                 latency_ms: float | None) -> None:
+    CheckResult.objects.create(
+        monitor=monitor, region_id=push_region_id(), node=PUSH_REGION, scheduled_at=slot, checked_at=at, ok=ok,
+        latency_ms=latency_ms, error_kind=kind, error=error, in_maintenance=monitor.in_maintenance,
+    )
+    judge(monitor, Check(ok=ok, slot=slot, checked_at=at, latency_ms=latency_ms, error_kind=kind, error=error,
+                         region=PUSH_REGION))
+
+
+def push_region_id() -> int:
+    return Region.objects.get_or_create(name=PUSH_REGION, defaults={"label": "Heartbeat pings"})[0].pk
+
+
+def sweep_late_heartbeats(now: datetime | None = None, limit: int = 1000) -> int:
+    """Heartbeats whose deadline passed without a success: each gets a
+    `late` result for that deadline (the state machine takes it from there)
+    and its next deadline. Returns how many were late."""
+    now = now or timezone.now()
+    due = Monitor.objects.filter(kind=MonitorKind.HEARTBEAT, paused=False, next_ping_due_at__lte=now)
+    late = 0
+    for pk in due.order_by("next_ping_due_at").values_list("pk", flat=True)[:limit]:
+        with transaction.atomic():
+            # Skipped while a ping holds it: that ping moves the deadline anyway.
+            monitor = (Monitor.objects.select_for_update(skip_locked=True, of=("self",))
+                       .filter(pk=pk, paused=False, next_ping_due_at__lte=now).first())
+            if monitor is None:
+                continue
+            record_late(monitor, now)
+            late += 1
+    return late
+
+
+def record_late(monitor: Monitor, now: datetime) -> None:
+    deadline = monitor.next_ping_due_at
+    store_result(monitor, deadline, now, False, ErrorKind.LATE, late_message(monitor, deadline), None)
+    # The next deadline after this one; after a long pause of the sweep, the
+    # first one still ahead (one late result, not one per missed period).
+    grace = timedelta(seconds=monitor.grace)
+    following = monitor.next_ping_due(deadline - grace)
+    for _ in range(CATCH_UP_LIMIT):
+        if following > now:
+            break
+        following = monitor.next_ping_due(following - grace)
+    monitor.next_ping_due_at = following
+    monitor.save(update_fields=SAVED_FIELDS)
+
+
+def late_message(monitor: Monitor, deadline: datetime) -> str:
+    expected = f"on schedule '{monitor.schedule}' ({monitor.timezone})" if monitor.schedule else \
+        f"every {monitor.interval} s"
+    return f"no ping by {deadline.isoformat(timespec='seconds')} (expected {expected}, {monitor.grace} s grace)"
+
+
+def prune_pings(now: datetime | None = None, batch_size: int = 5000) -> tuple[int, bool]:
+    """Pings older than LOOPR_RESULTS_RETENTION_DAYS, deleted one batch per
+    call (the task re-enqueues itself while more are left); returns
+    (deleted, more_left)."""
+    cutoff = (now or timezone.now()) - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS)
+    ids = list(Ping.objects.filter(at__lt=cutoff).order_by("at").values_list("id", flat=True)[:batch_size])
+    if not ids:
+        return 0, False
+    deleted = Ping.objects.filter(id__in=ids)._raw_delete(Ping.objects.db)
+    return deleted, len(ids) == batch_size

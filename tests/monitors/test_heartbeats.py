@@ -1,0 +1,311 @@
+"""Heartbeat (push / cron) monitors: created through the API, pinged at
+/ping/<uuid> in Healthchecks' grammar, and late when no success arrives
+within the schedule and its grace — through the same state machine,
+incidents and alerts as a probed monitor."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+import pytest
+import time_machine
+from django.test import Client
+from django.utils import timezone
+
+from monitors.heartbeats import prune_pings, sweep_late_heartbeats
+from monitors.models import CheckResult, Incident, Monitor, Ping
+from notifications.models import Notification
+from tests.factories import ChannelFactory
+
+pytestmark = pytest.mark.django_db
+
+MONITORS = "/api/v1/monitors/"
+
+
+@pytest.fixture
+def web() -> Client:
+    return Client()
+
+
+def create(api, **fields) -> dict:
+    response = api.post(MONITORS, {"name": "nightly backup", "kind": "heartbeat", **fields}, format="json")
+    assert response.status_code == 201, response.data
+    return response.data
+
+
+def heartbeat(api, **fields) -> Monitor:
+    monitor = Monitor.objects.get(pk=create(api, **fields)["id"])
+    monitor.channels.set([ChannelFactory(owner=monitor.owner)])
+    return monitor
+
+
+def ping(web: Client, monitor: Monitor, suffix: str = "", method: str = "get", **kwargs):
+    return getattr(web, method)(f"/ping/{monitor.ping_uuid}{suffix}", **kwargs)
+
+
+# --- creation --------------------------------------------------------------
+
+
+def test_a_heartbeat_shows_its_absolute_ping_url_and_waits_for_its_first_ping(api) -> None:
+    data = create(api, interval=3600, grace=600)
+
+    monitor = Monitor.objects.get()
+    assert data["kind"] == "heartbeat" and data["url"] == ""
+    assert data["ping_url"] == f"http://testserver/ping/{monitor.ping_uuid}"
+    assert data["status"] == "pending" and data["next_ping_due_at"] is None
+    # Its uuid is the secret: version 4, 122 random bits.
+    assert monitor.ping_uuid.version == 4
+
+
+def test_the_ping_url_starts_with_loopr_public_url_when_set(api, settings) -> None:
+    settings.LOOPR_PUBLIC_URL = "https://loopr.example.com/base"
+
+    data = create(api, interval=60)
+
+    assert data["ping_url"] == f"https://loopr.example.com/base/ping/{Monitor.objects.get().ping_uuid}"
+
+
+def test_a_cron_heartbeat_is_created_with_its_schedule_and_time_zone(api) -> None:
+    data = create(api, schedule="0 3 * * *", timezone="Europe/Berlin", grace=1800)
+
+    assert (data["schedule"], data["timezone"], data["grace"]) == ("0 3 * * *", "Europe/Berlin", 1800)
+
+
+@pytest.mark.parametrize("fields, field", [
+    ({"url": "https://example.com/", "interval": 60}, "url"),
+    ({}, "interval"),
+    ({"schedule": "61 * * * *"}, "schedule"),
+    ({"schedule": "every day"}, "schedule"),
+    ({"schedule": "0 3 * * *", "timezone": "Mars/Olympus"}, "timezone"),
+    ({"interval": 0}, "interval"),
+    ({"interval": 60, "grace": -5}, "grace"),
+    ({"interval": 60, "grace": 86401}, "grace"),
+    ({"interval": 60, "assertions": [{"source": "latency", "op": "lt", "value": 5}]}, "assertions"),
+])
+def test_a_bad_heartbeat_is_a_400_naming_the_field(api, fields, field) -> None:
+    response = api.post(MONITORS, {"name": "hb", "kind": "heartbeat", **fields}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert field in response.data, response.data
+    assert not Monitor.objects.exists()
+
+
+# --- pings -----------------------------------------------------------------
+
+
+def test_a_ping_is_recorded_as_a_result_and_brings_the_heartbeat_up(api, web) -> None:
+    monitor = heartbeat(api, interval=3600, grace=600)
+
+    response = ping(web, monitor)
+
+    assert response.status_code == 200
+    assert response.content == b"OK\n" and response["Content-Type"].startswith("text/plain")
+    monitor.refresh_from_db()
+    assert monitor.status == "up"
+    result = CheckResult.objects.get(monitor=monitor)
+    assert (result.ok, result.error_kind, result.region.name) == (True, "ok", "push")
+    # The next deadline: one interval and the grace after the ping.
+    assert monitor.next_ping_due_at == result.checked_at + timedelta(seconds=4200)
+    listed = api.get(f"{MONITORS}{monitor.pk}/results/").data["results"]
+    assert [r["error_kind"] for r in listed] == ["ok"]
+
+
+@pytest.mark.parametrize("method", ["get", "post", "head"])
+def test_get_post_and_head_all_ping(api, web, method) -> None:
+    monitor = heartbeat(api, interval=60)
+
+    assert ping(web, monitor, method=method).status_code == 200
+    assert Ping.objects.get().method == method.upper()
+
+
+def test_fail_and_a_non_zero_exit_status_bring_it_down_with_one_alert(api, web) -> None:
+    monitor = heartbeat(api, interval=60)
+    ping(web, monitor)
+
+    ping(web, monitor, "/fail")
+    monitor.refresh_from_db()
+    assert monitor.status == "down"
+    assert Incident.objects.get(monitor=monitor).cause == "the job reported a failure (/fail)"
+
+    ping(web, monitor, "/0")
+    ping(web, monitor, "/3")
+    monitor.refresh_from_db()
+    incidents = Incident.objects.filter(monitor=monitor).order_by("started_at")
+    assert monitor.status == "down"
+    assert [i.cause for i in incidents] == ["the job reported a failure (/fail)", "the job exited with status 3"]
+    events = list(Notification.objects.filter(monitor=monitor).order_by("created_at").values_list("event", flat=True))
+    assert events == ["down", "up", "down"]
+
+
+def test_start_then_success_measures_the_run_and_rid_pairs_overlapping_runs(api, web) -> None:
+    monitor = heartbeat(api, interval=60)
+    first, second = uuid.uuid4(), uuid.uuid4()
+
+    ping(web, monitor, f"/start?rid={first}")
+    ping(web, monitor, f"/start?rid={second}")
+    ping(web, monitor, f"?rid={first}")
+
+    done = Ping.objects.get(kind="success")
+    assert done.rid == first and done.duration_ms is not None and done.duration_ms >= 0
+    assert CheckResult.objects.get(monitor=monitor).latency_ms == done.duration_ms
+    monitor.refresh_from_db()
+    assert list(monitor.run_starts) == [str(second)]
+
+
+def test_a_log_ping_is_kept_with_its_body_and_changes_nothing(api, web) -> None:
+    monitor = heartbeat(api, interval=60)
+
+    response = ping(web, monitor, "/log", method="post", data=b"disk 91% full", content_type="text/plain")
+
+    assert response.status_code == 200
+    monitor.refresh_from_db()
+    assert monitor.status == "pending" and not CheckResult.objects.exists()
+    shown = api.get(f"{MONITORS}{monitor.pk}/pings/").data["results"]
+    assert [(p["kind"], p["body"]) for p in shown] == [("log", "disk 91% full")]
+
+
+def test_a_long_body_is_cut_at_10_kb_not_refused(api, web) -> None:
+    monitor = heartbeat(api, interval=60)
+
+    response = ping(web, monitor, method="post", data=b"x" * 50_000, content_type="text/plain")
+
+    assert response.status_code == 200
+    assert len(Ping.objects.get().body) == 10_000
+
+
+@pytest.mark.parametrize("suffix, method, kwargs, status", [
+    ("/999", "get", {}, 400),
+    ("/256", "get", {}, 400),
+    ("/-1", "get", {}, 400),
+    ("/reboot", "get", {}, 400),
+    ("?rid=not-a-uuid", "get", {}, 400),
+    ("", "put", {}, 405),
+    ("", "delete", {}, 405),
+    ("", "post", {"data": b"x" * 1_000_001, "content_type": "text/plain"}, 413),
+])
+def test_a_malformed_ping_is_a_clear_4xx_and_changes_nothing(api, web, suffix, method, kwargs, status) -> None:
+    monitor = heartbeat(api, interval=60)
+
+    response = ping(web, monitor, suffix, method=method, **kwargs)
+
+    assert response.status_code == status
+    assert response.content.strip()  # it says what is wrong
+    monitor.refresh_from_db()
+    assert monitor.status == "pending"
+    assert not Ping.objects.exists() and not CheckResult.objects.exists()
+
+
+def test_an_unknown_uuid_is_a_404_and_another_kind_has_no_ping_url(api, web) -> None:
+    checked = Monitor.objects.get(pk=api.post(MONITORS, {"name": "site", "url": "https://example.com/"},
+                                              format="json").data["id"])
+
+    assert web.get(f"/ping/{uuid.uuid4()}").status_code == 404
+    assert web.get(f"/ping/{checked.ping_uuid}").status_code == 404
+    assert web.get("/ping/not-a-uuid").status_code == 404
+    assert api.get(f"{MONITORS}{checked.pk}/").data["ping_url"] is None
+
+
+def test_pings_beyond_the_rate_are_429(api, web, settings) -> None:
+    settings.LOOPR_PING_RATE = 3
+    monitor = heartbeat(api, interval=60)
+
+    statuses = [ping(web, monitor).status_code for _ in range(4)]
+
+    assert statuses == [200, 200, 200, 429]
+    assert Ping.objects.count() == 3
+
+
+def test_pings_need_no_login_and_no_csrf_token(api) -> None:
+    monitor = heartbeat(api, interval=60)
+    strict = Client(enforce_csrf_checks=True)
+
+    assert strict.post(f"/ping/{monitor.ping_uuid}", data=b"", content_type="text/plain").status_code == 200
+
+
+# --- lateness --------------------------------------------------------------
+
+
+def test_a_late_heartbeat_goes_down_once_with_one_alert_and_a_ping_brings_it_back(api, web) -> None:
+    monitor = heartbeat(api, interval=60, grace=30)
+    ping(web, monitor)
+    monitor.refresh_from_db()
+    due = monitor.next_ping_due_at
+
+    assert sweep_late_heartbeats(now=due - timedelta(seconds=1)) == 0
+    assert sweep_late_heartbeats(now=due + timedelta(seconds=1)) == 1
+    assert sweep_late_heartbeats(now=due + timedelta(seconds=2)) == 0  # its next deadline is a period later
+
+    monitor.refresh_from_db()
+    assert monitor.status == "down"
+    late = CheckResult.objects.get(monitor=monitor, ok=False)
+    assert (late.error_kind, late.scheduled_at) == ("late", due)
+    assert late.error.startswith(f"no ping by {due.isoformat(timespec='seconds')} (expected every 60 s, 30 s grace)")
+    assert monitor.next_ping_due_at == due + timedelta(seconds=60)
+    assert list(Notification.objects.filter(monitor=monitor).values_list("event", flat=True)) == ["down"]
+
+    ping(web, monitor)
+    monitor.refresh_from_db()
+    assert monitor.status == "up"
+    # (Sorted: the sweep ran in the simulated future, the ping now.)
+    assert sorted(Notification.objects.filter(monitor=monitor).values_list("event", flat=True)) == ["down", "up"]
+
+
+def test_after_a_long_pause_of_the_sweep_one_late_result_is_recorded_not_one_per_period(api, web) -> None:
+    monitor = heartbeat(api, interval=60, grace=0)
+    ping(web, monitor)
+    monitor.refresh_from_db()
+    due = monitor.next_ping_due_at
+    now = due + timedelta(hours=1)
+
+    sweep_late_heartbeats(now=now)
+
+    monitor.refresh_from_db()
+    assert CheckResult.objects.filter(monitor=monitor, error_kind="late").count() == 1
+    assert now < monitor.next_ping_due_at <= now + timedelta(seconds=60)
+
+
+def test_a_paused_heartbeat_is_never_late(api, web) -> None:
+    monitor = heartbeat(api, interval=60, grace=0)
+    ping(web, monitor)
+    api.patch(f"{MONITORS}{monitor.pk}/", {"paused": True}, format="json")
+
+    assert sweep_late_heartbeats(now=timezone.now() + timedelta(days=1)) == 0
+
+
+def test_a_run_that_started_and_did_not_end_within_the_grace_is_late(api, web) -> None:
+    monitor = heartbeat(api, interval=86400, grace=60)
+    ping(web, monitor)
+    ping(web, monitor, "/start")
+    monitor.refresh_from_db()
+
+    started = Ping.objects.get(kind="start").at
+    assert monitor.next_ping_due_at == started + timedelta(seconds=60)
+
+
+def test_a_cron_heartbeat_is_due_at_its_next_local_time_across_a_dst_change(api, web) -> None:
+    # 02:30 every night in Berlin. On 2026-03-29 clocks jump from 02:00 to
+    # 03:00: that night's run is expected at 03:00 CEST (01:00 UTC), and the
+    # next at 02:30 CEST (00:30 UTC), not 24 hours after the last.
+    monitor = heartbeat(api, schedule="30 2 * * *", timezone="Europe/Berlin", grace=600)
+    with time_machine.travel(datetime(2026, 3, 28, 1, 31, tzinfo=dt_timezone.utc), tick=False):
+        ping(web, monitor)  # 02:31 CET on the 28th
+    monitor.refresh_from_db()
+    assert monitor.next_ping_due_at == datetime(2026, 3, 29, 1, 10, tzinfo=dt_timezone.utc)
+
+    with time_machine.travel(datetime(2026, 3, 29, 1, 5, tzinfo=dt_timezone.utc), tick=False):
+        ping(web, monitor)  # 03:05 CEST on the 29th
+    monitor.refresh_from_db()
+    assert monitor.next_ping_due_at == datetime(2026, 3, 30, 0, 40, tzinfo=dt_timezone.utc)
+
+
+def test_pings_past_retention_are_pruned(api, web, settings) -> None:
+    monitor = heartbeat(api, interval=60)
+    ping(web, monitor, "/log")
+    ping(web, monitor, "/log")
+    Ping.objects.filter(pk=Ping.objects.order_by("at").first().pk).update(
+        at=timezone.now() - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS, minutes=1))
+
+    assert prune_pings() == (1, False)
+    assert Ping.objects.count() == 1
