@@ -282,7 +282,9 @@ LOOPR_CANARY_URL = os.environ.get("LOOPR_CANARY_URL", "")
 LOOPR_CANARY_INTERVAL = env_float("LOOPR_CANARY_INTERVAL", 10.0, minimum=0.5)
 LOOPR_ADMIN_PASSWORD = os.environ.get("LOOPR_ADMIN_PASSWORD", "")
 # Where Loopr is reached from outside (https://loopr.example.com): heartbeats'
-# ping URLs start with it. Unset, they are built from the request's host.
+# ping URLs and the acknowledgement links in alerts start with it. Unset, ping
+# URLs are built from the request's host and links point at the quick start's
+# address (an alert has no request to take a host from).
 LOOPR_PUBLIC_URL = env_str("LOOPR_PUBLIC_URL", "").rstrip("/")
 if LOOPR_PUBLIC_URL and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", LOOPR_PUBLIC_URL):
     raise ImproperlyConfigured(f"LOOPR_PUBLIC_URL: an http(s):// URL, got {LOOPR_PUBLIC_URL!r}")
@@ -335,8 +337,6 @@ def env_url(name: str, default: str) -> str:
     return value
 
 
-# Where people reach this Loopr: the base of the acknowledgement links in alerts.
-LOOPR_PUBLIC_URL = env_url("LOOPR_PUBLIC_URL", "http://127.0.0.1:8000")
 # An acknowledgement link works for this many seconds (and only while its incident is open).
 LOOPR_ACK_LINK_MAX_AGE = env_int("LOOPR_ACK_LINK_MAX_AGE", 7 * 24 * 3600, minimum=60)
 # Providers' API bases: settings so that tests (or a proxy) can stand in for them.

@@ -94,9 +94,12 @@ def ack_url(notification: Notification) -> str:
     if not notification.incident.acknowledgeable():
         return ""
     token = link_token(notification.incident_id, notification.channel_id)
-    return settings.LOOPR_PUBLIC_URL + reverse("acknowledge", args=[token])
+    return (settings.LOOPR_PUBLIC_URL or QUICK_START_URL) + reverse("acknowledge", args=[token])
 
 
+# An alert has no request to take a host from: without LOOPR_PUBLIC_URL its
+# links point where `dev.py run` serves.
+QUICK_START_URL = "http://127.0.0.1:8000"
 DELIVER_TASK = "notifications.deliver_notification"
 
 
