@@ -10,12 +10,13 @@ from __future__ import annotations
 import re
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 
 from ..choices import Event
 from .base import Message, clip
-from .http import HttpTransport, dump_json, provider_url
+from .http import HttpTransport, provider_url
 from .validation import Options, validate_token
 
 MAX_MESSAGE = 1024
@@ -49,7 +50,11 @@ class PushoverTransport(HttpTransport):
         return provider_url(settings.LOOPR_PUSHOVER_URL, "/1/messages.json")
 
     def body(self, message: Message) -> bytes:
-        return dump_json(pushover_message(self.secret, self.checked_target(), message, self.options))
+        # Form-encoded: the format every version of Pushover's API documents.
+        return urlencode(pushover_message(self.secret, self.checked_target(), message, self.options)).encode("ascii")
+
+    def headers(self, message: Message, body: bytes) -> dict[str, str]:
+        return {**super().headers(message, body), "Content-Type": "application/x-www-form-urlencoded"}
 
 
 def pushover_message(token: str, user: str, message: Message, options: dict[str, Any]) -> dict[str, Any]:

@@ -58,6 +58,8 @@ class Fake:
 
 
 def _json(request: Request) -> Any:
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return request.form.to_dict()
     try:
         return json.loads(request.get_data())
     except ValueError:
@@ -285,22 +287,24 @@ NTFY = dict(
 
 
 def check_pushover(request: Request, body: Any) -> str:
-    if request.path != "/1/messages.json":
-        return f"path {request.path}"
-    problem = _json_post(request) or _missing(body, "token", "user", "message")
+    if request.path != "/1/messages.json" or request.method != "POST":
+        return f"{request.method} {request.path}"
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return f"Content-Type {request.mimetype}: parameters are form-encoded"
+    problem = _missing(body, "token", "user", "message")
     if problem:
         return problem
     if body["token"] != PUSHOVER_TOKEN:
         return "application token is invalid"
     if len(body["message"]) > 1024 or len(body.get("title", "")) > 250:
         return "message or title too long"
-    if body.get("priority") == 2:
-        if not isinstance(body.get("retry"), int) or body["retry"] < 30:
-            return "retry must be supplied with priority=2, and be at least 30"
-        if not isinstance(body.get("expire"), int) or body["expire"] > 10800:
-            return "expire must be supplied with priority=2, and be at most 10800"
-    if body.get("priority", 0) not in {-2, -1, 0, 1, 2}:
+    if body.get("priority", "0") not in {"-2", "-1", "0", "1", "2"}:
         return "priority"
+    if body.get("priority") == "2":
+        if not body.get("retry", "").isdigit() or int(body["retry"]) < 30:
+            return "retry must be supplied with priority=2, and be at least 30"
+        if not body.get("expire", "").isdigit() or int(body["expire"]) > 10800:
+            return "expire must be supplied with priority=2, and be at most 10800"
     return ""
 
 

@@ -192,3 +192,17 @@ def test_the_admin_acknowledges_the_chosen_incidents(outage):
     assert response.status_code == 302
     outage.refresh_from_db()
     assert (outage.acknowledged_by, outage.acknowledged_via) == ("root", "admin")
+
+
+def test_an_email_carries_the_link_in_its_text_and_html_and_an_acknowledged_message_says_who():
+    from notifications.render import render
+    from tests.notifications.conftest import make_context
+
+    down = render(make_context("down", ack_url="https://loopr.example.com/ack/t0k/"))
+    acknowledged = render(make_context("acknowledged", details="by alice: rolling back"))
+
+    assert "Acknowledge (stops reminders and escalation): https://loopr.example.com/ack/t0k/" in down.text
+    assert '<a href="https://loopr.example.com/ack/t0k/">Acknowledge</a>' in down.html
+    assert acknowledged.subject == "[Loopr] ACKNOWLEDGED: web (https://example.com/health) by alice: rolling back"
+    # An acknowledgement offers no link of its own.
+    assert acknowledged.ack_url == "" and "/ack/" not in acknowledged.text

@@ -238,8 +238,9 @@ def test_pushover_down_is_an_emergency_repeated_until_confirmed(provider):
     assert fake.send("up").ok
 
     down, up = fake.fake.documents
-    assert (down["priority"], down["retry"], down["expire"]) == (2, 45, 3600)
-    assert up["priority"] == 0 and "retry" not in up
+    # Form-encoded, as Pushover documents its parameters.
+    assert (down["priority"], down["retry"], down["expire"]) == ("2", "45", "3600")
+    assert up["priority"] == "0" and "retry" not in up
     assert (down["user"], down["url"]) == (p.PUSHOVER_USER, ACK_URL)
     # HTML mode: the name escaped so that Pushover shows it as typed.
     assert "shop &lt;b&gt;&amp;" in down["message"]
