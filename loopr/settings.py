@@ -236,6 +236,10 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every message is checked against Celery's protocol and its task's signature
+# before Celery sees it: a malformed one is dropped and counted, never fatal
+# (loopr/broker.py; the transport half is installed in loopr/celery.py).
+CELERY_WORKER_CONSUMER = "loopr.broker:Consumer"
 
 # --- Loopr ------------------------------------------------------------------------
 LOOPR_REGION = env_str("LOOPR_REGION", "local")
