@@ -45,10 +45,11 @@ from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
 
+from loopr.formatting import excerpt
+
 log = logging.getLogger("loopr.broker")
 
 DROPPED_KEY_PREFIX = "loopr:dropped:"
-EXCERPT_CHARS = 200
 # A message bigger than this is refused before it is decoded (an ingest
 # report of 100 results is ~50 kB; a probe batch of 5,000 checks a few MB).
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
@@ -62,30 +63,6 @@ _lock = threading.Lock()
 
 class Poison(ValueError):
     """What is wrong with a message; the reason is short and bounded."""
-
-
-def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
-    """A log-safe excerpt: at most `limit` characters of the value's repr,
-    with its full length when it was cut."""
-    if isinstance(value, (bytes, bytearray)):
-        text = repr(bytes(value[: limit * 2]))
-        size = len(value)
-    else:
-        text = value if isinstance(value, str) else _bounded_repr(value, limit)
-        size = len(text)
-    if len(text) <= limit:
-        return text
-    return f"{text[:limit]}… ({size} chars)"
-
-
-def _bounded_repr(value: object, limit: int) -> str:
-    import reprlib
-
-    r = reprlib.Repr()
-    r.maxstring = r.maxother = r.maxlong = limit
-    r.maxlist = r.maxdict = r.maxtuple = r.maxset = 20
-    r.maxlevel = 4
-    return r.repr(value)
 
 
 def drop(queue: str, reason: str, sample: object, channel=None) -> None:
@@ -272,16 +249,14 @@ _PLAIN_TYPES = {str: str, int: int, float: (int, float), bool: bool, list: (list
 def check_arguments(task, args: list, kwargs: dict) -> None:
     """The arguments bind to the task's signature, and each one annotated with
     a plain type (str, int, float, bool, list, dict) has that type."""
-    run = task.run
+    signature, hints = _signature(task.run)
     try:
-        bound = inspect.signature(run).bind(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise Poison(f"arguments do not fit {task.name}: {excerpt(str(exc), 100)}") from None
-    hints = _hints(run)
     for param, value in bound.arguments.items():
         expected = hints.get(param)
-        kind = inspect.signature(run).parameters[param].kind
-        if expected is None or kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+        if expected is None:
             continue
         if isinstance(value, bool) and expected in (int, float):
             raise Poison(f"argument {param} of {task.name} is a boolean, not a number")
@@ -289,18 +264,24 @@ def check_arguments(task, args: list, kwargs: dict) -> None:
             raise Poison(f"argument {param} of {task.name} is a {type(value).__name__}, not a {expected.__name__}")
 
 
-_hint_cache: dict[object, dict[str, type]] = {}
+_signature_cache: dict[object, tuple[inspect.Signature, dict[str, type]]] = {}
 
 
-def _hints(func) -> dict[str, type]:
-    """The parameters annotated with exactly one plain type."""
-    if func not in _hint_cache:
+def _signature(func) -> tuple[inspect.Signature, dict[str, type]]:
+    """The task's signature, and its named parameters annotated with exactly
+    one plain type (*args and **kwargs are not checked)."""
+    if func not in _signature_cache:
+        signature = inspect.signature(func)
         try:
             hints = typing.get_type_hints(func)
         except Exception:  # an annotation that does not resolve checks nothing
             hints = {}
-        _hint_cache[func] = {k: v for k, v in hints.items() if k != "return" and v in _PLAIN_TYPES}
-    return _hint_cache[func]
+        named = {
+            name for name, p in signature.parameters.items()
+            if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+        }
+        _signature_cache[func] = (signature, {k: v for k, v in hints.items() if k in named and v in _PLAIN_TYPES})
+    return _signature_cache[func]
 
 
 class Consumer(CeleryConsumer):

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import math
+
 from django.db import models
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -190,8 +192,19 @@ class MonitorSerializer(ValidatedModelSerializer):
         return instance
 
 
+class FiniteFloatField(serializers.FloatField):
+    """A float that is null when not finite: ingest refuses NaN and the
+    infinities, but a row stored before it did must not make the whole page
+    a 500 (JSON has no NaN)."""
+
+    def to_representation(self, value):
+        value = super().to_representation(value)
+        return value if math.isfinite(value) else None
+
+
 class CheckResultSerializer(serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    latency_ms = FiniteFloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = CheckResult
