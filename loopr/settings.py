@@ -266,6 +266,10 @@ LOOPR_PROBE_THREADS = env_int("LOOPR_PROBE_THREADS", 64, minimum=1, maximum=1024
 # A probe node reports finished checks at least this often while a batch runs.
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
+# A node's signed report of results older than this is refused (a replayed
+# result changes nothing; this bounds how long a captured one is accepted).
+# A day, so that the backlog a central outage leaves is still stored.
+LOOPR_REPORT_MAX_AGE = env_int("LOOPR_REPORT_MAX_AGE", 86400, minimum=60)
 # Seconds past a slot's timeout that its verdict waits for regions yet to report.
 LOOPR_VERDICT_GRACE = env_float("LOOPR_VERDICT_GRACE", 5.0)
 # A probe node checks this URL (e.g. the central's landing page; not /healthz,

@@ -12,7 +12,7 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import node
+from . import node, reports
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,13 @@ def start_node_threads(sender=None, **kwargs) -> None:
         # A broker hiccup must not end the loop.
         while True:
             try:
+                report = reports.sign("heartbeat", settings.LOOPR_REGION, sender.hostname, {
+                    "version": __version__, "started_at": started_at, "concurrency": concurrency or 0,
+                    "impaired": node.is_impaired(), "canary_error": canary.error if canary else "",
+                    **node.counters(),
+                }, node.token())
                 record_heartbeat.apply_async(
-                    kwargs={
-                        "node": sender.hostname, "region": settings.LOOPR_REGION, "token": node.token(),
-                        "version": __version__, "started_at": started_at, "concurrency": concurrency or 0,
-                        "impaired": node.is_impaired(), "canary_error": canary.error if canary else "",
-                        **node.counters(),
-                    },
+                    args=[report], argsrepr=reports.summary(report), kwargsrepr="{}",
                     expires=settings.LOOPR_HEARTBEAT_INTERVAL * 3,
                 )
             except Exception:

@@ -6,9 +6,10 @@ from celery import shared_task
 from django.conf import settings
 
 from loopr import freshness
+from loopr.formatting import excerpt
 from monitors import ingest
 
-from . import dispatch, node, probe_runner, services
+from . import dispatch, node, probe_runner, reports, services
 from .models import NodeToken, Rejection
 
 log = logging.getLogger(__name__)
@@ -34,34 +35,45 @@ def run_probe_batch(self, checks: list) -> int:
         for result in results:
             result["impaired"] = impaired
         node.count(len(results), sum(1 for r in results if not r["ok"]), sum(r.get("lag_ms", 0) for r in results))
-        ingest_results.apply_async(args=[region, name, results], kwargs={"token": node.token()})
+        report = reports.sign("results", region, name, results, node.token())
+        # The report, not the token, travels; Celery's argsrepr header gets a summary, not a copy.
+        ingest_results.apply_async(args=[report], argsrepr=reports.summary(report, len(results)), kwargsrepr="{}")
 
     done, _malformed = probe_runner.run_batch(checks, report, settings.LOOPR_RESULT_FLUSH_SECONDS)
     return done
 
 
 @shared_task(name="monitors.ingest_results", ignore_result=True)
-def ingest_results(region: str, node: str, results: list, token: str = "") -> dict:
-    """Results from a probe node. Its name is the monitors' (ingest is
-    theirs) but the task is the fleet's: a node is trusted here, by its
-    token, before monitors see a single row. A rogue node cannot mark
-    anything down: no valid token for this region, no results."""
-    found, reason = NodeToken.verify(token, region)
-    if found is None:
-        count = len(results) if isinstance(results, list) else 1
-        log.warning("ingest: rejected %d results from %s/%s: %s", count, node, region, reason)
-        Rejection.record(str(node), str(region), reason, count)
-        return {"rejected": count}
+def ingest_results(report: dict) -> dict:
+    """A probe node's signed report of results. Its name is the monitors'
+    (ingest is theirs) but the task is the fleet's: the report's signature is
+    checked against the node's token (workers/reports.py) before monitors see
+    a single row. A rogue node cannot mark anything down: no valid
+    signature for this region, no results."""
+    try:
+        found, results = NodeToken.verify_report(report, "results")
+    except reports.Refused as refused:
+        log.warning("ingest: refused a report from %s/%s: %s", excerpt(refused.node, 100), refused.region,
+                    refused.reason)
+        Rejection.record(refused.node, refused.region, refused.reason, 1)
+        return {"refused": refused.reason}
+    region, node = report["region"], report["node"]
     outcome = ingest.ingest_results(region, node, results)
     freshness.mark(freshness.INGEST)
-    if outcome.rejected:
-        log.warning("ingest from %s/%s: %s", region, node, outcome)
+    for field, count in outcome.rejected_fields.items():
+        Rejection.record(node, region, f"malformed result: {field}", count)
     return outcome.__dict__
 
 
 @shared_task(name="workers.record_heartbeat", ignore_result=True)
-def record_heartbeat(node: str, region: str, token: str = "", **report) -> bool:
-    return services.record_heartbeat(node, region, token, report)
+def record_heartbeat(report: dict) -> bool:
+    """A probe node's signed heartbeat (workers/reports.py)."""
+    try:
+        found, payload = NodeToken.verify_report(report, "heartbeat")
+    except reports.Refused as refused:
+        services.refuse_heartbeat(refused)
+        return False
+    return services.record_heartbeat(report["node"], found, payload)
 
 
 @shared_task(name="workers.mark_offline_nodes", ignore_result=True)
