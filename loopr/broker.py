@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import inspect
 import logging
 import math
+import secrets
 import threading
 import typing
 from collections import Counter
@@ -44,6 +46,7 @@ from kombu.exceptions import ContentDisallowed, DecodeError
 from kombu.transport import redis as kombu_redis
 from kombu.utils.encoding import bytes_to_str
 from kombu.utils.json import loads
+from redis import exceptions as redis_exceptions
 
 from loopr.formatting import excerpt
 
@@ -142,7 +145,49 @@ def check_envelope(envelope: object) -> None:
             raise Poison("body is not valid base64") from None
 
 
+class PlainLock:
+    """The non-blocking lock kombu's `Mutex` takes around restoring
+    unacknowledged messages, without Lua: redis-py's `Lock` releases by
+    EVALSHA, and a probe node's Redis user may not run scripts (one that
+    loops forever would block the broker; workers/broker_acl.py). SET NX PX
+    to take it, WATCH/GET/MULTI/DEL to give back only one's own."""
+
+    def __init__(self, client, name: str, timeout: float | None = None, **_ignored):
+        self.client, self.name = client, name
+        self.timeout_ms = int((timeout or 60) * 1000)
+        self.token = secrets.token_hex(16).encode()
+
+    def acquire(self, blocking: bool = False, **_ignored) -> bool:
+        return bool(self.client.set(self.name, self.token, nx=True, px=self.timeout_ms))
+
+    def release(self) -> None:
+        with self.client.pipeline(transaction=True) as pipe:
+            try:
+                pipe.watch(self.name)
+                if pipe.get(self.name) != self.token:
+                    raise redis_exceptions.LockNotOwnedError("the lock expired and was taken")
+                pipe.multi()
+                pipe.delete(self.name)
+                pipe.execute()
+            except redis_exceptions.WatchError:
+                raise redis_exceptions.LockNotOwnedError("the lock changed hands") from None
+
+
+def _plain_lock_client(base: type) -> type:
+    class Client(base):
+        def lock(self, name, timeout=None, **kwargs):
+            return PlainLock(self, name, timeout)
+
+    return Client
+
+
 class Channel(kombu_redis.Channel):
+    def _get_client(self):
+        client = super()._get_client()
+        if isinstance(client, functools.partial):  # global_keyprefix: a partial of PrefixedStrictRedis
+            return functools.partial(_plain_lock_client(client.func), *client.args, **client.keywords)
+        return _plain_lock_client(client)
+
     def _brpop_read(self, **options):
         # kombu 5.7's _brpop_read, with the decoding split out: upstream
         # passes `loads(item)` straight to `_deliver`, and a decode error

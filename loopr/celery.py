@@ -3,6 +3,8 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.app import amqp
+from kombu import Exchange, Queue
 from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopr.settings")
@@ -14,6 +16,22 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopr.settings")
 for _scheme in ("redis", "rediss"):
     TRANSPORT_ALIASES[_scheme] = "loopr.broker:Transport"
 
-app = Celery("loopr")
+
+class Queues(amqp.Queues):
+    def new_missing(self, name: str) -> Queue:
+        # Every Loopr queue is a plain Redis list reached through the default
+        # exchange: Celery already publishes direct routes there (the "anon
+        # exchange" in send_task_message), and kombu consumes a list by its
+        # name. Declaring would only add kombu's `_kombu.binding.*` sets,
+        # which nothing then reads; without them a probe node's Redis user
+        # needs no access to those shared keys (workers/broker_acl.py).
+        return Queue(name, Exchange(""), routing_key=name, no_declare=True)
+
+
+class AMQP(amqp.AMQP):
+    queues_cls = Queues
+
+
+app = Celery("loopr", amqp=AMQP)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

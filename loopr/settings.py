@@ -215,6 +215,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 
+# A probe node (it holds a node token) keeps its unacknowledged batches in
+# keys named for its region, which its region's Redis user may use and no
+# other (workers/broker_acl.py); the central keeps kombu's defaults.
+if os.environ.get("LOOPR_NODE_TOKEN"):
+    _region = os.environ.get("LOOPR_REGION") or "local"
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_key=f"unacked.{_region}", unacked_index_key=f"unacked_index.{_region}",
+        unacked_mutex_key=f"unacked_mutex.{_region}",
+    )
+# Remote-control queues without an expiry: with one, kombu refreshes their
+# bindings by Lua script, and a probe node's Redis user would need EVALSHA
+# (workers/broker_acl.py). Their Redis lists stay empty (broadcasts travel by
+# pub/sub); what remains of a gone worker is one member of a binding set.
+CELERY_CONTROL_QUEUE_EXPIRES = None
+# Whether Loopr creates and updates each region's Redis ACL user (its nodes'
+# token hashes as passwords) when a token is issued or revoked and when the
+# central worker starts. Needs a broker user allowed to run ACL SETUSER.
+LOOPR_BROKER_ACL = env_bool("LOOPR_BROKER_ACL", False)
+
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import secrets
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from monitors.regions import Region, RegionQuerySet, live_cutoff, queue_for
 
-from . import reports
+from . import broker_acl, reports
 from .choices import SERVING_STATES, NodeState
 
 __all__ = ["NodeToken", "Region", "RegionQuerySet", "Rejection", "WorkerNode", "live_cutoff", "queue_for"]
@@ -54,7 +54,9 @@ class NodeToken(models.Model):
     def issue(cls, region_name: str, label: str = "") -> tuple[NodeToken, str]:
         region, _ = Region.objects.get_or_create(name=region_name)
         token = cls.PREFIX + secrets.token_urlsafe(32)
-        return cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10]), token
+        issued = cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10])
+        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(region.name))
+        return issued, token
 
     @classmethod
     def verify_report(cls, report: object, kind: str) -> tuple[NodeToken, object]:
@@ -69,6 +71,8 @@ class NodeToken(models.Model):
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
         WorkerNode.objects.filter(token=self).update(state=NodeState.REVOKED)
+        # The token is also the node's broker password: it stops working there too.
+        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(self.region.name))
 
 
 class WorkerNode(models.Model):

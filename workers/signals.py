@@ -12,13 +12,25 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import node, reports
+from . import broker_acl, node, reports
 
 log = logging.getLogger(__name__)
 
 
 def consumed_queues(consumer) -> list[str]:
     return list(consumer.app.amqp.queues.consume_from or {})
+
+
+@signals.worker_ready.connect
+def apply_broker_users(sender=None, **kwargs) -> None:
+    """The central worker (it consumes ingest) brings every region's broker
+    user up to date with the tokens when it starts, if Loopr manages them."""
+    if not settings.LOOPR_BROKER_ACL or "ingest" not in consumed_queues(sender):
+        return
+    try:
+        log.info("broker users updated for regions %s", broker_acl.sync_all())
+    except Exception as exc:  # a broker that refuses ACL SETUSER must not stop ingest
+        log.error("could not update the probe nodes' broker users: %s", exc)
 
 
 @signals.worker_ready.connect

@@ -62,7 +62,10 @@ class Processes:
             from workers.models import NodeToken
 
             env["LOOPR_NODE_TOKEN"] = NodeToken.issue(region, label=name)[1]
+        # As the Procfile runs it: no mingle, gossip or event heartbeat, which
+        # would publish, and a node's broker user may not (workers/broker_acl.py).
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", f"probe.{region}",
+                                 "--without-mingle", "--without-gossip", "--without-heartbeat",
                                  "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
                                  "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)
 
