@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 
-from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
+from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter
 
 from ..choices import MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor
@@ -22,7 +22,7 @@ from .serializers import (
 
 class MonitorFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=MonitorStatus.choices)
-    paused = filters.BooleanFilter()
+    paused = StrictBooleanFilter()
     name = filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -32,8 +32,8 @@ class MonitorFilter(filters.FilterSet):
 
 class IncidentFilter(filters.FilterSet):
     monitor = IdFilter(field_name="monitor_id")
-    open = filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull",
-                                 help_text="true: still open; false: resolved.")
+    open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull",
+                               help_text="true: still open; false: resolved.")
     since = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
@@ -51,6 +51,7 @@ class MaintenanceWindowFilter(filters.FilterSet):
 
 
 class ResultFilter(filters.FilterSet):
+    ok = StrictBooleanFilter()
     region = filters.CharFilter(field_name="region__name")
     since = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")
