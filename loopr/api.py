@@ -102,8 +102,10 @@ class UtcDateTimeField(IsoDateTimeField):
         if parsed is not None:
             try:
                 # The database compares in UTC: 0001-01-01T00:00+05:00 has no
-                # UTC equivalent and would fail inside the query, as a 500.
-                parsed.astimezone(timezone.utc)
+                # UTC equivalent and would fail inside the query, as a 500;
+                # and PostgreSQL refuses an offset beyond ±15:59 (-20:00 is
+                # valid ISO 8601), so the query gets the time in UTC.
+                parsed = parsed.astimezone(timezone.utc)
             except OverflowError as exc:
                 raise forms.ValidationError("Out of range once converted to UTC.", code="invalid") from exc
         return parsed
@@ -111,6 +113,32 @@ class UtcDateTimeField(IsoDateTimeField):
 
 class UtcDateTimeFilter(filters.IsoDateTimeFilter):
     field_class = UtcDateTimeField
+
+
+class StrictBooleanField(forms.Field):
+    """true/false (or 1/0, yes/no, on/off); anything else is a 400, where
+    django-filter's own boolean filter ignores junk like `paused=1134` and
+    answers as if no filter had been given."""
+
+    TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+    def to_python(self, value: str | None) -> bool | None:
+        if value in (None, ""):
+            return None
+        lowered = str(value).lower()
+        if lowered in self.TRUE or lowered in self.FALSE:
+            return lowered in self.TRUE
+        raise forms.ValidationError("Expected true or false.", code="invalid")
+
+
+class StrictBooleanFilter(filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+    def __init__(self, *args, **kwargs):
+        # django-filter's BooleanWidget turns anything but true/false into
+        # None before the field sees it: the raw text, please.
+        kwargs.setdefault("widget", forms.TextInput)
+        super().__init__(*args, **kwargs)
 
 
 class IdField(forms.IntegerField):

@@ -102,6 +102,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here: /api/docs/ works offline
     "django_celery_beat",
+    "axes",  # login throttling: the admin's and the API's session login
     "monitors",
     "workers",
     "notifications",
@@ -109,6 +110,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -116,6 +118,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "loopr.urls"
@@ -170,11 +174,71 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a login from a locked-out username and address
+# before the password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# After this many failed logins of one username from one address, that pair
+# is locked out for LOOPR_LOGIN_LOCKOUT_MINUTES (the right password included).
+# The pair, not the address alone: behind a proxy every user shares one.
+AXES_FAILURE_LIMIT = env_int("LOOPR_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = env_int("LOOPR_LOGIN_LOCKOUT_MINUTES", 15, minimum=1) / 60  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
+
+# --- HTTPS and security headers -------------------------------------------------
+# LOOPR_HTTPS: Loopr is reached over HTTPS (itself or behind a TLS proxy). It
+# turns on the redirect to HTTPS, secure cookies and a year of HSTS; each can
+# still be set on its own by its Django name.
+LOOPR_HTTPS = env_bool("LOOPR_HTTPS", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", LOOPR_HTTPS)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", LOOPR_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", LOOPR_HTTPS)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if LOOPR_HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# The load balancer's health check speaks plain HTTP to the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# Behind a TLS proxy: the header (and its value) by which the proxy says the
+# request came over HTTPS, e.g. HTTP_X_FORWARDED_PROTO,https. Only set it if
+# the proxy always sets (or strips) that header.
+_proxy_header = _read("SECURE_PROXY_SSL_HEADER", env.list, [])
+if _proxy_header and len(_proxy_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER: expected HEADER,value, e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) if _proxy_header else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+# Content-Security-Policy (django-csp): scripts only from Loopr itself, never
+# inline. The admin, the API docs (Swagger UI's split view, ReDoc) and the
+# landing page work under it; Swagger UI and ReDoc style inline and ReDoc runs
+# a web worker from a blob.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
 
 # --- Static files (whitenoise serves them from gunicorn) ------------------------
 STATIC_URL = "static/"
@@ -218,6 +282,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 
+# A probe node (it holds a node token) keeps its unacknowledged batches in
+# keys named for its region, which its region's Redis user may use and no
+# other (workers/broker_acl.py); the central keeps kombu's defaults.
+if os.environ.get("LOOPR_NODE_TOKEN"):
+    _region = os.environ.get("LOOPR_REGION") or "local"
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(
+        unacked_key=f"unacked.{_region}", unacked_index_key=f"unacked_index.{_region}",
+        unacked_mutex_key=f"unacked_mutex.{_region}",
+    )
+# Remote-control queues without an expiry: with one, kombu refreshes their
+# bindings by Lua script, and a probe node's Redis user would need EVALSHA
+# (workers/broker_acl.py). Their Redis lists stay empty (broadcasts travel by
+# pub/sub); what remains of a gone worker is one member of a binding set.
+CELERY_CONTROL_QUEUE_EXPIRES = None
+# Whether Loopr creates and updates each region's Redis ACL user (its nodes'
+# token hashes as passwords) when a token is issued or revoked and when the
+# central worker starts. Needs a broker user allowed to run ACL SETUSER.
+LOOPR_BROKER_ACL = env_bool("LOOPR_BROKER_ACL", False)
+
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -242,6 +325,10 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Every message is checked against Celery's protocol and its task's signature
+# before Celery sees it: a malformed one is dropped and counted, never fatal
+# (loopr/broker.py; the transport half is installed in loopr/celery.py).
+CELERY_WORKER_CONSUMER = "loopr.broker:Consumer"
 
 # --- Loopr ------------------------------------------------------------------------
 LOOPR_REGION = env_str("LOOPR_REGION", "local")
@@ -273,6 +360,10 @@ LOOPR_PROBE_CHECKS = env_int("LOOPR_PROBE_CHECKS", 2000, minimum=1, maximum=5000
 # to travel with it; the batch's last results go at once.
 LOOPR_RESULT_FLUSH_SECONDS = env_float("LOOPR_RESULT_FLUSH_SECONDS", 1.0, minimum=0.05)
 LOOPR_HEARTBEAT_INTERVAL = env_int("LOOPR_HEARTBEAT_INTERVAL", 10, minimum=1)
+# A node's signed report of results older than this is refused (a replayed
+# result changes nothing; this bounds how long a captured one is accepted).
+# A day, so that the backlog a central outage leaves is still stored.
+LOOPR_REPORT_MAX_AGE = env_int("LOOPR_REPORT_MAX_AGE", 86400, minimum=60)
 # Seconds past a slot's timeout that its verdict waits for regions yet to report.
 LOOPR_VERDICT_GRACE = env_float("LOOPR_VERDICT_GRACE", 5.0)
 # A probe node checks this URL (e.g. the central's landing page; not /healthz,

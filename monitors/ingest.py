@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
@@ -18,6 +18,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from loopr import tallies
+from loopr.formatting import excerpt
 
 from .bulk import STATUS_FIELDS, insert_new_results, save_status
 from .certificates import alert_expiring_certificates
@@ -29,6 +30,9 @@ from .wire import MalformedResult, Result, parse_result
 
 log = logging.getLogger(__name__)
 
+# A node reports at least once a second and a batch holds at most 5,000
+# checks (LOOPR_BATCH_SIZE's maximum): more in one message is not a node's.
+MAX_RESULTS_PER_MESSAGE = 5000
 REGION_NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 # What judging reads of a monitor, and what it writes back.
 MONITOR_FIELDS = [
@@ -44,14 +48,18 @@ class IngestOutcome:
     duplicates: int = 0
     rejected: int = 0
     status_changes: int = 0
+    rejected_fields: dict[str, int] = field(default_factory=dict)  # why rows were rejected, counted
 
 
 def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
     """Store a probe node's results and move the monitors' status."""
-    rows, rejected = parse_message(region, node, results)
+    rows, reasons = parse_message(region, node, results)
+    rejected = sum(reasons.values())
     if not rows:
-        return IngestOutcome(rejected=rejected)
-    return store(rows, region, str(node)[:200], rejected)
+        return IngestOutcome(rejected=rejected, rejected_fields=dict(reasons))
+    outcome = store(rows, region, str(node)[:200], rejected)
+    outcome.rejected_fields = dict(reasons)
+    return outcome
 
 
 def store(rows: list[Result], region: str, node: str, rejected: int = 0) -> IngestOutcome:
@@ -85,22 +93,31 @@ def store_and_judge(rows: list[Result], rid: int, region: str, node: str, reject
     return outcome
 
 
-def parse_message(region: str, node: str, results: list) -> tuple[list[Result], int]:
-    """The message's valid results, and how many were rejected."""
+def parse_message(region: str, node: str, results: list) -> tuple[list[Result], Counter[str]]:
+    """The message's valid results, and the rejected ones counted by the
+    field at fault: each row is judged on its own, so one bad row never costs
+    the good ones beside it; one log line per message, however many it rejects."""
     if not isinstance(region, str) or not REGION_NAME.match(region):
-        log.error("ingest: dropped %s results with invalid region %r", len(results or []), region)
-        return [], len(results) if isinstance(results, list) else 1
+        log.error("ingest: dropped a message with invalid region %s", excerpt(region, 80))
+        return [], Counter(region=len(results) if isinstance(results, list) else 1)
     if not isinstance(results, list):
         log.error("ingest: dropped a message whose results are a %s", type(results).__name__)
-        return [], 1
-    rows, rejected = [], 0
-    for raw in results:
+        return [], Counter(results=1)
+    rows, reasons, first = [], Counter(), ""
+    if len(results) > MAX_RESULTS_PER_MESSAGE:
+        reasons["too many results"] = len(results) - MAX_RESULTS_PER_MESSAGE
+        first = f"{len(results)} results in one message, at most {MAX_RESULTS_PER_MESSAGE}"
+    now = timezone.now()
+    for raw in results[:MAX_RESULTS_PER_MESSAGE]:
         try:
-            rows.append(parse_result(raw))
+            rows.append(parse_result(raw, now))
         except MalformedResult as exc:
-            rejected += 1
-            log.warning("ingest: rejected a result from %s/%s: %s", region, str(node)[:200], exc)
-    return rows, rejected
+            first = first or str(exc)
+            reasons[exc.field] += 1
+    if reasons:
+        log.warning("ingest: rejected %d results from %s/%s (%s); first: %s", sum(reasons.values()), region,
+                    excerpt(node, 100), ", ".join(f"{k} ×{v}" for k, v in reasons.items()), first)
+    return rows, reasons
 
 
 def region_id(name: str) -> int:

@@ -14,10 +14,12 @@ name) plus its use in the probe.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NotRequired, TypedDict
 
 from django.utils.dateparse import parse_datetime
+
+from loopr.formatting import excerpt
 
 from .choices import ErrorKind
 
@@ -86,6 +88,13 @@ RESULT_FIELDS: tuple[str, ...] = tuple(Result.__annotations__)
 
 ERROR_KINDS = frozenset(ErrorKind.values)
 MAX_ERROR_CHARS = 2000
+MAX_ID = 2**63 - 1  # a bigint primary key
+MAX_LATENCY_MS = 86_400_000.0  # a day; a check times out long before
+# A node's clock may run a little ahead; a result from further in the future
+# would move a monitor's last check (and its verdicts) past now.
+MAX_SKEW = timedelta(minutes=5)
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class MalformedCheck(ValueError):
@@ -93,7 +102,11 @@ class MalformedCheck(ValueError):
 
 
 class MalformedResult(ValueError):
-    pass
+    """A result that cannot be stored; `field` names what is wrong with it."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
 
 
 def check_payload(monitor: int, slot: datetime, fields: dict[str, Any]) -> CheckPayload:
@@ -129,41 +142,86 @@ def result_payload(monitor: int, slot: str, lag_ms: float, probe_result: dict[st
     return {**probe_result, "monitor": monitor, "slot": slot, "lag_ms": lag_ms}  # type: ignore[typeddict-item]
 
 
-def parse_result(raw: object) -> Result:
-    """Validate one result from a probe node into column values."""
+def parse_result(raw: object, now: datetime | None = None) -> Result:
+    """Validate one result from a probe node into column values.
+
+    The node is not trusted: every field is checked for its type (no
+    booleans for numbers, no lists for strings), numbers are finite and in
+    range, NUL bytes (which PostgreSQL refuses in text) are stripped, times
+    are normalised to UTC and must fall within `EARLIEST`..now + `MAX_SKEW`
+    (a certificate's expiry, within `EARLIEST`..`LATEST`). `MalformedResult`
+    names the field, with a bounded excerpt of the value.
+    """
     if not isinstance(raw, dict):
-        raise MalformedResult(f"expected an object, got {type(raw).__name__}")
-    monitor, ok = raw.get("monitor"), raw.get("ok")
-    if not isinstance(monitor, int) or isinstance(monitor, bool) or monitor <= 0:
-        raise MalformedResult(f"monitor: expected a positive integer, got {monitor!r}")
+        raise MalformedResult("result", f"expected an object, got {type(raw).__name__}")
+    now = now or datetime.now(UTC)
+    monitor = _integer(raw, "monitor", 1, MAX_ID)
+    ok = raw.get("ok")
     if not isinstance(ok, bool):
-        raise MalformedResult(f"ok: expected a boolean, got {ok!r}")
-    latency, code = raw.get("latency_ms"), raw.get("status_code")
-    if latency is not None and (not isinstance(latency, (int, float)) or latency < 0):
-        raise MalformedResult(f"latency_ms: expected a non-negative number, got {latency!r}")
-    if code is not None and (not isinstance(code, int) or not 0 <= code <= 999):
-        raise MalformedResult(f"status_code: expected an HTTP status, got {code!r}")
+        raise MalformedResult("ok", f"expected a boolean, got {excerpt(ok, 40)}")
+    latency = _number(raw, "latency_ms", 0.0, MAX_LATENCY_MS)
     kind = raw.get("error_kind") or (ErrorKind.OK if ok else ErrorKind.INTERNAL)
-    if kind not in ERROR_KINDS:
-        raise MalformedResult(f"error_kind: unknown kind {kind!r}")
+    if not isinstance(kind, str) or kind not in ERROR_KINDS:
+        raise MalformedResult("error_kind", f"unknown kind {excerpt(kind, 40)}")
+    error = raw.get("error") or ""
+    if not isinstance(error, str):
+        raise MalformedResult("error", f"expected a string, got {type(error).__name__}")
+    impaired = raw.get("impaired", False)
+    if not isinstance(impaired, bool):
+        raise MalformedResult("impaired", f"expected a boolean, got {excerpt(impaired, 40)}")
+    latest_check = now + MAX_SKEW
     return {
         "monitor_id": monitor,
-        "scheduled_at": _aware(raw.get("slot"), "slot"),
-        "checked_at": _aware(raw.get("started_at"), "started_at"),
+        "scheduled_at": _utc(raw, "slot", EARLIEST, latest_check),
+        "checked_at": _utc(raw, "started_at", EARLIEST, latest_check),
         "ok": ok,
-        "latency_ms": float(latency) if latency is not None else None,
-        "status_code": code,
+        "latency_ms": latency,
+        "status_code": _integer(raw, "status_code", 0, 999, required=False),
         "error_kind": kind,
-        "error": str(raw.get("error") or "")[:MAX_ERROR_CHARS],
-        "tls_expires_at": _aware(raw.get("tls_expires_at"), "tls_expires_at", required=False),
-        "impaired": raw.get("impaired") is True,
+        "error": error[: MAX_ERROR_CHARS * 2].replace("\x00", "")[:MAX_ERROR_CHARS],
+        "tls_expires_at": _utc(raw, "tls_expires_at", EARLIEST, LATEST, required=False),
+        "impaired": impaired,
     }
 
 
-def _aware(value: object, name: str, required: bool = True) -> datetime | None:
+def _integer(raw: dict, name: str, low: int, high: int, required: bool = True) -> int | None:
+    value = raw.get(name)
     if value is None and not required:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise MalformedResult(name, f"expected an integer from {low} to {high}, got {excerpt(value, 40)}")
+    return value
+
+
+def _number(raw: dict, name: str, low: float, high: float) -> float | None:
+    value = raw.get(name)
+    if value is None:
+        return None
+    # NaN and the infinities fail the range test (NaN compares false).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise MalformedResult(name, f"expected a finite number from {low:g} to {high:g}, got {excerpt(value, 40)}")
+    return float(value)
+
+
+def _utc(raw: dict, name: str, earliest: datetime, latest: datetime, required: bool = True) -> datetime | None:
+    value = raw.get(name)
+    if value is None and not required:
+        return None
+    parsed = None
+    if isinstance(value, str) and len(value) <= 64 and value.isascii() and value.isprintable():
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:  # well formed but not a date, e.g. month 13
+            parsed = None
     if parsed is None or parsed.tzinfo is None:
-        raise MalformedResult(f"{name}: expected an ISO-8601 time with offset, got {value!r}")
+        raise MalformedResult(name, f"expected an ISO-8601 time with offset, got {excerpt(value, 40)}")
+    try:
+        # An offset beyond PostgreSQL's ±15:59 is refused by the database;
+        # in UTC it is just a time. A year-1 time with a negative offset
+        # overflows here instead of in the database.
+        parsed = parsed.astimezone(UTC)
+    except OverflowError:
+        raise MalformedResult(name, f"out of range: {excerpt(value, 40)}") from None
+    if not earliest <= parsed <= latest:
+        raise MalformedResult(name, f"{parsed.isoformat()} is outside {earliest.date()}..{latest.date()}")
     return parsed

@@ -31,7 +31,9 @@ DOCUMENTED_COMMANDS = [
     ["python", "manage.py", "migrate", "--no-input"],
 ]
 # What the operator would put in .env; only to fill in ${...} here.
-OPERATOR_ENV = {"SECRET_KEY": "the-operators-secret-key", "POSTGRES_PASSWORD": "the-database-password"}
+OPERATOR_ENV = {"SECRET_KEY": "the-operators-secret-key", "POSTGRES_PASSWORD": "the-database-password",
+                "REDIS_PASSWORD": "the-broker-password", "LOOPR_NODE_TOKEN_EU_WEST": "lnt_eu",
+                "LOOPR_NODE_TOKEN_US_EAST": "lnt_us"}
 
 
 @pytest.fixture(scope="module")
@@ -183,14 +185,14 @@ def test_central_processes_get_the_database_the_broker_and_the_operators_secret_
     for name in ("migrate", *CENTRAL):
         env = environment(services[name])
         assert env["DATABASE_URL"] == "postgres://loopr:the-database-password@postgres:5432/loopr", name
-        assert env["REDIS_URL"] == "redis://redis:6379/0", name
+        assert env["REDIS_URL"] == "redis://:the-broker-password@redis:6379/0", name
         assert env["SECRET_KEY"] == "the-operators-secret-key", name
         assert env["DEBUG"] == "false", name
 
 
-def test_it_will_not_start_without_a_secret_key_or_a_database_password(services):
+def test_it_will_not_start_without_a_secret_key_a_database_password_or_a_broker_password(services):
     # No production default for either secret: compose stops with the message.
-    for missing in OPERATOR_ENV:
+    for missing in ("SECRET_KEY", "POSTGRES_PASSWORD", "REDIS_PASSWORD"):
         given = {name: value for name, value in OPERATOR_ENV.items() if name != missing}
         with pytest.raises(KeyError, match=missing):
             environment(services["web"], given)
@@ -206,7 +208,10 @@ def test_probes_get_the_broker_and_their_region_but_no_database_credentials(serv
         assert not any("the-database-password" in value for value in env.values()), name
         # Nor the key that signs the web's sessions.
         assert env["SECRET_KEY"] and env["SECRET_KEY"] != web["SECRET_KEY"], name
-        assert env["REDIS_URL"] == web["REDIS_URL"], name
+        # Its region's broker user, with its token as the password; never the default user's.
+        token = env["LOOPR_NODE_TOKEN"]
+        assert env["REDIS_URL"] == f"redis://loopr-node-{region}:{token}@redis:6379/0", name
+        assert "the-broker-password" not in " ".join(env.values()), name
         assert env["LOOPR_REGION"] == region
         # Enrolled with a token of its own region, given by the operator.
         assert "LOOPR_NODE_TOKEN" in env, name
@@ -253,7 +258,7 @@ def test_the_settings_accept_each_services_environment(services, name, tmp_path)
     result = subprocess.run([sys.executable, "-c", show], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     settings = json.loads(result.stdout)
-    assert settings["broker"] == "redis://redis:6379/0"
+    assert settings["broker"].endswith("@redis:6379/0")
     assert settings["debug"] is False
     if name in PROBES:
         # No database is configured, so the probe cannot reach one.

@@ -20,6 +20,7 @@ from monitors.models import Monitor
 from tests.factories import MonitorFactory, RegionFactory
 from tests.support.processes import wait_for
 from workers.models import NodeToken, Region
+from workers import reports
 from workers.tasks import ingest_results
 
 pytestmark = pytest.mark.django_db
@@ -185,9 +186,9 @@ def test_no_results_is_idle_when_nothing_is_expected_of_ingest():
 def test_an_accepted_report_marks_ingest_fresh_and_a_rejected_one_does_not():
     live_region_with_a_monitor()
     _, token = NodeToken.issue("eu-west")
-    ingest_results("eu-west", "rogue@h", [], token="lnt_wrong")
+    ingest_results(reports.sign("results", "eu-west", "rogue@h", [], "lnt_wrong"))
     assert healthz()[0] == 503
-    ingest_results("eu-west", "n1@h", [], token=token)
+    ingest_results(reports.sign("results", "eu-west", "n1@h", [], token))
     assert healthz()[1]["ingest"] == "ok"
 
 

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import hashlib
 import secrets
 
-from django.db import models
+from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from monitors.regions import Region, RegionQuerySet, live_cutoff, queue_for
 
+from . import broker_acl, reports
 from .choices import SERVING_STATES, NodeState
 
 __all__ = ["NodeToken", "Region", "RegionQuerySet", "Rejection", "WorkerNode", "live_cutoff", "queue_for"]
@@ -45,33 +45,34 @@ class NodeToken(models.Model):
 
     @staticmethod
     def hash(token: str) -> str:
-        # Tokens are 256 random bits: a fast hash is as good as a slow one here.
-        return hashlib.sha256(token.encode()).hexdigest()
+        # Tokens are 256 random bits: a fast hash is as good as a slow one
+        # here. The hash is also the key the node signs its reports with
+        # (workers/reports.py), so it never leaves the database.
+        return reports.key_hash(token)
 
     @classmethod
     def issue(cls, region_name: str, label: str = "") -> tuple[NodeToken, str]:
         region, _ = Region.objects.get_or_create(name=region_name)
         token = cls.PREFIX + secrets.token_urlsafe(32)
-        return cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10]), token
+        issued = cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10])
+        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(region.name))
+        return issued, token
 
     @classmethod
-    def verify(cls, token: object, region_name: str) -> tuple[NodeToken | None, str]:
-        """The valid token for this region, or None and why not."""
-        if not isinstance(token, str) or not token:
-            return None, "no token"
-        found = cls.objects.select_related("region").filter(key_hash=cls.hash(token)).first()
-        if found is None:
-            return None, "unknown token"
-        if found.revoked_at is not None:
-            return None, "revoked token"
-        if found.region.name != region_name:
-            return None, f"token is for region {found.region.name}, not {region_name}"
-        return found, ""
+    def verify_report(cls, report: object, kind: str) -> tuple[NodeToken, object]:
+        """The valid token that signed a node's report, and its payload; or
+        `reports.Refused` saying why not."""
+        return reports.verify(
+            report, kind, lambda region: cls.objects.select_related("region").filter(region__name=region),
+            seen=reports.remember_nonce,
+        )
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
         WorkerNode.objects.filter(token=self).update(state=NodeState.REVOKED)
+        # The token is also the node's broker password: it stops working there too.
+        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(self.region.name))
 
 
 class WorkerNode(models.Model):
@@ -105,8 +106,15 @@ class WorkerNode(models.Model):
 
 
 class Rejection(models.Model):
-    """Reports refused from a node (no valid token, wrong region): counted, so
-    an operator sees a rogue or misconfigured node instead of silence."""
+    """Reports refused from a node (unknown or revoked token, bad signature,
+    stale) and rows refused from a valid one (`malformed result: <field>`),
+    counted, so an operator sees a rogue or misconfigured node instead of
+    silence. Bounded: a node name is kept only when a node of that name has
+    registered in that region, a region only when it exists, and reasons come
+    from a fixed vocabulary, so a rogue inventing names adds no rows."""
+
+    UNVERIFIED_NODE = "(unverified)"
+    UNKNOWN_REGION = "(unknown)"
 
     node = models.CharField(max_length=200)
     region = models.CharField(max_length=64)
@@ -125,6 +133,10 @@ class Rejection(models.Model):
     @classmethod
     def record(cls, node: str, region: str, reason: str, count: int) -> None:
         node, region, reason = str(node)[:200], str(region)[:64], reason[:200]
+        known = WorkerNode.objects.filter(name=node, region__name=region).update(
+            rejected_results=F("rejected_results") + count)
+        if not known:
+            node = cls.UNVERIFIED_NODE
+            region = region if Region.objects.filter(name=region).exists() else cls.UNKNOWN_REGION
         row, _ = cls.objects.get_or_create(node=node, region=region, reason=reason)
         cls.objects.filter(pk=row.pk).update(count=F("count") + count, last_at=timezone.now())
-        WorkerNode.objects.filter(name=node).update(rejected_results=F("rejected_results") + count)

@@ -8,21 +8,28 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from loopr.formatting import excerpt
+
 from .choices import SERVING_STATES, NodeState
 from .models import NodeToken, Region, Rejection, WorkerNode, live_cutoff
+from .reports import Refused
 
 log = logging.getLogger(__name__)
 
 
-def record_heartbeat(name: str, region: str, token: str, report: dict) -> bool:
-    """Record a node's heartbeat; a node without a valid token for its region
-    is refused and counted, and never makes a region live."""
-    found, reason = NodeToken.verify(token, region)
-    if found is None:
-        log.warning("heartbeat refused from %s/%s: %s", name, region, reason)
-        Rejection.record(name, region, f"heartbeat: {reason}", 1)
-        WorkerNode.objects.filter(name=str(name)[:200], token__revoked_at__isnull=False).update(
-            state=NodeState.REVOKED)
+def refuse_heartbeat(refused: Refused) -> None:
+    """A heartbeat without a valid signature is counted and never makes a
+    region live; a node whose token was revoked shows as revoked."""
+    log.warning("heartbeat refused from %s/%s: %s", excerpt(refused.node, 100), refused.region, refused.reason)
+    Rejection.record(refused.node, refused.region, f"heartbeat: {refused.reason}", 1)
+    if refused.node:
+        WorkerNode.objects.filter(name=refused.node, token__revoked_at__isnull=False).update(state=NodeState.REVOKED)
+
+
+def record_heartbeat(name: str, found: NodeToken, report: object) -> bool:
+    """Record the heartbeat of node `name`, whose report `found` signed."""
+    if not isinstance(report, dict):
+        refuse_heartbeat(Refused(Refused.MALFORMED, found.region.name, name))
         return False
     now = timezone.now()
     with transaction.atomic():

@@ -12,13 +12,25 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import node
+from . import broker_acl, node, reports
 
 log = logging.getLogger(__name__)
 
 
 def consumed_queues(consumer) -> list[str]:
     return list(consumer.app.amqp.queues.consume_from or {})
+
+
+@signals.worker_ready.connect
+def apply_broker_users(sender=None, **kwargs) -> None:
+    """The central worker (it consumes ingest) brings every region's broker
+    user up to date with the tokens when it starts, if Loopr manages them."""
+    if not settings.LOOPR_BROKER_ACL or "ingest" not in consumed_queues(sender):
+        return
+    try:
+        log.info("broker users updated for regions %s", broker_acl.sync_all())
+    except Exception as exc:  # a broker that refuses ACL SETUSER must not stop ingest
+        log.error("could not update the probe nodes' broker users: %s", exc)
 
 
 @signals.worker_ready.connect
@@ -46,13 +58,13 @@ def start_node_threads(sender=None, **kwargs) -> None:
         # A broker hiccup must not end the loop.
         while True:
             try:
+                report = reports.sign("heartbeat", settings.LOOPR_REGION, sender.hostname, {
+                    "version": __version__, "started_at": started_at, "concurrency": concurrency or 0,
+                    "impaired": node.is_impaired(), "canary_error": canary.error if canary else "",
+                    **node.counters(),
+                }, node.token())
                 record_heartbeat.apply_async(
-                    kwargs={
-                        "node": sender.hostname, "region": settings.LOOPR_REGION, "token": node.token(),
-                        "version": __version__, "started_at": started_at, "concurrency": concurrency or 0,
-                        "impaired": node.is_impaired(), "canary_error": canary.error if canary else "",
-                        **node.counters(),
-                    },
+                    args=[report], argsrepr=reports.summary(report), kwargsrepr="{}",
                     expires=settings.LOOPR_HEARTBEAT_INTERVAL * 3,
                 )
             except Exception:

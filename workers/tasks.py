@@ -10,9 +10,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from loopr import freshness
+from loopr.formatting import excerpt
 from monitors import ingest
 
-from . import dispatch, ledger, node, probe_runner, publish, redispatch, services
+from . import dispatch, ledger, node, probe_runner, publish, redispatch, reports, services
 from .models import NodeToken, Rejection
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,13 @@ def run_probe_batch(self, checks: list) -> int:
     """Runs on a probe node; reports results to the central ingest queue."""
     region, name = settings.LOOPR_REGION, self.request.hostname or settings.LOOPR_REGION
 
-    sender = publish.ResultSender(
-        lambda results: ingest_results.apply_async(args=[region, name, results], kwargs={"token": node.token()}))
+    def publish_report(results: list[dict]) -> None:
+        # Signed at each attempt, so a report published after an outage is fresh.
+        report = reports.sign("results", region, name, results, node.token())
+        # The report, not the token, travels; Celery's argsrepr header gets a summary, not a copy.
+        ingest_results.apply_async(args=[report], argsrepr=reports.summary(report, len(results)), kwargsrepr="{}")
+
+    sender = publish.ResultSender(publish_report)
 
     def report(results: list[dict]) -> None:
         impaired = node.is_impaired()
@@ -79,31 +85,34 @@ def retry_after_outage(task, exc: Exception):
 
 
 @shared_task(name="monitors.ingest_results", bind=True, ignore_result=True)
-def ingest_results(self, region: str, node: str, results: list, token: str = "") -> dict:
-    """Results from a probe node. Its name is the monitors' (ingest is
-    theirs) but the task is the fleet's: a node is trusted here, by its
-    token, before monitors see a single row. A rogue node cannot mark
-    anything down: no valid token for this region, no results.
+def ingest_results(self, report: dict) -> dict:
+    """A probe node's signed report of results. Its name is the monitors'
+    (ingest is theirs) but the task is the fleet's: the report's signature is
+    checked against the node's token (workers/reports.py) before monitors see
+    a single row. A rogue node cannot mark anything down: no valid
+    signature for this region, no results.
 
     Retried through database and broker outages: ingest is idempotent."""
     try:
-        return _ingest(region, node, results, token)
+        return _ingest(report)
     except OUTAGES as exc:
         raise retry_after_outage(self, exc)
 
 
-def _ingest(region: str, node: str, results: list, token: str) -> dict:
-    found, reason = NodeToken.verify(token, region)
-    if found is None:
-        count = len(results) if isinstance(results, list) else 1
-        log.warning("ingest: rejected %d results from %s/%s: %s", count, node, region, reason)
-        Rejection.record(str(node), str(region), reason, count)
-        return {"rejected": count}
+def _ingest(report: dict) -> dict:
+    try:
+        found, results = NodeToken.verify_report(report, "results")
+    except reports.Refused as refused:
+        log.warning("ingest: refused a report from %s/%s: %s", excerpt(refused.node, 100), refused.region,
+                    refused.reason)
+        Rejection.record(refused.node, refused.region, refused.reason, 1)
+        return {"refused": refused.reason}
+    region, node = report["region"], report["node"]
     outcome = ingest.ingest_results(region, node, results)
     _settle(region, results)
     freshness.mark(freshness.INGEST)
-    if outcome.rejected:
-        log.warning("ingest from %s/%s: %s", region, node, outcome)
+    for field, count in outcome.rejected_fields.items():
+        Rejection.record(node, region, f"malformed result: {field}", count)
     return outcome.__dict__
 
 
@@ -120,12 +129,18 @@ def _settle(region: str, results: list) -> None:
 
 
 @shared_task(name="workers.record_heartbeat", bind=True, ignore_result=True)
-def record_heartbeat(self, node: str, region: str, token: str = "", **report) -> bool:
-    # Retried through outages too, but never past the heartbeat's own expiry
-    # (three intervals, kept by the retry): a stale heartbeat must not make a
-    # dead node look alive.
+def record_heartbeat(self, report: dict) -> bool:
+    """A probe node's signed heartbeat (workers/reports.py). Retried through
+    outages too, but never past the heartbeat's own expiry (three intervals,
+    which verification enforces): a stale heartbeat must not make a dead node
+    look alive."""
     try:
-        return services.record_heartbeat(node, region, token, report)
+        try:
+            found, payload = NodeToken.verify_report(report, "heartbeat")
+        except reports.Refused as refused:
+            services.refuse_heartbeat(refused)
+            return False
+        return services.record_heartbeat(report["node"], found, payload)
     except OUTAGES as exc:
         raise retry_after_outage(self, exc)
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from operator import attrgetter
 
 from django.conf import settings
@@ -324,10 +325,19 @@ def _add_related(monitors: list[Monitor], name: str, related: list[list[models.M
         [through(**{source: monitor, target: obj}) for monitor, objs in zip(monitors, related) for obj in objs],
         batch_size=BULK_BATCH,
     )
+class FiniteFloatField(serializers.FloatField):
+    """A float that is null when not finite: ingest refuses NaN and the
+    infinities, but a row stored before it did must not make the whole page
+    a 500 (JSON has no NaN)."""
+
+    def to_representation(self, value):
+        value = super().to_representation(value)
+        return value if math.isfinite(value) else None
 
 
 class CheckResultSerializer(serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    latency_ms = FiniteFloatField(read_only=True, allow_null=True)
 
     class Meta:
         model = CheckResult

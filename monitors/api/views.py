@@ -8,7 +8,7 @@ from rest_framework.response import Response
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 
-from loopr.api import IdFilter, OwnedByUser, UtcDateTimeFilter
+from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
 from ..choices import AcknowledgedVia, MonitorKind, MonitorStatus
@@ -28,7 +28,7 @@ from .serializers import (
 class MonitorFilter(filters.FilterSet):
     status = filters.ChoiceFilter(choices=MonitorStatus.choices)
     kind = filters.ChoiceFilter(choices=MonitorKind.choices)
-    paused = filters.BooleanFilter()
+    paused = StrictBooleanFilter()
     name = filters.CharFilter(lookup_expr="icontains")
 
     class Meta:
@@ -38,8 +38,8 @@ class MonitorFilter(filters.FilterSet):
 
 class IncidentFilter(filters.FilterSet):
     monitor = IdFilter(field_name="monitor_id")
-    open = filters.BooleanFilter(field_name="resolved_at", lookup_expr="isnull",
-                                 help_text="true: still open; false: resolved.")
+    open = StrictBooleanFilter(field_name="resolved_at", lookup_expr="isnull",
+                               help_text="true: still open; false: resolved.")
     since = UtcDateTimeFilter(field_name="started_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="started_at", lookup_expr="lt")
 
@@ -57,6 +57,7 @@ class MaintenanceWindowFilter(filters.FilterSet):
 
 
 class ResultFilter(filters.FilterSet):
+    ok = StrictBooleanFilter()
     region = filters.CharFilter(field_name="region__name")
     since = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="gte")
     until = UtcDateTimeFilter(field_name="scheduled_at", lookup_expr="lt")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django_filters import rest_framework as filters
 
-from loopr.api import IdFilter
+from loopr.api import IdFilter, StrictBooleanFilter
 
 from ..choices import ChannelKind, DeliveryStatus, Event
 from ..models import Channel, Notification
@@ -10,6 +10,8 @@ from ..models import Channel, Notification
 
 class ChannelFilter(filters.FilterSet):
     kind = filters.ChoiceFilter(choices=ChannelKind.choices)
+    enabled = StrictBooleanFilter()
+    is_default = StrictBooleanFilter()
 
     class Meta:
         model = Channel

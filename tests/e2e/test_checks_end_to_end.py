@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from monitors.models import CheckResult, Monitor
+from workers import reports
 from workers.models import NodeToken
 from tests.factories import MonitorFactory, RegionFactory, UserFactory
 from tests.support.processes import wait_for
@@ -134,10 +135,11 @@ def test_malformed_messages_on_the_queues_are_logged_and_dropped_and_the_workers
         app.send_task("workers.run_probe_batch", args=[[{"monitor": "x"}, 42]], queue="probe.local")
         app.send_task("workers.run_probe_batch", kwargs={"unexpected": True}, queue="probe.local")
         token = NodeToken.issue("local")[1]
-        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": -1}, "junk"]],
-                      kwargs={"token": token}, queue="ingest")
-        app.send_task("monitors.ingest_results", args=[None, None, None], kwargs={"token": token}, queue="ingest")
-        app.send_task("monitors.ingest_results", args=["local", "n", [{"monitor": 1}]], queue="ingest")
+        app.send_task("monitors.ingest_results", args=[reports.sign("results", "local", "n", [{"monitor": -1}, "junk"],
+                                                                    token)], queue="ingest")
+        app.send_task("monitors.ingest_results", args=[None, None, None], queue="ingest")
+        app.send_task("monitors.ingest_results", args=[reports.sign("results", "local", "n", [{"monitor": 1}],
+                                                                    "lnt_forged")], queue="ingest")
 
     # A real check still goes all the way through afterwards.
     owner = UserFactory(username="ops")
@@ -146,8 +148,9 @@ def test_malformed_messages_on_the_queues_are_logged_and_dropped_and_the_workers
     wait_for(lambda: CheckResult.objects.filter(monitor=monitor).exists(), timeout=60, message="a real result")
     assert central.poll() is None and probe.poll() is None, "a worker died"
     logs = processes.log_text()
-    assert "nobody.knows.this.task" in logs  # Celery's "unregistered task" error
+    assert "unknown task nobody.knows.this.task" in logs
     assert "malformed check dropped" in logs
-    assert "probe batch dropped" in logs
-    assert "rejected a result" in logs
-    assert "no token" in logs  # results without a node token never count
+    assert "argument checks of workers.run_probe_batch is a str, not a list" in logs  # dropped by the gate
+    assert "ingest: rejected 2 results from local/n" in logs
+    assert "arguments do not fit monitors.ingest_results" in logs  # dropped before Celery runs it
+    assert "refused a report from n/local: unknown token" in logs  # a forged report never counts

@@ -260,3 +260,36 @@ def test_a_bad_results_filter_is_a_400_naming_it(api, user, query, field):
 def test_writing_to_a_malformed_id_is_a_404(api, method, path):
     response = getattr(api, method)("/api/v1/" + path, VALID, format="json")
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path", [
+    "monitors/{id}/results/?since=2026-01-05T12:00:00-20:00",
+    "monitors/{id}/results/?until=2026-01-05T12:00:00%2B16:00",
+    "incidents/?since=2026-01-05T12:00:00-20:00",
+    "incidents/?until=2026-01-05T12:00:00%2B16:00",
+])
+def test_an_offset_beyond_postgresqls_is_read_in_utc_not_a_500(api, user, path):
+    monitor = MonitorFactory(owner=user)
+    assert api.get("/api/v1/" + path.replace("{id}", str(monitor.pk))).status_code == 200
+
+
+@pytest.mark.parametrize("path, field", [
+    ("monitors/?paused=1134", "paused"),
+    ("monitors/?paused=maybe", "paused"),
+    ("monitors/{id}/results/?ok=2", "ok"),
+    ("incidents/?open=sometimes", "open"),
+    ("channels/?enabled=x", "enabled"),
+    ("channels/?is_default=7", "is_default"),
+])
+def test_a_boolean_filter_with_junk_is_a_400_naming_it(api, user, path, field):
+    monitor = MonitorFactory(owner=user)
+    response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)))
+    assert response.status_code == 400 and field in response.json()
+
+
+def test_a_boolean_filter_takes_true_false_1_and_0(api, user):
+    MonitorFactory(owner=user, paused=True)
+    MonitorFactory(owner=user, paused=False)
+    for value, expected in (("true", True), ("1", True), ("false", False), ("0", False)):
+        listed = api.get(f"/api/v1/monitors/?paused={value}").json()["results"]
+        assert [m["paused"] for m in listed] == [expected], value

@@ -88,8 +88,12 @@ class Processes:
             from workers.models import NodeToken
 
             env["LOOPR_NODE_TOKEN"] = NodeToken.issue(region, label=name)[1]
-        # The Procfile's pool: every check a greenlet; `concurrency` batches at once.
+        # As the Procfile runs it: the gevent pool (every check a greenlet;
+        # `concurrency` batches at once), and no mingle, gossip or event
+        # heartbeat, which would publish, and a node's broker user may not
+        # (workers/broker_acl.py).
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--pool", "gevent", "--queues", f"probe.{region}",
+                                 "--without-mingle", "--without-gossip", "--without-heartbeat",
                                  "--hostname", f"{name}@%h", "--concurrency", str(concurrency),
                                  "--loglevel", "INFO"], prefix=prefix, LOOPR_REGION=region, **env)
 

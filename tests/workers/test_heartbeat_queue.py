@@ -7,6 +7,7 @@ import redis
 from django.conf import settings
 
 from tests.support.processes import wait_for
+from workers import reports
 from workers.models import NodeToken, WorkerNode
 from workers.tasks import ingest_results, record_heartbeat
 
@@ -16,7 +17,7 @@ FLOOD = 4000
 
 
 def send_heartbeat(node: str, token: str) -> None:
-    record_heartbeat.apply_async(kwargs={"node": node, "region": "far", "token": token, "version": "test"})
+    record_heartbeat.apply_async(args=[reports.sign("heartbeat", "far", node, {"version": "test"}, token)])
 
 
 def test_a_heartbeat_is_recorded_promptly_while_thousands_of_results_wait_on_ingest(processes):
@@ -25,14 +26,15 @@ def test_a_heartbeat_is_recorded_promptly_while_thousands_of_results_wait_on_ing
     _, token = NodeToken.issue("far")
     processes.central()
     # The worker is up and consuming once a first heartbeat lands.
-    send_heartbeat("warm@h", token)
-    wait_for(lambda: WorkerNode.objects.filter(name="warm@h").exists(), timeout=60, message="the central worker")
+    # (Sent again until then: a heartbeat older than three intervals is stale.)
+    wait_for(lambda: send_heartbeat("warm@h", token) or WorkerNode.objects.filter(name="warm@h").exists(),
+             timeout=60, interval=1, message="the central worker")
 
     # Real result messages, each one costing the worker a token check and a
     # write (a wrong token: counted as a rejection), queued ahead of the heartbeat.
     with app.producer_or_acquire() as producer:
         for i in range(FLOOD):
-            ingest_results.apply_async(args=["far", f"flood-{i}@h", []], kwargs={"token": "lnt_wrong"},
+            ingest_results.apply_async(args=[reports.sign("results", "far", f"flood-{i}@h", [], "lnt_wrong")],
                                        producer=producer)
     send_heartbeat("late@h", token)
 

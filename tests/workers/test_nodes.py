@@ -10,16 +10,16 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from monitors.models import CheckResult
-from workers.tasks import ingest_results
 from tests.factories import MonitorFactory
-from workers import services
+from workers import reports, services
+from workers.tasks import ingest_results, record_heartbeat
 from workers.models import NodeToken, Region, Rejection, WorkerNode
 
 pytestmark = pytest.mark.django_db
 
 
 def beat(name="n1@h", region="eu-west", token="", **report):
-    return services.record_heartbeat(name, region, token, {"version": "0.1.0", **report})
+    return record_heartbeat(reports.sign("heartbeat", region, name, {"version": "0.1.0", **report}, token))
 
 
 def test_create_node_token_prints_the_token_last_and_stores_only_its_hash():
@@ -81,10 +81,12 @@ def test_revoking_a_token_marks_its_nodes_revoked_and_rejects_their_results():
               "ok": False, "error_kind": "status", "error": "HTTP 503"}
     issued.revoke()
     assert WorkerNode.objects.get().state == "revoked"
-    assert ingest_results("eu-west", "n1@h", [result, result], token=token) == {"rejected": 2}
+    report = reports.sign("results", "eu-west", "n1@h", [result, result], token)
+    assert ingest_results(report) == {"refused": "revoked token"}
     assert CheckResult.objects.count() == 0
-    assert Rejection.objects.get(reason="revoked token").count == 2
-    assert WorkerNode.objects.get().rejected_results == 2
+    # Counted in reports: the rows of a report that is refused are never read.
+    assert Rejection.objects.get(reason="revoked token").count == 1
+    assert WorkerNode.objects.get().rejected_results == 1
 
 
 def test_results_for_a_region_the_token_is_not_for_are_rejected():
@@ -92,8 +94,8 @@ def test_results_for_a_region_the_token_is_not_for_are_rejected():
     monitor = MonitorFactory()
     result = {"monitor": monitor.pk, "slot": timezone.now().isoformat(), "started_at": timezone.now().isoformat(),
               "ok": True}
-    assert ingest_results("us-east", "n1@h", [result], token=token) == {"rejected": 1}
-    assert ingest_results("eu-west", "n1@h", [result], token=token)["stored"] == 1
+    assert ingest_results(reports.sign("results", "us-east", "n1@h", [result], token)) == {"refused": "unknown token"}
+    assert ingest_results(reports.sign("results", "eu-west", "n1@h", [result], token))["stored"] == 1
 
 
 def test_the_nodes_api_is_for_staff_only(api, user):
