@@ -132,7 +132,7 @@ class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
                     "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind"]
     search_fields = ["monitor__name"]
-    list_select_related = ["monitor", "region"]
+    list_select_related = ["monitor", "region", "node"]
     raw_id_fields = ["monitor"]
     date_hierarchy = None  # a date drill-down would COUNT a huge table per level
     show_full_result_count = False

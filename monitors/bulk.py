@@ -23,7 +23,7 @@ from .wire import RESULT_FIELDS, Result
 
 INSERT_CHUNK = 500
 # What ingest adds to each validated result.
-RESULT_COLUMNS = (*RESULT_FIELDS, "region_id", "node", "in_maintenance")
+RESULT_COLUMNS = (*RESULT_FIELDS, "region_id", "node_id", "in_maintenance")
 # The monitor's state that ingest moves; written back with one UPDATE per row.
 STATUS_FIELDS = [
     "status", "health", "status_changed_at", "alerted_health", "is_flapping", "last_checked_at", "last_slot_at",
@@ -83,7 +83,8 @@ def save_status(monitors: list[Monitor]) -> None:
         cursor.executemany(sql, params)
 
 
-def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node: str) -> list[Result]:
+def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node_id: int | None
+                       ) -> list[Result]:
     """INSERT … ON CONFLICT DO NOTHING RETURNING: one statement per chunk, and
     it tells which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it).
     Each result is stamped with its monitor's maintenance flag."""
@@ -96,7 +97,7 @@ def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_
         for row in chunk:
             keyed[(row["monitor_id"], row["scheduled_at"])] = row
             params += parameters(row)
-            params += (region_id, node, monitors[row["monitor_id"]].in_maintenance)
+            params += (region_id, node_id, monitors[row["monitor_id"]].in_maintenance)
         for monitor_id, slot in _insert_returning_keys(params, len(chunk)):
             inserted.append(keyed[(monitor_id, _as_aware(slot))])
     return inserted

@@ -43,18 +43,19 @@ class IngestOutcome:
     status_changes: int = 0
 
 
-def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
-    """Store a probe node's results and move the monitors' status."""
+def ingest_results(region: str, node: str, results: list, node_id: int | None = None) -> IngestOutcome:
+    """Store a probe node's results and move the monitors' status. `node`
+    names the node in logs; `node_id` (the fleet's WorkerNode) is stored."""
     rows, rejected = parse_message(region, node, results)
     outcome = IngestOutcome(rejected=rejected)
     if not rows:
         return outcome
-    rid, node = region_id(region), str(node)[:200]
+    rid = region_id(region)
     with transaction.atomic():
         # The monitors first, then whatever judging writes (the lock order, monitors/locks.py).
         monitors = lock_monitors({row["monitor_id"] for row in rows}, MONITOR_FIELDS)
         rows = [row for row in rows if row["monitor_id"] in monitors]  # deleted meanwhile
-        inserted = insert_new_results(rows, monitors, rid, node)
+        inserted = insert_new_results(rows, monitors, rid, node_id)
         outcome.stored, outcome.duplicates = len(inserted), len(rows) - len(inserted)
         outcome.status_changes = move_status(monitors, region, inserted)
     return outcome

@@ -9,7 +9,7 @@ from loopr import freshness
 from monitors import ingest
 
 from . import dispatch, node, probe_runner, services
-from .models import NodeToken, Rejection
+from .models import NodeToken, Rejection, WorkerNode
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def ingest_results(region: str, node: str, results: list, token: str = "") -> di
         log.warning("ingest: rejected %d results from %s/%s: %s", count, node, region, reason)
         Rejection.record(str(node), str(region), reason, count)
         return {"rejected": count}
-    outcome = ingest.ingest_results(region, node, results)
+    outcome = ingest.ingest_results(region, node, results, node_id=WorkerNode.id_for(str(node)[:200], found))
     freshness.mark(freshness.INGEST)
     if outcome.rejected:
         log.warning("ingest from %s/%s: %s", region, node, outcome)

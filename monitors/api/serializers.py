@@ -192,6 +192,8 @@ class MonitorSerializer(ValidatedModelSerializer):
 
 class CheckResultSerializer(serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    node = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True,
+                                        help_text="The probe node's name; null for a missed slot.")
 
     class Meta:
         model = CheckResult

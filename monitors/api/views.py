@@ -63,7 +63,9 @@ class ResultFilter(filters.FilterSet):
 class ResultPagination(CursorPagination):
     # Cursor, not page numbers: OFFSET on a table this size gets slower with
     # every page, and new results would shift pages under the reader.
-    ordering = "-scheduled_at"
+    # The cursor is the time; the region orders one slot's results (the
+    # natural key), so a page boundary inside a slot loses or repeats none.
+    ordering = ("-scheduled_at", "-region_id")
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
@@ -91,7 +93,7 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
     )
     # Its own queryset, so that its filters (and the browsable API's filter
     # form) meet the model they were written for.
-    @action(detail=True, methods=["get"], queryset=CheckResult.objects.select_related("region"),
+    @action(detail=True, methods=["get"], queryset=CheckResult.objects.select_related("region", "node"),
             pagination_class=ResultPagination, filterset_class=ResultFilter, serializer_class=CheckResultSerializer)
     def results(self, request, pk=None):
         queryset = self.filter_queryset(self.get_queryset())
