@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from loopr.querysets import OwnedQuerySet
 
-from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus
+from .choices import ErrorKind, Event, Health, HttpMethod, MaintenanceKind, MissedReason, MonitorStatus, Resolution
 from .quorum import Check, RegionReport, RegionVote
 from .regions import Region  # noqa: F401  (a monitor is checked from regions)
 from .validators import validate_expected_status, validate_headers, validate_target_url
@@ -360,6 +360,62 @@ class CheckResult(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
+
+
+class Rollup(models.Model):
+    """One monitor's results in one hour or day (monitors/rollups.py): per
+    region, and with `region` empty for the monitor's all-regions verdict.
+
+    Counts and sums add up across buckets, and so does the latency histogram
+    (fixed log-spaced buckets, see `rollups.bucket_of`): p50/p95/p99 of any
+    window and any set of regions come from summing histograms.
+    """
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="rollups")
+    # Empty: the monitor's verdict over all its regions.
+    region = models.ForeignKey("workers.Region", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    resolution = models.CharField(max_length=6, choices=Resolution.choices)
+    start = models.DateTimeField()
+    checks = models.PositiveIntegerField(default=0, help_text="Results that ran (missed slots are not checks).")
+    failed_checks = models.PositiveIntegerField(default=0)
+    maintenance_checks = models.PositiveIntegerField(default=0)
+    degraded_checks = models.PositiveIntegerField(default=0, help_text="Correct but slower than the threshold.")
+    missed_checks = models.PositiveIntegerField(default=0)
+    # Time with data outside maintenance, and the part of it that was down:
+    # uptime is 1 - down / covered; time with no data is neither.
+    covered_seconds = models.FloatField(default=0)
+    down_seconds = models.FloatField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_sum = models.FloatField(default=0)
+    latency_min = models.FloatField(null=True, blank=True)
+    latency_max = models.FloatField(null=True, blank=True)
+    histogram = models.JSONField(default=dict, help_text="{bucket: count} of successful checks' latency.")
+
+    class Meta:
+        indexes = [
+            # A monitor's buckets of one size in a range (uptime, series, the monitor list).
+            models.Index(fields=["monitor", "resolution", "start"], name="rollup_monitor_idx"),
+            # Retention: the oldest buckets of one size.
+            models.Index(fields=["resolution", "start"], name="rollup_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.monitor_id} {self.resolution} {self.start:%Y-%m-%d %H:%M} {self.region_id or 'all'}"
+
+
+class RollupProgress(models.Model):
+    """Where rolling up stands (one row): hours before `rolled_up_to` are in
+    rollups; results inserted after `seen_id` may be late ones for them."""
+
+    rolled_up_to = models.DateTimeField(null=True, blank=True)
+    seen_id = models.BigIntegerField(default=0)
+    # The scan of late results reaches one run back: an insert whose id is
+    # below seen_id may commit just after a run read past it.
+    previous_seen_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "rollup progress"
 
 
 class IncidentQuerySet(OwnedQuerySet):
