@@ -270,7 +270,9 @@ def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[
     while True:
         with transaction.atomic():
             progress = _progress()
-            hour = progress.rolled_up_to or floor_to(now - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS), HOUR)
+            hour = progress.rolled_up_to or _first_hour(now)
+            if hour is None:
+                return rolled, False
             if hour >= target:
                 return rolled, False
             roll_up_hour(hour)
@@ -279,6 +281,15 @@ def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[
         rolled += 1
         if timezone.now() >= deadline:
             return rolled, True
+
+
+def _first_hour(now: datetime) -> datetime | None:
+    """Where rolling up starts on a new or upgraded install: the oldest
+    retained result (one scan, once)."""
+    oldest = CheckResult.objects.order_by("scheduled_at").values_list("scheduled_at", flat=True).first()
+    if oldest is None:
+        return None
+    return floor_to(max(oldest, now - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS)), HOUR)
 
 
 def _progress() -> RollupProgress:
