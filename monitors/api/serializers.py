@@ -10,6 +10,7 @@ from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel
 
 from ..choices import ErrorKind, Health, MaintenanceKind
+from .. import rollups
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 from ..regions import Region
 
@@ -132,6 +133,12 @@ class MonitorSerializer(ValidatedModelSerializer):
     alerting = serializers.BooleanField(
         read_only=True,
         help_text="Whether its alerts reach anyone: true when it has at least one enabled channel.")
+    uptime_24h = serializers.SerializerMethodField(
+        help_text="Uptime percent of the current hour and the 23 before it; null without data.")
+    uptime_30d = serializers.SerializerMethodField(
+        help_text="Uptime percent of today (UTC) and the 29 days before; null without data.")
+    latency_p95_24h_ms = serializers.SerializerMethodField(
+        help_text="95th percentile of successful checks' latency over the span of uptime_24h.")
 
     class Meta:
         model = Monitor
@@ -140,7 +147,8 @@ class MonitorSerializer(ValidatedModelSerializer):
             "expected_status", "keyword", "follow_redirects", "regions", "retries", "recovery_checks",
             "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "paused",
             "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
-            "alerting", "status_changed_at", "last_checked_at", "next_check_at", "created_at",
+            "alerting", "uptime_24h", "uptime_30d", "latency_p95_24h_ms", "status_changed_at", "last_checked_at",
+            "next_check_at", "created_at",
         ]
         read_only_fields = [
             "kind", "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
@@ -151,6 +159,22 @@ class MonitorSerializer(ValidatedModelSerializer):
         if "live_regions" not in self.context:
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
         return monitor.unserved_regions(self.context["live_regions"])
+
+    def get_uptime_24h(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).uptime_24h
+
+    def get_uptime_30d(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).uptime_30d
+
+    def get_latency_p95_24h_ms(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).latency_p95_24h_ms
+
+    def _summary(self, monitor: Monitor) -> rollups.Summary:
+        # Once for the whole page (a few queries), not once per monitor.
+        if "summaries" not in self.context:
+            page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [monitor]
+            self.context["summaries"] = rollups.summaries([m.pk for m in page])
+        return self.context["summaries"].get(monitor.pk, rollups.Summary())
 
     def validate(self, attrs: dict) -> dict:
         if self.instance is None:

@@ -150,6 +150,22 @@ def test_a_range_longer_than_minutes_are_kept_is_refused(api, user, settings):
                    ).status_code == 200
 
 
+def test_the_monitor_list_shows_uptime_and_p95_in_a_few_queries_for_the_whole_page(
+        api, user, checked, hour, django_assert_max_num_queries):
+    quiet = MonitorFactory(owner=user, name="quiet")
+    body = {m["id"]: m for m in api.get("/api/v1/monitors/").json()["results"]}
+    assert body[checked.pk]["uptime_24h"] == 100.0 and body[checked.pk]["uptime_30d"] == 100.0
+    assert body[checked.pk]["latency_p95_24h_ms"] == pytest.approx(200, rel=rollups.MAX_PERCENTILE_ERROR)
+    assert body[quiet.pk]["uptime_24h"] is None and body[quiet.pk]["latency_p95_24h_ms"] is None
+    assert api.get(f"/api/v1/monitors/{checked.pk}/").json()["uptime_24h"] == 100.0
+    with django_assert_max_num_queries(30) as few:
+        api.get("/api/v1/monitors/")
+    for n in range(20):
+        MonitorFactory(owner=user, name=f"more{n}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        api.get("/api/v1/monitors/")
+
+
 def test_another_users_monitor_is_a_404(api, other_user):
     theirs = MonitorFactory(owner=other_user)
     RegionFactory(name="eu")
