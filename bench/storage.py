@@ -115,6 +115,22 @@ def show(title: str, per_row: dict[str, float]) -> None:
     print(f"  {'total':40s} {sum(per_row.values()):7.1f} B/row  = {sum(per_row.values()):.0f} MB per million")
 
 
+def roll_up(db: psycopg.Connection, results: int) -> None:
+    """Roll the million up into hour and day buckets: what that costs, and what a bucket costs on disk."""
+    from monitors import rollups
+
+    began, cpu = time.perf_counter(), time.process_time()
+    hours, _ = rollups.roll_up(budget_seconds=3600)
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    db.execute("VACUUM monitors_rollup")
+    count = db.execute("SELECT count(*), count(*) FILTER (WHERE resolution = 'hour') FROM monitors_rollup").fetchone()
+    size = db.execute("SELECT pg_total_relation_size('monitors_rollup'), pg_relation_size('monitors_rollup')"
+                      ).fetchone()
+    print(f"\nrolled up {hours} hours into {count[0]:,} buckets ({count[1]:,} of an hour) in {wall:.1f} s, "
+          f"{cpu:.1f} s of it Python CPU: {wall / results * 1e6:.1f} µs per result")
+    print(f"  a bucket row: {size[1] / count[0]:.0f} B heap, {size[0] / count[0]:.0f} B with its indexes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--migration", help="measure the monitors schema at this migration (e.g. 0006)")
@@ -155,6 +171,7 @@ def main() -> None:
         if not has_node_text:
             compacted = partitions.compact_closed_partitions(datetime.now(UTC))
             show(f"after the day closed and was compacted ({', '.join(compacted)})", sizes(db, rows))
+            roll_up(db, rows)
             day = start.date()
             began = time.perf_counter()
             dropped = partitions.drop_expired_partitions(start + timedelta(days=1))

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -190,41 +191,56 @@ Key = tuple[int, int | None, datetime]  # monitor, region (None: the verdict), b
 def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime]
               ) -> dict[Key, Stats]:
     """Sum raw rows (ROW_FIELDS) per monitor, region and bucket, and each
-    monitor's all-regions verdict per bucket (region None)."""
-    slots: dict[tuple[int, datetime], list[tuple]] = defaultdict(list)
-    for row in rows:
-        slots[(row[0], row[2])].append(row)
-    out: dict[Key, Stats] = defaultdict(Stats)
-    for (monitor_id, slot), reports in slots.items():
+    monitor's all-regions verdict per bucket (region None).
+
+    One pass, the hot loop of rolling up: a region's figures row by row; the
+    verdict's counts are its regions' summed, its time comes from its slots."""
+    out: dict[Key, Stats] = {}
+    slots: dict[tuple[int, datetime], list] = {}  # (monitor, slot) -> [ran, in maintenance, bucket start]
+    starts: dict[datetime, datetime] = {}
+    for monitor_id, region_id, slot, ok, latency, in_maintenance in rows:
+        start = starts.get(slot)
+        if start is None:
+            start = starts[slot] = bucket(slot)
+        stats = out.get((monitor_id, region_id, start))
+        if stats is None:
+            stats = out[(monitor_id, region_id, start)] = Stats()
+        flags = slots.get((monitor_id, slot))
+        if flags is None:
+            flags = slots[(monitor_id, slot)] = [False, False, start]
+        if in_maintenance:
+            flags[1] = True
+        if ok is None:
+            stats.missed_checks += 1
+            continue
+        flags[0] = True
         term = terms[monitor_id]
-        start = bucket(slot)
-        verdict = out[(monitor_id, None, start)]
-        ran = [r for r in reports if r[3] is not None]
-        maintenance = any(r[5] for r in reports)
-        for _, region_id, _, ok, latency, in_maintenance in reports:
-            for stats in (out[(monitor_id, region_id, start)], verdict):
-                _count(stats, term, ok, latency, in_maintenance)
-            if ok is not None and not in_maintenance:
-                regional = out[(monitor_id, region_id, start)]
-                regional.covered_seconds += term.interval
-                regional.down_seconds += term.interval if ok is False else 0
-        if ran and not maintenance:
+        stats.checks += 1
+        if in_maintenance:
+            stats.maintenance_checks += 1
+        else:
+            stats.covered_seconds += term.interval
+        if not ok:
+            stats.failed_checks += 1
+            if not in_maintenance:
+                stats.down_seconds += term.interval
+        elif latency is not None:
+            stats.note_latency(latency)
+            if term.latency_threshold_ms is not None and latency > term.latency_threshold_ms:
+                stats.degraded_checks += 1
+    verdicts: dict[Key, Stats] = defaultdict(Stats)
+    for (monitor_id, _, start), stats in out.items():
+        verdicts[(monitor_id, None, start)].add(stats)
+    for verdict in verdicts.values():
+        verdict.covered_seconds = verdict.down_seconds = 0.0
+    for (monitor_id, slot), (ran, in_maintenance, start) in slots.items():
+        if ran and not in_maintenance:
+            term, verdict = terms[monitor_id], verdicts[(monitor_id, None, start)]
             verdict.covered_seconds += term.interval
-            verdict.down_seconds += term.interval if term.is_down(slot) else 0
+            if term.incidents and term.is_down(slot):
+                verdict.down_seconds += term.interval
+    out.update(verdicts)
     return out
-
-
-def _count(stats: Stats, term: MonitorTerms, ok: bool | None, latency: float | None, in_maintenance: bool) -> None:
-    if ok is None:
-        stats.missed_checks += 1
-        return
-    stats.checks += 1
-    stats.failed_checks += not ok
-    stats.maintenance_checks += bool(in_maintenance)
-    if ok and latency is not None:
-        stats.note_latency(latency)
-        if term.latency_threshold_ms is not None and latency > term.latency_threshold_ms:
-            stats.degraded_checks += 1
 
 
 def monitor_terms(monitor_ids: list[int], since: datetime, until: datetime) -> dict[int, MonitorTerms]:
@@ -252,8 +268,22 @@ def sum_raw(monitor_ids: list[int], since: datetime, until: datetime, bucket: Ca
             region_ids: list[int] | None = None) -> dict[Key, Stats]:
     if since >= until:
         return {}
-    return aggregate(raw_rows(monitor_ids, since, until, region_ids), monitor_terms(monitor_ids, since, until),
-                     bucket)
+    return aggregate(_fetch(raw_rows(monitor_ids, since, until, region_ids)),
+                     monitor_terms(monitor_ids, since, until), bucket)
+
+
+def _fetch(queryset) -> Iterable[tuple]:
+    """The rows as the driver gives them on PostgreSQL (already typed: no
+    per-row conversion); through the ORM elsewhere (SQLite gives text times)."""
+    if not partitions.partitioned():
+        return queryset
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # no region at all yet
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 # --- rolling up ----------------------------------------------------------------------
@@ -275,7 +305,7 @@ def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[
                 return rolled, False
             if hour >= target:
                 return rolled, False
-            roll_up_hour(hour)
+            roll_up_hour(hour, day_complete=floor_to(hour + HOUR, DAY) == hour + HOUR)
             progress.rolled_up_to = hour + HOUR
             progress.save()
         rolled += 1
@@ -310,7 +340,7 @@ def roll_up_late_results() -> int:
             for monitor_id, slot in late.values_list("monitor_id", "scheduled_at").iterator():
                 touched[floor_to(slot, HOUR)].add(monitor_id)
         for hour, monitor_ids in sorted(touched.items()):
-            roll_up_hour(hour, sorted(monitor_ids))
+            roll_up_hour(hour, sorted(monitor_ids), day_complete=floor_to(hour, DAY) + DAY <= progress.rolled_up_to)
         progress.previous_seen_id, progress.seen_id = progress.seen_id, newest
         progress.save()
     return sum(len(ids) for ids in touched.values())
@@ -327,9 +357,10 @@ def newest_result_id() -> int:
         return cursor.fetchone()[0]
 
 
-def roll_up_hour(hour: datetime, monitor_ids: list[int] | None = None) -> int:
+def roll_up_hour(hour: datetime, monitor_ids: list[int] | None = None, day_complete: bool = False) -> int:
     """Replace the hour's rollups (of these monitors, or all) by the sum of
-    its raw results, and its day's by the sum of its hours."""
+    its raw results, and, once its day is complete, the day's by the sum of
+    its hours (a day still open is read from its hours)."""
     ids = monitor_ids if monitor_ids is not None else list(Monitor.objects.order_by("pk").values_list("pk", flat=True))
     written = 0
     for start in range(0, len(ids), MONITOR_CHUNK):
@@ -337,7 +368,8 @@ def roll_up_hour(hour: datetime, monitor_ids: list[int] | None = None) -> int:
         stats = sum_raw(chunk, hour, hour + HOUR, lambda slot: hour)
         Rollup.objects.filter(monitor_id__in=chunk, resolution=Resolution.HOUR, start=hour).delete()
         written += _write(stats, Resolution.HOUR)
-        roll_up_day(floor_to(hour, DAY), chunk)
+        if day_complete:
+            roll_up_day(floor_to(hour, DAY), chunk)
     return written
 
 
@@ -468,10 +500,14 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
     if resolution != Resolution.MINUTE:
         done = rolled_up_to()
         if done is not None and done > since:
-            # A day's row holds the hours rolled up so far; the rest of it comes raw.
             raw_from = min(done, until)
-            for (_, region_id, start), stats in _rollups([monitor_id], resolution, since, raw_from, region_ids).items():
-                buckets[(region_id, start)].add(stats)
+            # Whole days from day rows; the open day from its hours so far.
+            hours_from = max(since, floor_to(raw_from, DAY)) if resolution == Resolution.DAY else since
+            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids),
+                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids)]
+            for piece in pieces:
+                for (_, region_id, start), stats in piece.items():
+                    buckets[(region_id, floor_to(start, size))].add(stats)
     for (_, region_id, start), stats in sum_raw([monitor_id], raw_from, until, lambda slot: floor_to(slot, size),
                                                 region_ids).items():
         buckets[(region_id, start)].add(stats)
