@@ -337,7 +337,12 @@ if not re.fullmatch(r"[-a-zA-Z0-9_]{1,64}", LOOPR_REGION):
 LOOPR_MIN_INTERVAL = env_int("LOOPR_MIN_INTERVAL", 30, minimum=1, maximum=86400)
 LOOPR_MAX_INTERVAL = 86400
 LOOPR_MAX_TIMEOUT = env_int("LOOPR_MAX_TIMEOUT", 60, minimum=1)
-LOOPR_RESULTS_RETENTION_DAYS = env_int("LOOPR_RESULTS_RETENTION_DAYS", 90, minimum=1)
+# Raw results; the rollups answer for longer (PostgreSQL drops whole days).
+LOOPR_RESULTS_RETENTION_DAYS = env_int("LOOPR_RESULTS_RETENTION_DAYS", 14, minimum=1)
+# Rollups, per bucket size: minutes 14 days, hours 400 days, days 5 years.
+LOOPR_ROLLUP_MINUTE_DAYS = env_int("LOOPR_ROLLUP_MINUTE_DAYS", 14, minimum=1)
+LOOPR_ROLLUP_HOUR_DAYS = env_int("LOOPR_ROLLUP_HOUR_DAYS", 400, minimum=1)
+LOOPR_ROLLUP_DAY_DAYS = env_int("LOOPR_ROLLUP_DAY_DAYS", 1826, minimum=1)
 # Checks per probe task: a Celery task costs ~1 ms of CPU, so it must carry many.
 LOOPR_BATCH_SIZE = env_int("LOOPR_BATCH_SIZE", 100, minimum=1, maximum=5000)
 # Most monitors one dispatch tick claims; the rest wait for the next tick.

@@ -142,7 +142,7 @@ class CheckResultAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mod
                     "missed_reason", "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
     search_fields = ["monitor__name"]
-    list_select_related = ["monitor", "region"]
+    list_select_related = ["monitor", "region", "node"]
     raw_id_fields = ["monitor"]
     date_hierarchy = None  # a date drill-down would COUNT a huge table per level
     # Newest first, by the slot: an index read backwards that stops after one page.

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 INSERT_CHUNK = 500
 # What ingest adds to each validated result.
-RESULT_COLUMNS = (*RESULT_FIELDS, "region_id", "node", "in_maintenance")
+RESULT_COLUMNS = (*RESULT_FIELDS, "region_id", "node_id", "in_maintenance")
 # The monitor's state that ingest moves; written back with one UPDATE per row.
 STATUS_FIELDS = [
     "status", "health", "status_changed_at", "alerted_health", "is_flapping", "last_checked_at", "last_slot_at",
@@ -88,7 +88,7 @@ def save_status(monitors: list[Monitor]) -> None:
         cursor.executemany(sql, params)
 
 
-def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node: str,
+def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_id: int, node_id: int | None,
                        one_by_one: bool = False) -> tuple[list[Result], int]:
     """INSERT … ON CONFLICT … RETURNING: one statement per chunk, and it tells
     which rows were new (both PostgreSQL and SQLite ≥ 3.35 speak it). A row
@@ -112,7 +112,7 @@ def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_
         for row in chunk:
             keyed[(row["monitor_id"], row["scheduled_at"])] = row
             params += parameters(row)
-            params += (region_id, node, monitors[row["monitor_id"]].in_maintenance)
+            params += (region_id, node_id, monitors[row["monitor_id"]].in_maintenance)
         if one_by_one:
             try:
                 with transaction.atomic():

@@ -128,3 +128,12 @@ class MaintenanceKind(models.TextChoices):
     ONCE = "once", "One-off"
     WEEKLY = "weekly", "Weekly"
     CRON = "cron", "Cron"
+
+
+class Resolution(models.TextChoices):
+    """Sizes of the buckets uptime and latency are summed in. Minutes come
+    from the raw results (kept as long); hours and days are rolled up."""
+
+    MINUTE = "minute", "Minute"
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"

@@ -51,39 +51,40 @@ class IngestOutcome:
     rejected_fields: dict[str, int] = field(default_factory=dict)  # why rows were rejected, counted
 
 
-def ingest_results(region: str, node: str, results: list) -> IngestOutcome:
-    """Store a probe node's results and move the monitors' status."""
+def ingest_results(region: str, node: str, results: list, node_id: int | None = None) -> IngestOutcome:
+    """Store a probe node's results and move the monitors' status. `node`
+    names the node in logs; `node_id` (the fleet's WorkerNode) is stored."""
     rows, reasons = parse_message(region, node, results)
     rejected = sum(reasons.values())
     if not rows:
         return IngestOutcome(rejected=rejected, rejected_fields=dict(reasons))
-    outcome = store(rows, region, str(node)[:200], rejected)
+    outcome = store(rows, region, str(node)[:200], node_id, rejected)
     outcome.rejected_fields = dict(reasons)
     return outcome
 
 
-def store(rows: list[Result], region: str, node: str, rejected: int = 0) -> IngestOutcome:
+def store(rows: list[Result], region: str, node: str, node_id: int | None, rejected: int = 0) -> IngestOutcome:
     """Store validated results and judge them."""
     rid = region_id(region)
     try:
-        return store_and_judge(rows, rid, region, node, rejected)
+        return store_and_judge(rows, rid, region, node_id, rejected)
     except (DataError, IntegrityError, ValueError) as exc:
         # A row the database refuses (what validation let through) must not
         # cost the message's good rows: again, each row on its own. Costs
         # nothing until it happens.
         log.warning("ingest from %s/%s: %s: %s; storing its rows one by one", region, node,
                     type(exc).__name__, exc)
-        return store_and_judge(rows, rid, region, node, rejected, one_by_one=True)
+        return store_and_judge(rows, rid, region, node_id, rejected, one_by_one=True)
 
 
-def store_and_judge(rows: list[Result], rid: int, region: str, node: str, rejected: int = 0,
+def store_and_judge(rows: list[Result], rid: int, region: str, node_id: int | None, rejected: int = 0,
                     one_by_one: bool = False) -> IngestOutcome:
     outcome = IngestOutcome(rejected=rejected)
     with transaction.atomic():
         # The monitors first, then whatever judging writes (the lock order, monitors/locks.py).
         monitors = lock_monitors({row["monitor_id"] for row in rows}, MONITOR_FIELDS)
         rows = [row for row in rows if row["monitor_id"] in monitors]  # deleted meanwhile
-        inserted, refused = insert_new_results(rows, monitors, rid, node, one_by_one)
+        inserted, refused = insert_new_results(rows, monitors, rid, node_id, one_by_one)
         outcome.stored, outcome.rejected = len(inserted), outcome.rejected + refused
         outcome.duplicates = len(rows) - len(inserted) - refused
         outcome.status_changes = move_status(monitors, region, inserted)

@@ -67,7 +67,7 @@ def record_missed(runs: Iterable[Missed], now: datetime | None = None) -> int:
     with transaction.atomic():
         rest = _extend(runs)
         rows = [
-            CheckResult(monitor_id=run.monitor_id, region_id=run.region_id, node="", scheduled_at=run.first,
+            CheckResult(monitor_id=run.monitor_id, region_id=run.region_id, node=None, scheduled_at=run.first,
                         checked_at=now, ok=None, error_kind=ErrorKind.MISSED, missed_reason=run.reason,
                         missed_until=run.last)
             for run in sorted(rest, key=lambda r: (r.monitor_id, r.region_id, r.first))

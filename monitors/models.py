@@ -30,6 +30,7 @@ from .choices import (
     MonitorKind,
     MonitorStatus,
     PingKind,
+    Resolution,
 )
 from .probes.assertions import ASSERTABLE_BY_KIND
 from .quorum import Check, RegionReport, RegionVote
@@ -506,12 +507,21 @@ class CheckResultQuerySet(OwnedQuerySet):
 
 
 class CheckResult(models.Model):
-    """One check of one monitor from one region; the table grows without bound."""
+    """One check of one monitor from one region; the table grows without bound.
+
+    On PostgreSQL it is partitioned by day on `scheduled_at` (monitors/partitions.py):
+    retention drops whole days. Its key is the natural key; `id` is kept for the
+    admin's links and the API but has no index of its own (nothing reads by it
+    on the hot path; a BRIN index keeps the admin's look-up by id cheap).
+    """
 
     id = models.BigAutoField(primary_key=True)
     monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="results")
     region = models.ForeignKey("workers.Region", on_delete=models.PROTECT, related_name="+")
-    node = models.CharField(max_length=200)
+    # The probe node, by id: its name on every row was the widest column.
+    # No constraint: a node's row may be deleted while its results stay.
+    node = models.ForeignKey("workers.WorkerNode", null=True, blank=True, on_delete=models.DO_NOTHING,
+                             db_constraint=False, related_name="+")
     scheduled_at = models.DateTimeField()
     checked_at = models.DateTimeField()
     # Null for a missed slot (error_kind "missed"): no check ran, so neither up nor down.
@@ -534,14 +544,17 @@ class CheckResult(models.Model):
 
     class Meta:
         constraints = [
-            # The natural key: a redelivered batch can never store a check twice.
-            # Its (monitor, scheduled_at) prefix also serves "latest results of
-            # one monitor", read backwards.
-            models.UniqueConstraint(fields=["monitor", "scheduled_at", "region"], name="checkresult_natural_key"),
+            # The natural key, and the table's primary key on PostgreSQL: a
+            # redelivered batch can never store a check twice. Region before
+            # the time keeps each (monitor, region)'s entries ascending, so
+            # its index pages fill instead of splitting in halves. It also
+            # serves a monitor's results in a time range (per region, merged).
+            models.UniqueConstraint(fields=["monitor", "region", "scheduled_at"], name="checkresult_natural_key"),
         ]
         indexes = [
-            # Time-range queries across monitors and the retention sweep.
-            models.Index(fields=["scheduled_at"], name="checkresult_scheduled_idx"),
+            # "A monitor's failures in a range" (results/?ok=false&since=…):
+            # about 2 % of the rows, so a partial index is small.
+            models.Index(fields=["monitor", "scheduled_at"], condition=Q(ok=False), name="checkresult_failed_idx"),
             # Extending a run of missed slots: find the run of (monitor, region)
             # that ends where the next missed slot begins. Missed rows only, so tiny.
             models.Index(fields=["monitor", "region", "missed_until"], condition=Q(error_kind="missed"),
@@ -584,6 +597,62 @@ class Ping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class Rollup(models.Model):
+    """One monitor's results in one hour or day (monitors/rollups.py): per
+    region, and with `region` empty for the monitor's all-regions verdict.
+
+    Counts and sums add up across buckets, and so does the latency histogram
+    (fixed log-spaced buckets, see `rollups.bucket_of`): p50/p95/p99 of any
+    window and any set of regions come from summing histograms.
+    """
+
+    monitor = models.ForeignKey(Monitor, on_delete=models.CASCADE, related_name="rollups")
+    # Empty: the monitor's verdict over all its regions.
+    region = models.ForeignKey("workers.Region", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    resolution = models.CharField(max_length=6, choices=Resolution.choices)
+    start = models.DateTimeField()
+    checks = models.PositiveIntegerField(default=0, help_text="Results that ran (missed slots are not checks).")
+    failed_checks = models.PositiveIntegerField(default=0)
+    maintenance_checks = models.PositiveIntegerField(default=0)
+    degraded_checks = models.PositiveIntegerField(default=0, help_text="Correct but slower than the threshold.")
+    missed_checks = models.PositiveIntegerField(default=0)
+    # Time with data outside maintenance, and the part of it that was down:
+    # uptime is 1 - down / covered; time with no data is neither.
+    covered_seconds = models.FloatField(default=0)
+    down_seconds = models.FloatField(default=0)
+    latency_count = models.PositiveIntegerField(default=0)
+    latency_sum = models.FloatField(default=0)
+    latency_min = models.FloatField(null=True, blank=True)
+    latency_max = models.FloatField(null=True, blank=True)
+    histogram = models.JSONField(default=dict, help_text="{bucket: count} of successful checks' latency.")
+
+    class Meta:
+        indexes = [
+            # A monitor's buckets of one size in a range (uptime, series, the monitor list).
+            models.Index(fields=["monitor", "resolution", "start"], name="rollup_monitor_idx"),
+            # Retention: the oldest buckets of one size.
+            models.Index(fields=["resolution", "start"], name="rollup_start_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.monitor_id} {self.resolution} {self.start:%Y-%m-%d %H:%M} {self.region_id or 'all'}"
+
+
+class RollupProgress(models.Model):
+    """Where rolling up stands (one row): hours before `rolled_up_to` are in
+    rollups; results inserted after `seen_id` may be late ones for them."""
+
+    rolled_up_to = models.DateTimeField(null=True, blank=True)
+    seen_id = models.BigIntegerField(default=0)
+    # The scan of late results reaches one run back: an insert whose id is
+    # below seen_id may commit just after a run read past it.
+    previous_seen_id = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "rollup progress"
 
 
 class IncidentQuerySet(OwnedQuerySet):

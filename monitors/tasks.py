@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import heartbeats, maintenance, retention, state
+from . import heartbeats, maintenance, retention, rollups, state
 
 log = logging.getLogger(__name__)
 
@@ -12,9 +12,20 @@ log = logging.getLogger(__name__)
 @shared_task(name="monitors.prune_results", ignore_result=True)
 def prune_results() -> int:
     deleted, more_left = retention.prune_results()
+    deleted += rollups.prune_rollups()
     if more_left:
         prune_results.delay()
     return deleted
+
+
+@shared_task(name="monitors.roll_up_results", ignore_result=True)
+def roll_up_results() -> int:
+    """Closed hours into rollups, and late results into theirs. A back-log
+    (an upgrade's history) goes a time budget at a time, re-enqueued."""
+    rolled, more_left = rollups.roll_up()
+    if more_left:
+        roll_up_results.delay()
+    return rolled
 
 
 @shared_task(name="monitors.sync_maintenance", ignore_result=True)

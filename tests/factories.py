@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from monitors.models import Incident, MaintenanceWindow, Monitor
 from notifications.models import Channel, Notification
-from workers.models import Region
+from workers.models import Region, WorkerNode
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -28,6 +28,18 @@ class RegionFactory(factory.django.DjangoModelFactory):
 
     name = "local"
     last_seen_at = None
+
+
+class WorkerNodeFactory(factory.django.DjangoModelFactory):
+    """A probe node by name (results store the node by id)."""
+
+    class Meta:
+        model = WorkerNode
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"probe{n}@host")
+    region = factory.SubFactory(RegionFactory)
+    last_heartbeat_at = factory.LazyFunction(timezone.now)
 
 
 class MonitorFactory(factory.django.DjangoModelFactory):

@@ -8,7 +8,7 @@ from django.test import Client
 from django.utils import timezone
 
 from monitors.models import CheckResult, Monitor
-from tests.factories import MonitorFactory, RegionFactory
+from tests.factories import MonitorFactory, RegionFactory, WorkerNodeFactory
 from workers.models import WorkerNode
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def data(user):
     WorkerNode.objects.create(name="probe1@eu", region=region, version="1", concurrency=8, last_heartbeat_at=now)
     monitors = [MonitorFactory(owner=user, name="up"), MonitorFactory(owner=user, name="off", paused=True)]
     monitors[0].regions.add(region)
-    CheckResult.objects.create(monitor=monitors[0], region=region, node="probe1@eu", scheduled_at=now,
+    CheckResult.objects.create(monitor=monitors[0], region=region, node=WorkerNode.objects.get(name="probe1@eu"), scheduled_at=now,
                                checked_at=now, ok=False, error_kind="timeout", error="timed out")
     return monitors
 
@@ -462,7 +462,7 @@ def busy_monitor(user):
     region = RegionFactory(name="eu-west")
     start = timezone.now() - timedelta(hours=5)
     CheckResult.objects.bulk_create(
-        CheckResult(monitor=monitor, region=region, node="probe1@eu", scheduled_at=start + timedelta(seconds=30 * i),
+        CheckResult(monitor=monitor, region=region, node=WorkerNodeFactory(name="probe1@eu", region=region), scheduled_at=start + timedelta(seconds=30 * i),
                     checked_at=start + timedelta(seconds=30 * i), ok=True)
         for i in range(500)
     )
@@ -543,7 +543,7 @@ def test_the_results_list_filters_by_the_users_own_monitors_and_by_region(staff_
     # Choosing one narrows the list to it.
     now = timezone.now()
     for monitor, node in zip(mine, ["node-of-a", "node-of-b"]):
-        CheckResult.objects.create(monitor=monitor, region=regions[0], node=node, scheduled_at=now, checked_at=now,
+        CheckResult.objects.create(monitor=monitor, region=regions[0], node=WorkerNodeFactory(name=node), scheduled_at=now, checked_at=now,
                                    ok=True)
     page = staff_client.get(f"/admin/monitors/checkresult/?monitor__id__exact={mine[0].pk}").content.decode()
     assert "node-of-a" in page and "node-of-b" not in page
@@ -560,7 +560,7 @@ def test_results_show_their_times_to_the_second(admin_client, user):
 
     region = RegionFactory(name="eu-west")
     at = datetime(2026, 12, 1, 23, 14, 5, tzinfo=tz.utc)
-    result = CheckResult.objects.create(monitor=MonitorFactory(owner=user), region=region, node="n", ok=True,
+    result = CheckResult.objects.create(monitor=MonitorFactory(owner=user), region=region, node=WorkerNodeFactory(name="n"), ok=True,
                                         scheduled_at=at, checked_at=at.replace(second=7))
     listing = admin_client.get("/admin/monitors/checkresult/").content.decode()
     detail = admin_client.get(f"/admin/monitors/checkresult/{result.pk}/change/").content.decode()

@@ -104,6 +104,18 @@ class WorkerNode(models.Model):
     def is_online(self) -> bool:
         return self.state in SERVING_STATES and self.last_heartbeat_at >= live_cutoff()
 
+    @classmethod
+    def id_for(cls, name: str, token: NodeToken) -> int:
+        """The node's id, stored with its results. Results can arrive before
+        the node's first heartbeat (another queue): they register it, offline
+        until that heartbeat."""
+        pk = cls.objects.filter(name=name).values_list("pk", flat=True).first()
+        if pk is None:
+            pk = cls.objects.get_or_create(name=name, defaults={
+                "region_id": token.region_id, "token": token, "state": NodeState.OFFLINE,
+                "last_heartbeat_at": timezone.now()})[0].pk
+        return pk
+
 
 class Rejection(models.Model):
     """Reports refused from a node (unknown or revoked token, bad signature,

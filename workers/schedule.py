@@ -15,6 +15,7 @@ SYSTEM_TASKS = [
     # the next one does the same work.
     ("loopr: dispatch due checks", "workers.dispatch_due_checks", 1, 5),
     ("loopr: prune old results", "monitors.prune_results", 3600, 1800),
+    ("loopr: roll up results", "monitors.roll_up_results", 30, 30),
     ("loopr: sync maintenance windows", "monitors.sync_maintenance", 10, 10),
     ("loopr: sweep undelivered notifications", "notifications.sweep_notifications", 5, 5),
     ("loopr: send reminders", "notifications.send_reminders", 30, 30),

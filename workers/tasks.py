@@ -14,7 +14,7 @@ from loopr.formatting import excerpt
 from monitors import ingest
 
 from . import dispatch, ledger, node, probe_runner, publish, redispatch, reports, services
-from .models import NodeToken, Rejection
+from .models import NodeToken, Rejection, WorkerNode
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _ingest(report: dict) -> dict:
         Rejection.record(refused.node, refused.region, refused.reason, 1)
         return {"refused": refused.reason}
     region, node = report["region"], report["node"]
-    outcome = ingest.ingest_results(region, node, results)
+    outcome = ingest.ingest_results(region, node, results, node_id=WorkerNode.id_for(str(node)[:200], found))
     _settle(region, results)
     freshness.mark(freshness.INGEST)
     for field, count in outcome.rejected_fields.items():

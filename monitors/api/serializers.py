@@ -14,6 +14,7 @@ from rest_framework.relations import MANY_RELATION_KWARGS
 from loopr.api import ValidatedModelSerializer
 from notifications.models import Channel, EscalationPolicy
 
+from .. import rollups
 from ..choices import ErrorKind, Health, MaintenanceKind, MonitorKind, PingKind
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, Ping, StatusChange
 from ..regions import Region
@@ -190,6 +191,12 @@ class MonitorSerializer(ValidatedModelSerializer):
                             help_text="Omitted: from the URL's scheme (http/https, tcp, dns, icmp).")
     ping_url = serializers.SerializerMethodField(
         help_text="Heartbeat: where its job pings (add /start, /fail, /<exit status> or /log); null otherwise.")
+    uptime_24h = serializers.SerializerMethodField(
+        help_text="Uptime percent of the current hour and the 23 before it; null without data.")
+    uptime_30d = serializers.SerializerMethodField(
+        help_text="Uptime percent of today (UTC) and the 29 days before; null without data.")
+    latency_p95_24h_ms = serializers.SerializerMethodField(
+        help_text="95th percentile of successful checks' latency over the span of uptime_24h.")
 
     class Meta:
         model = Monitor
@@ -200,7 +207,8 @@ class MonitorSerializer(ValidatedModelSerializer):
             "regions", "retries", "recovery_checks",
             "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy", "paused",
             "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
-            "alerting", "status_changed_at", "last_checked_at", "next_check_at", "created_at",
+            "alerting", "uptime_24h", "uptime_30d", "latency_p95_24h_ms", "status_changed_at", "last_checked_at",
+            "next_check_at", "created_at",
         ]
         read_only_fields = [
             "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
@@ -222,6 +230,22 @@ class MonitorSerializer(ValidatedModelSerializer):
         if "live_regions" not in self.context:
             self.context["live_regions"] = set(Region.objects.live().values_list("name", flat=True))
         return monitor.unserved_regions(self.context["live_regions"])
+
+    def get_uptime_24h(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).uptime_24h
+
+    def get_uptime_30d(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).uptime_30d
+
+    def get_latency_p95_24h_ms(self, monitor: Monitor) -> float | None:
+        return self._summary(monitor).latency_p95_24h_ms
+
+    def _summary(self, monitor: Monitor) -> rollups.Summary:
+        # Once for the whole page (a few queries), not once per monitor.
+        if "summaries" not in self.context:
+            page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [monitor]
+            self.context["summaries"] = rollups.summaries([m.pk for m in page])
+        return self.context["summaries"].get(monitor.pk, rollups.Summary())
 
     def validate(self, attrs: dict) -> dict:
         if self.instance is None:
@@ -338,6 +362,8 @@ class FiniteFloatField(serializers.FloatField):
 class CheckResultSerializer(serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
     latency_ms = FiniteFloatField(read_only=True, allow_null=True)
+    node = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True,
+                                        help_text="The probe node's name; null for a missed slot.")
 
     class Meta:
         model = CheckResult

@@ -7,12 +7,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
+from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.response import Response
 
 from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
 from ..choices import AcknowledgedVia, MonitorKind, MonitorStatus
 from ..models import CheckResult, Incident, MaintenanceWindow, Monitor, Ping
+from .uptime import SeriesCSVRenderer, SeriesQuery, SeriesSerializer, UptimeQuery, UptimeSerializer, series_of, uptime
 from .serializers import (
     MAX_BULK_CREATE,
     AcknowledgementSerializer,
@@ -77,7 +80,9 @@ class PingPagination(CursorPagination):
 class ResultPagination(CursorPagination):
     # Cursor, not page numbers: OFFSET on a table this size gets slower with
     # every page, and new results would shift pages under the reader.
-    ordering = "-scheduled_at"
+    # The cursor is the time; the region orders one slot's results (the
+    # natural key), so a page boundary inside a slot loses or repeats none.
+    ordering = ("-scheduled_at", "-region_id")
     page_size = 100
     page_size_query_param = "page_size"
     max_page_size = 1000
@@ -120,12 +125,42 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
     )
     # Its own queryset, so that its filters (and the browsable API's filter
     # form) meet the model they were written for.
-    @action(detail=True, methods=["get"], queryset=CheckResult.objects.select_related("region"),
+    @action(detail=True, methods=["get"], queryset=CheckResult.objects.select_related("region", "node"),
             pagination_class=ResultPagination, filterset_class=ResultFilter, serializer_class=CheckResultSerializer)
     def results(self, request, pk=None):
         queryset = self.filter_queryset(self.get_queryset())
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(CheckResultSerializer(page, many=True).data)
+
+    @extend_schema(parameters=[UptimeQuery], responses=UptimeSerializer)
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None)
+    def uptime(self, request, pk=None):
+        """Uptime, downtime, checks and latency percentiles of one monitor over
+        a window ending now or a since/until range, overall and per region."""
+        monitor = self.get_object()
+        query = UptimeQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        return Response(UptimeSerializer(uptime(monitor, params["since"], params["until"], params.get("region"))).data)
+
+    @extend_schema(parameters=[SeriesQuery], responses=SeriesSerializer)
+    @action(detail=True, methods=["get"], filterset_class=None, pagination_class=None,
+            renderer_classes=[JSONRenderer, BrowsableAPIRenderer, SeriesCSVRenderer])
+    def series(self, request, pk=None, format=None):
+        """One monitor's buckets (minute, hour or day) over a range, oldest
+        first; `?format=csv` (or series.csv) for spreadsheets."""
+        monitor = self.get_object()
+        query = SeriesQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        answer = series_of(monitor, params["resolution"], params["since"], params["until"], params.get("region"))
+        return Response(SeriesSerializer(answer).data)
+
+    @extend_schema(parameters=[SeriesQuery], responses={(200, "text/csv"): str})
+    @action(detail=True, methods=["get"], url_path="series.csv", filterset_class=None, pagination_class=None,
+            renderer_classes=[SeriesCSVRenderer])
+    def series_csv(self, request, pk=None):
+        return self.series(request, pk)
 
 
     @extend_schema(

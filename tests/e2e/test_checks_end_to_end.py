@@ -102,8 +102,8 @@ def test_a_batch_whose_probe_node_is_killed_mid_way_is_finished_by_another_node_
 
     for monitor in fast + slow:
         assert CheckResult.objects.filter(monitor=monitor).count() == 1, monitor
-    assert all(n.startswith("survivor@") for n in CheckResult.objects.filter(monitor__in=slow).values_list("node", flat=True))
-    assert all(n.startswith("doomed@") for n in CheckResult.objects.filter(monitor__in=fast).values_list("node", flat=True))
+    assert all(n.startswith("survivor@") for n in CheckResult.objects.filter(monitor__in=slow).values_list("node__name", flat=True))
+    assert all(n.startswith("doomed@") for n in CheckResult.objects.filter(monitor__in=fast).values_list("node__name", flat=True))
     # Every check was re-run by the survivor; the fast ones were absorbed as duplicates.
     assert target.hit_count("/fast") == 20
     assert Monitor.objects.filter(status="up").count() == 20

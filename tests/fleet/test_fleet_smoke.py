@@ -27,7 +27,7 @@ def nodes_serving(region: str, since: datetime | None = None) -> set[str]:
     results = CheckResult.objects.filter(region__name=region)
     if since is not None:
         results = results.filter(scheduled_at__gte=since)
-    return {node.split("@")[0] for node in results.values_list("node", flat=True).distinct()}
+    return {node.split("@")[0] for node in results.values_list("node__name", flat=True).distinct()}
 
 
 def slots(monitor, region: str, since: datetime) -> list[datetime]:

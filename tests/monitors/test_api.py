@@ -8,7 +8,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from monitors.models import CheckResult, Monitor
-from tests.factories import MonitorFactory, RegionFactory
+from tests.factories import MonitorFactory, RegionFactory, WorkerNodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,7 @@ def add_results(monitor: Monitor, count: int, region: str = "local", **fields) -
     now = timezone.now().replace(microsecond=0)
     return CheckResult.objects.bulk_create(
         CheckResult(
-            monitor=monitor, region=region_row, node="probe@host", ok=True, latency_ms=3.0,
+            monitor=monitor, region=region_row, node=WorkerNodeFactory(name="probe@host"), ok=True, latency_ms=3.0,
             status_code=200, scheduled_at=now - timedelta(minutes=i + 1),
             checked_at=now - timedelta(minutes=i + 1) + timedelta(seconds=1), **fields,
         )
@@ -235,7 +235,7 @@ def test_results_filter_by_outcome_region_kind_and_time(api, user, query, expect
     for node, region, slot, ok, kind in [
         ("ok-local", local, t0, True, "ok"), ("ok-eu", eu, t1, True, "ok"), ("fail-eu", eu, t2, False, "timeout"),
     ]:
-        CheckResult.objects.create(monitor=monitor, region=region, node=node, scheduled_at=slot,
+        CheckResult.objects.create(monitor=monitor, region=region, node=WorkerNodeFactory(name=node), scheduled_at=slot,
                                    checked_at=slot, ok=ok, error_kind=kind)
     query = query.format(t1=t1.isoformat().replace("+00:00", "Z"), t2=t2.isoformat().replace("+00:00", "Z"))
     response = api.get(results_url(monitor, query))
@@ -246,7 +246,7 @@ def test_results_filter_by_outcome_region_kind_and_time(api, user, query, expect
 def test_results_of_one_monitor_never_include_another_monitors(api, user):
     mine, other = MonitorFactory(owner=user), MonitorFactory(owner=user)
     add_results(mine, 2)
-    CheckResult.objects.create(monitor=other, region=RegionFactory(), node="other", ok=True,
+    CheckResult.objects.create(monitor=other, region=RegionFactory(), node=WorkerNodeFactory(name="other"), ok=True,
                                scheduled_at=timezone.now(), checked_at=timezone.now())
     assert {r["node"] for r in api.get(results_url(mine)).json()["results"]} == {"probe@host"}
 

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from monitors import ingest
 from monitors.models import CheckResult
-from tests.factories import MonitorFactory
+from tests.factories import MonitorFactory, WorkerNodeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -24,12 +24,13 @@ def result(monitor, slot, ok=True, **extra) -> dict:
 def test_it_stores_results_and_moves_the_monitor_status():
     monitor = MonitorFactory(retries=0)
     slot = timezone.now().replace(microsecond=0)
-    outcome = ingest.ingest_results("local", "probe1@host", [result(monitor, slot)])
+    node = WorkerNodeFactory(name="probe1@host")
+    outcome = ingest.ingest_results("local", "probe1@host", [result(monitor, slot)], node_id=node.pk)
     assert (outcome.stored, outcome.duplicates, outcome.rejected) == (1, 0, 0)
     monitor.refresh_from_db()
     assert monitor.status == "up" and monitor.last_checked_at is not None
     row = CheckResult.objects.get()
-    assert (row.region.name, row.node, row.scheduled_at, row.latency_ms) == ("local", "probe1@host", slot, 12.5)
+    assert (row.region.name, row.node.name, row.scheduled_at, row.latency_ms) == ("local", "probe1@host", slot, 12.5)
 
 
 def test_the_same_result_delivered_twice_is_stored_once_and_counted_once():

@@ -1,0 +1,189 @@
+"""The uptime and series endpoints: their query parameters (a 400 naming the
+parameter for anything wrong), and their answers, summed by monitors/rollups.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+
+from django.utils import timezone
+from rest_framework import renderers, serializers
+
+from ..choices import Resolution
+from ..models import Incident, Monitor
+from ..regions import Region
+from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, series, window
+
+WINDOWS = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY, "365d": 365 * DAY}
+SIZES = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}
+# A series without since: the last day of minutes, week of hours, 90 days.
+DEFAULT_SPANS = {Resolution.MINUTE: DAY, Resolution.HOUR: 7 * DAY, Resolution.DAY: 90 * DAY}
+
+
+class RangeQuery(serializers.Serializer):
+    since = serializers.DateTimeField(required=False, help_text="ISO 8601; the range's start (inclusive).")
+    until = serializers.DateTimeField(required=False, help_text="ISO 8601; the range's end (exclusive); default now.")
+    region = serializers.CharField(required=False, help_text="Only this region's results.")
+
+    def validate_region(self, name: str) -> Region:
+        region = Region.objects.filter(name=name).first()
+        if region is None:
+            raise serializers.ValidationError(f"No region named {name!r}.")
+        return region
+
+    def check_range(self, since: datetime, until: datetime, kept: timedelta, now: datetime) -> None:
+        if until <= since:
+            raise serializers.ValidationError({"until": "Must be after since."})
+        if since < now - kept:
+            raise serializers.ValidationError(
+                {"since": f"Reaches further back than these figures are kept ({kept.days} days)."})
+
+
+class UptimeQuery(RangeQuery):
+    window = serializers.ChoiceField(choices=list(WINDOWS), required=False,
+                                     help_text="The range ending now; default 24h. Or give since (and until).")
+
+    def validate(self, attrs: dict) -> dict:
+        now = timezone.now()
+        if "window" in attrs and ("since" in attrs or "until" in attrs):
+            raise serializers.ValidationError({"window": "Give a window, or since and until, not both."})
+        if "until" in attrs and "since" not in attrs:
+            raise serializers.ValidationError({"since": "Required with until."})
+        if "since" in attrs:
+            attrs.setdefault("until", now)
+        else:
+            attrs["until"] = now
+            attrs["since"] = now - WINDOWS[attrs.get("window", "24h")]
+        self.check_range(attrs["since"], attrs["until"], retention(Resolution.DAY), now)
+        return attrs
+
+
+class SeriesQuery(RangeQuery):
+    resolution = serializers.ChoiceField(choices=Resolution.values, required=False,
+                                         help_text="Bucket size; default hour.")
+
+    def validate(self, attrs: dict) -> dict:
+        now = timezone.now()
+        resolution = attrs.setdefault("resolution", Resolution.HOUR)
+        size = SIZES[resolution]
+        # On bucket boundaries: a range that is exact stays so, others widen to whole buckets.
+        until = ceil_to(attrs.get("until", now), size)
+        since = floor_to(attrs["since"], size) if "since" in attrs else until - DEFAULT_SPANS[resolution]
+        kept = retention(resolution)
+        if "since" not in attrs:
+            since = max(since, floor_to(now - kept, size) + size)
+        self.check_range(since, until, kept + size, now)
+        attrs["since"], attrs["until"] = since, until
+        return attrs
+
+
+def uptime(monitor: Monitor, since: datetime, until: datetime, region: Region | None) -> dict:
+    region_ids = [region.pk] if region else None
+    sums = window([monitor.pk], since, until, region_ids)
+    names = dict(Region.objects.filter(pk__in=[r for m, r in sums if r is not None]).values_list("pk", "name"))
+    regions = {names[r]: _figures(stats) for (m, r), stats in sorted(sums.items(), key=lambda i: str(i[0][1]))
+               if r is not None}
+    overall = sums.get((monitor.pk, region.pk if region else None), Stats())
+    incidents = Incident.objects.filter(monitor=monitor, started_at__lt=until).exclude(resolved_at__lte=since)
+    return {
+        "monitor": monitor.pk, "since": since, "until": until, "region": region.name if region else None,
+        "uptime_percent": overall.uptime_percent, "downtime_seconds": round(overall.down_seconds, 3),
+        "incidents": incidents.count(), "checks": overall.checks, "failed_checks": overall.failed_checks,
+        "latency_ms": overall.latency(), "regions": regions,
+    }
+
+
+def _figures(stats: Stats) -> dict:
+    return {"uptime_percent": stats.uptime_percent, "checks": stats.checks, "failed_checks": stats.failed_checks,
+            "latency_ms": stats.latency()}
+
+
+def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetime, region: Region | None) -> dict:
+    """Every bucket of the range, oldest first; one with no data has
+    `uptime_percent: null` (a gap, never downtime)."""
+    buckets = series(monitor.pk, resolution, since, until, [region.pk] if region else None)
+    key = region.pk if region else None
+    size, start, rows = SIZES[resolution], since, []
+    while start < until:
+        stats = buckets.get((key, start), Stats())
+        rows.append({"start": start, "checks": stats.checks, "failed_checks": stats.failed_checks,
+                     "uptime_percent": stats.uptime_percent, "downtime_seconds": round(stats.down_seconds, 3),
+                     "latency_ms": stats.latency()})
+        start += size
+    return {"monitor": monitor.pk, "resolution": resolution, "since": since, "until": until,
+            "region": region.name if region else None, "buckets": rows}
+
+
+class LatencySerializer(serializers.Serializer):
+    avg = serializers.FloatField(allow_null=True)
+    min = serializers.FloatField(allow_null=True)
+    max = serializers.FloatField(allow_null=True)
+    p50 = serializers.FloatField(allow_null=True)
+    p95 = serializers.FloatField(allow_null=True)
+    p99 = serializers.FloatField(allow_null=True)
+
+
+class RegionUptimeSerializer(serializers.Serializer):
+    uptime_percent = serializers.FloatField(allow_null=True)
+    checks = serializers.IntegerField()
+    failed_checks = serializers.IntegerField()
+    latency_ms = LatencySerializer()
+
+
+class UptimeSerializer(RegionUptimeSerializer):
+    """The schema of an uptime answer (documentation; built by `uptime`)."""
+
+    monitor = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    region = serializers.CharField(allow_null=True)
+    downtime_seconds = serializers.FloatField()
+    incidents = serializers.IntegerField(help_text="Outages overlapping the range.")
+    regions = serializers.DictField(child=RegionUptimeSerializer())
+
+
+class BucketSerializer(RegionUptimeSerializer):
+    start = serializers.DateTimeField()
+    downtime_seconds = serializers.FloatField()
+
+
+class SeriesSerializer(serializers.Serializer):
+    monitor = serializers.IntegerField()
+    resolution = serializers.ChoiceField(choices=Resolution.values)
+    since = serializers.DateTimeField()
+    until = serializers.DateTimeField()
+    region = serializers.CharField(allow_null=True)
+    buckets = BucketSerializer(many=True)
+
+
+CSV_COLUMNS = ["start", "checks", "failed_checks", "uptime_percent", "downtime_seconds",
+               *[f"latency_{name}_ms" for name in ("avg", "min", "max", "p50", "p95", "p99")]]
+
+
+class SeriesCSVRenderer(renderers.BaseRenderer):
+    """A series as CSV, one bucket a line, for spreadsheets."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        if not isinstance(data, dict) or "buckets" not in data:  # an error: its fields, flattened
+            writer.writerow(["field", "error"])
+            for name, errors in (data or {}).items():
+                writer.writerow([name, " ".join(map(str, errors if isinstance(errors, list) else [errors]))])
+            return out.getvalue().encode()
+        writer.writerow(CSV_COLUMNS)
+        for bucket in data["buckets"]:
+            latency = bucket["latency_ms"]
+            writer.writerow([bucket["start"], bucket["checks"], bucket["failed_checks"],
+                             _blank(bucket["uptime_percent"]), bucket["downtime_seconds"],
+                             *[_blank(latency[name]) for name in ("avg", "min", "max", "p50", "p95", "p99")]])
+        return out.getvalue().encode()
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)

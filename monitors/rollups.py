@@ -1,0 +1,529 @@
+"""Rollups: each monitor's results summed per hour and per day, per region
+and for its all-regions verdict, so that uptime and latency percentiles of
+any window come from a few rows instead of a scan of raw results.
+
+Rolling up is a periodic task (`roll_up`), idempotent and cheap: an hour is
+summed from its raw results once it has closed (`CLOSE_MARGIN` after its
+end), replacing whatever rows it had, and its day is summed again from its
+hours. Counting is exactly-once by construction — a result is stored once
+(the natural key) and a bucket is always recomputed from what is stored,
+never incremented. A late result (a slow region, a redelivered batch) for an
+hour already rolled up is found by its id, which grows with every insert:
+each run re-sums the hours of results inserted since the run before last.
+
+What is not yet rolled up (the current hour, minutes) is summed from raw
+results when asked, with the same code, so every figure includes every
+stored result.
+
+Definitions (the README's "Uptime" section says the same):
+- a *check* is a stored result that ran (a missed slot is not a check; it is
+  no data); `failed_checks` are those with ok = false;
+- *covered* time is the slots with data outside maintenance, each weighing
+  the monitor's interval; *down* time is the covered slots inside an
+  incident (from its first failed check to its recovery). Uptime is
+  1 - down / covered: maintenance and no data are neither up nor down;
+- a region's own uptime weighs its failed checks instead (it has no incidents);
+- latency percentiles are over successful checks, from a histogram with
+  `BUCKETS_PER_DOUBLING` log-spaced buckets per doubling: within
+  `MAX_PERCENTILE_ERROR` of the exact value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from . import partitions
+from .choices import Resolution
+from .models import CheckResult, Incident, Monitor, Rollup, RollupProgress
+from .regions import Region
+
+HOUR, DAY, MINUTE = timedelta(hours=1), timedelta(days=1), timedelta(minutes=1)
+BUCKETS_PER_DOUBLING = 8
+# A percentile is reported as its bucket's geometric middle.
+MAX_PERCENTILE_ERROR = 2 ** (1 / (2 * BUCKETS_PER_DOUBLING)) - 1
+# An hour is rolled up this long after it ended: results of its last slots
+# arrive within a timeout and the verdict grace. Later ones are late results.
+CLOSE_MARGIN = timedelta(minutes=2)
+MONITOR_CHUNK = 500
+ROW_FIELDS = ("monitor_id", "region_id", "scheduled_at", "ok", "latency_ms", "in_maintenance")
+STAT_FIELDS = ("checks", "failed_checks", "maintenance_checks", "degraded_checks", "missed_checks",
+               "covered_seconds", "down_seconds", "latency_count", "latency_sum")
+
+
+def bucket_of(latency_ms: float) -> int:
+    """Bucket 0 is under 1 ms; bucket k ≥ 1 is [2^((k-1)/8), 2^(k/8)) ms."""
+    if latency_ms < 1:
+        return 0
+    return int(math.log2(latency_ms) * BUCKETS_PER_DOUBLING) + 1
+
+
+def bucket_value(bucket: int) -> float:
+    return 0.5 if bucket == 0 else 2 ** ((bucket - 0.5) / BUCKETS_PER_DOUBLING)
+
+
+def floor_to(at: datetime, size: timedelta) -> datetime:
+    """The start of `at`'s bucket (UTC: days are UTC days)."""
+    seconds = int(size.total_seconds())
+    epoch = math.floor(at.timestamp())
+    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
+
+
+def ceil_to(at: datetime, size: timedelta) -> datetime:
+    floor = floor_to(at, size)
+    return floor if floor == at else floor + size
+
+
+@dataclass
+class Stats:
+    """What a set of results adds up to; merging is addition."""
+
+    checks: int = 0
+    failed_checks: int = 0
+    maintenance_checks: int = 0
+    degraded_checks: int = 0
+    missed_checks: int = 0
+    covered_seconds: float = 0.0
+    down_seconds: float = 0.0
+    latency_count: int = 0
+    latency_sum: float = 0.0
+    latency_min: float | None = None
+    latency_max: float | None = None
+    histogram: Counter = field(default_factory=Counter)
+
+    def add(self, other: Stats) -> None:
+        for name in STAT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.latency_min = _least(self.latency_min, other.latency_min)
+        self.latency_max = _most(self.latency_max, other.latency_max)
+        self.histogram.update(other.histogram)
+
+    def note_latency(self, latency_ms: float) -> None:
+        self.latency_count += 1
+        self.latency_sum += latency_ms
+        self.latency_min = _least(self.latency_min, latency_ms)
+        self.latency_max = _most(self.latency_max, latency_ms)
+        self.histogram[bucket_of(latency_ms)] += 1
+
+    @classmethod
+    def of(cls, rollup: Rollup) -> Stats:
+        stats = cls(**{name: getattr(rollup, name) for name in STAT_FIELDS},
+                    latency_min=rollup.latency_min, latency_max=rollup.latency_max)
+        stats.histogram = Counter({int(k): v for k, v in rollup.histogram.items()})
+        return stats
+
+    def rollup_fields(self) -> dict:
+        return {**{name: getattr(self, name) for name in STAT_FIELDS}, "latency_min": self.latency_min,
+                "latency_max": self.latency_max, "histogram": {str(k): v for k, v in sorted(self.histogram.items())}}
+
+    @property
+    def uptime_percent(self) -> float | None:
+        """Floored to three decimals: any downtime shows below 100."""
+        if self.covered_seconds <= 0:
+            return None
+        share = max(0.0, 1 - self.down_seconds / self.covered_seconds)
+        return math.floor(round(share * 100_000, 6)) / 1000
+
+    def percentile(self, q: float) -> float | None:
+        if not self.latency_count:
+            return None
+        rank, seen = max(1, math.ceil(q * self.latency_count)), 0
+        for bucket in sorted(self.histogram):
+            seen += self.histogram[bucket]
+            if seen >= rank:
+                return min(max(bucket_value(bucket), self.latency_min), self.latency_max)
+        return self.latency_max
+
+    def latency(self) -> dict[str, float | None]:
+        count = self.latency_count
+        return {
+            "avg": round(self.latency_sum / count, 3) if count else None,
+            "min": self.latency_min, "max": self.latency_max,
+            "p50": _round(self.percentile(0.50)), "p95": _round(self.percentile(0.95)),
+            "p99": _round(self.percentile(0.99)),
+        }
+
+
+def _least(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _most(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+@dataclass(frozen=True)
+class MonitorTerms:
+    """What summing a monitor's results needs to know of it."""
+
+    interval: int
+    latency_threshold_ms: int | None
+    quorum: int | None
+    incidents: tuple[tuple[datetime, datetime | None], ...] = ()
+
+    def is_down(self, slot: datetime) -> bool:
+        """Whether the slot lies in an outage. An incident's times are its
+        checks' start times, a little after their slots: shifted back half an
+        interval, its first failed slot is in and its recovering slot out."""
+        half = timedelta(seconds=self.interval / 2)
+        return any(start - half <= slot and (end is None or slot < end - half) for start, end in self.incidents)
+
+    def slot_failed(self, failed: int, reported: int) -> bool:
+        return failed >= (self.quorum or reported // 2 + 1)
+
+
+Key = tuple[int, int | None, datetime]  # monitor, region (None: the verdict), bucket start
+
+
+def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime]
+              ) -> dict[Key, Stats]:
+    """Sum raw rows (ROW_FIELDS) per monitor, region and bucket, and each
+    monitor's all-regions verdict per bucket (region None).
+
+    One pass, the hot loop of rolling up: a region's figures row by row; the
+    verdict's counts are its regions' summed, its time comes from its slots."""
+    out: dict[Key, Stats] = {}
+    slots: dict[tuple[int, datetime], list] = {}  # (monitor, slot) -> [ran, in maintenance, bucket start]
+    starts: dict[datetime, datetime] = {}
+    for monitor_id, region_id, slot, ok, latency, in_maintenance in rows:
+        start = starts.get(slot)
+        if start is None:
+            start = starts[slot] = bucket(slot)
+        stats = out.get((monitor_id, region_id, start))
+        if stats is None:
+            stats = out[(monitor_id, region_id, start)] = Stats()
+        flags = slots.get((monitor_id, slot))
+        if flags is None:
+            flags = slots[(monitor_id, slot)] = [False, False, start]
+        if in_maintenance:
+            flags[1] = True
+        if ok is None:
+            stats.missed_checks += 1
+            continue
+        flags[0] = True
+        term = terms[monitor_id]
+        stats.checks += 1
+        if in_maintenance:
+            stats.maintenance_checks += 1
+        else:
+            stats.covered_seconds += term.interval
+        if not ok:
+            stats.failed_checks += 1
+            if not in_maintenance:
+                stats.down_seconds += term.interval
+        elif latency is not None:
+            stats.note_latency(latency)
+            if term.latency_threshold_ms is not None and latency > term.latency_threshold_ms:
+                stats.degraded_checks += 1
+    verdicts: dict[Key, Stats] = defaultdict(Stats)
+    for (monitor_id, _, start), stats in out.items():
+        verdicts[(monitor_id, None, start)].add(stats)
+    for verdict in verdicts.values():
+        verdict.covered_seconds = verdict.down_seconds = 0.0
+    for (monitor_id, slot), (ran, in_maintenance, start) in slots.items():
+        if ran and not in_maintenance:
+            term, verdict = terms[monitor_id], verdicts[(monitor_id, None, start)]
+            verdict.covered_seconds += term.interval
+            if term.incidents and term.is_down(slot):
+                verdict.down_seconds += term.interval
+    out.update(verdicts)
+    return out
+
+
+def monitor_terms(monitor_ids: list[int], since: datetime, until: datetime) -> dict[int, MonitorTerms]:
+    incidents: dict[int, list] = defaultdict(list)
+    overlapping = Incident.objects.filter(monitor_id__in=monitor_ids, started_at__lt=until).filter(
+        Q(resolved_at__isnull=True) | Q(resolved_at__gt=since))
+    for monitor_id, start, end in overlapping.values_list("monitor_id", "started_at", "resolved_at"):
+        incidents[monitor_id].append((start, end))
+    return {
+        pk: MonitorTerms(interval, threshold, quorum, tuple(incidents[pk]))
+        for pk, interval, threshold, quorum in Monitor.objects.filter(pk__in=monitor_ids).values_list(
+            "pk", "interval", "latency_threshold_ms", "quorum")
+    }
+
+
+def raw_rows(monitor_ids: list[int], since: datetime, until: datetime, region_ids: list[int] | None = None):
+    # Every region named: the natural key (monitor, region, scheduled_at) is
+    # then one index range per monitor and region.
+    regions = region_ids if region_ids is not None else list(Region.objects.values_list("pk", flat=True))
+    return CheckResult.objects.filter(monitor_id__in=monitor_ids, region_id__in=regions, scheduled_at__gte=since,
+                                      scheduled_at__lt=until).values_list(*ROW_FIELDS)
+
+
+def sum_raw(monitor_ids: list[int], since: datetime, until: datetime, bucket: Callable[[datetime], datetime],
+            region_ids: list[int] | None = None) -> dict[Key, Stats]:
+    if since >= until:
+        return {}
+    return aggregate(_fetch(raw_rows(monitor_ids, since, until, region_ids)),
+                     monitor_terms(monitor_ids, since, until), bucket)
+
+
+def _fetch(queryset) -> Iterable[tuple]:
+    """The rows as the driver gives them on PostgreSQL (already typed: no
+    per-row conversion); through the ORM elsewhere (SQLite gives text times)."""
+    if not partitions.partitioned():
+        return queryset
+    try:
+        sql, params = queryset.query.sql_with_params()
+    except EmptyResultSet:  # no region at all yet
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+# --- rolling up ----------------------------------------------------------------------
+
+
+def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[int, bool]:
+    """Roll up late results, then every closed hour not yet rolled up, within
+    a time budget. Returns (hours rolled up, more_left)."""
+    now = now or timezone.now()
+    deadline = timezone.now() + timedelta(seconds=budget_seconds)
+    roll_up_late_results()
+    target = floor_to(now - CLOSE_MARGIN, HOUR)
+    rolled = 0
+    while True:
+        with transaction.atomic():
+            progress = _progress()
+            hour = progress.rolled_up_to or _first_hour(now)
+            if hour is None:
+                return rolled, False
+            if hour >= target:
+                return rolled, False
+            roll_up_hour(hour, day_complete=floor_to(hour + HOUR, DAY) == hour + HOUR)
+            progress.rolled_up_to = hour + HOUR
+            progress.save()
+        rolled += 1
+        if timezone.now() >= deadline:
+            return rolled, True
+
+
+def _first_hour(now: datetime) -> datetime | None:
+    """Where rolling up starts on a new or upgraded install: the oldest
+    retained result (one scan, once)."""
+    oldest = CheckResult.objects.order_by("scheduled_at").values_list("scheduled_at", flat=True).first()
+    if oldest is None:
+        return None
+    return floor_to(max(oldest, now - timedelta(days=settings.LOOPR_RESULTS_RETENTION_DAYS)), HOUR)
+
+
+def _progress() -> RollupProgress:
+    RollupProgress.objects.get_or_create(pk=1)
+    return RollupProgress.objects.select_for_update().get(pk=1)
+
+
+def roll_up_late_results() -> int:
+    """Re-sum the rolled-up hours that results inserted since the run
+    before last belong to; returns how many (monitor, hour) pairs."""
+    with transaction.atomic():
+        progress = _progress()
+        newest = newest_result_id()
+        touched: dict[datetime, set[int]] = defaultdict(set)
+        if progress.rolled_up_to is not None:
+            late = CheckResult.objects.filter(id__gt=progress.previous_seen_id, id__lte=newest,
+                                              scheduled_at__lt=progress.rolled_up_to)
+            for monitor_id, slot in late.values_list("monitor_id", "scheduled_at").iterator():
+                touched[floor_to(slot, HOUR)].add(monitor_id)
+        for hour, monitor_ids in sorted(touched.items()):
+            roll_up_hour(hour, sorted(monitor_ids), day_complete=floor_to(hour, DAY) + DAY <= progress.rolled_up_to)
+        progress.previous_seen_id, progress.seen_id = progress.seen_id, newest
+        progress.save()
+    return sum(len(ids) for ids in touched.values())
+
+
+def newest_result_id() -> int:
+    with connection.cursor() as cursor:
+        if partitions.partitioned():
+            # The partitioned table has no index on id to take max() from;
+            # the sequence's last value bounds every id handed out.
+            cursor.execute("SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM monitors_checkresult_ids")
+        else:
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {CheckResult._meta.db_table}")
+        return cursor.fetchone()[0]
+
+
+def roll_up_hour(hour: datetime, monitor_ids: list[int] | None = None, day_complete: bool = False) -> int:
+    """Replace the hour's rollups (of these monitors, or all) by the sum of
+    its raw results, and, once its day is complete, the day's by the sum of
+    its hours (a day still open is read from its hours)."""
+    ids = monitor_ids if monitor_ids is not None else list(Monitor.objects.order_by("pk").values_list("pk", flat=True))
+    written = 0
+    for start in range(0, len(ids), MONITOR_CHUNK):
+        chunk = ids[start : start + MONITOR_CHUNK]
+        stats = sum_raw(chunk, hour, hour + HOUR, lambda slot: hour)
+        Rollup.objects.filter(monitor_id__in=chunk, resolution=Resolution.HOUR, start=hour).delete()
+        written += _write(stats, Resolution.HOUR)
+        if day_complete:
+            roll_up_day(floor_to(hour, DAY), chunk)
+    return written
+
+
+def roll_up_day(day: datetime, monitor_ids: list[int]) -> None:
+    hours = Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=Resolution.HOUR, start__gte=day,
+                                  start__lt=day + DAY)
+    stats: dict[Key, Stats] = defaultdict(Stats)
+    for rollup in hours:
+        stats[(rollup.monitor_id, rollup.region_id, day)].add(Stats.of(rollup))
+    Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=Resolution.DAY, start=day).delete()
+    _write(stats, Resolution.DAY)
+
+
+def _write(stats: dict[Key, Stats], resolution: str) -> int:
+    rows = [
+        Rollup(monitor_id=monitor_id, region_id=region_id, resolution=resolution, start=start, **s.rollup_fields())
+        for (monitor_id, region_id, start), s in stats.items()
+    ]
+    Rollup.objects.bulk_create(rows, batch_size=1000)
+    return len(rows)
+
+
+RETENTION_SETTINGS = {
+    Resolution.MINUTE: "LOOPR_RESULTS_RETENTION_DAYS",
+    Resolution.HOUR: "LOOPR_ROLLUP_HOUR_DAYS",
+    Resolution.DAY: "LOOPR_ROLLUP_DAY_DAYS",
+}
+
+
+def retention(resolution: str) -> timedelta:
+    """How far back buckets of this size are kept (minutes are the raw results)."""
+    return timedelta(days=getattr(settings, RETENTION_SETTINGS[resolution]))
+
+
+def prune_rollups(now: datetime | None = None, batch_size: int = 5000) -> int:
+    """Drop hour and day buckets past their retention, one bounded batch each."""
+    now = now or timezone.now()
+    deleted = 0
+    for resolution in (Resolution.HOUR, Resolution.DAY):
+        old = Rollup.objects.filter(resolution=resolution, start__lt=now - retention(resolution))
+        ids = list(old.order_by("start").values_list("pk", flat=True)[:batch_size])
+        deleted += Rollup.objects.filter(pk__in=ids).delete()[0]
+    return deleted
+
+
+# --- reading -------------------------------------------------------------------------
+
+
+def rolled_up_to() -> datetime | None:
+    return RollupProgress.objects.filter(pk=1).values_list("rolled_up_to", flat=True).first()
+
+
+def window(monitor_ids: list[int], since: datetime, until: datetime, region_ids: list[int] | None = None
+           ) -> dict[tuple[int, int | None], Stats]:
+    """Each monitor's sums over [since, until), per region and for its verdict
+    (region None): whole days and hours from rollups, the rest from raw results."""
+    done = rolled_up_to()
+    edges_from, edges_to = ceil_to(since, HOUR), floor_to(until, HOUR)
+    edges_to = edges_from if done is None else min(edges_to, max(done, edges_from))
+    pieces: list[dict[Key, Stats]] = []
+    if edges_from < edges_to:
+        days_from, days_to = ceil_to(edges_from, DAY), floor_to(edges_to, DAY)
+        if days_from < days_to:
+            pieces.append(_rollups(monitor_ids, Resolution.DAY, days_from, days_to, region_ids))
+            pieces.append(_rollups(monitor_ids, Resolution.HOUR, edges_from, days_from, region_ids))
+            pieces.append(_rollups(monitor_ids, Resolution.HOUR, days_to, edges_to, region_ids))
+        else:
+            pieces.append(_rollups(monitor_ids, Resolution.HOUR, edges_from, edges_to, region_ids))
+        pieces.append(sum_raw(monitor_ids, since, edges_from, lambda slot: since, region_ids))
+        pieces.append(sum_raw(monitor_ids, edges_to, until, lambda slot: since, region_ids))
+    else:
+        pieces.append(sum_raw(monitor_ids, since, until, lambda slot: since, region_ids))
+    total: dict[tuple[int, int | None], Stats] = defaultdict(Stats)
+    for piece in pieces:
+        for (monitor_id, region_id, _), stats in piece.items():
+            total[(monitor_id, region_id)].add(stats)
+    return total
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the monitor list shows of each monitor."""
+
+    uptime_24h: float | None = None
+    uptime_30d: float | None = None
+    latency_p95_24h_ms: float | None = None
+
+
+def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, Summary]:
+    """Uptime of the last 24 hours and 30 days and the 24 hours' p95 for a
+    page of monitors in a few queries. The spans start on an hour and a (UTC)
+    day, so that they are whole rollups but for the raw results since the
+    last roll-up, which both share."""
+    now = now or timezone.now()
+    hours_from, days_from = floor_to(now, HOUR) - 23 * HOUR, floor_to(now, DAY) - 29 * DAY
+    done = rolled_up_to()
+    raw_from = hours_from if done is None else max(min(done, now), hours_from)
+    recent = sum_raw(monitor_ids, raw_from, now, lambda slot: now)
+    hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, floor_to(raw_from, DAY)), raw_from, None, True)
+    whole_days_to = floor_to(raw_from, DAY)
+    last_24h = [recent, {key: stats for key, stats in hours.items() if key[2] >= hours_from}]
+    last_30d = [recent, _rollups(monitor_ids, Resolution.DAY, days_from, whole_days_to, None, True),
+                {key: stats for key, stats in hours.items() if key[2] >= whole_days_to}]
+    day, month = _verdicts(last_24h), _verdicts(last_30d)
+    return {
+        pk: Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)))
+        for pk in monitor_ids
+    }
+
+
+def _verdicts(pieces: list[dict[Key, Stats]]) -> dict[int, Stats]:
+    total: dict[int, Stats] = defaultdict(Stats)
+    for piece in pieces:
+        for (monitor_id, region_id, _), stats in piece.items():
+            if region_id is None:
+                total[monitor_id].add(stats)
+    return total
+
+
+def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None
+           ) -> dict[tuple[int | None, datetime], Stats]:
+    """One monitor's buckets of `resolution` in [since, until) (since and until
+    on bucket boundaries), per region and verdict: rollups where they are
+    complete, raw results after."""
+    size = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}[resolution]
+    buckets: dict[tuple[int | None, datetime], Stats] = defaultdict(Stats)
+    raw_from = since
+    if resolution != Resolution.MINUTE:
+        done = rolled_up_to()
+        if done is not None and done > since:
+            raw_from = min(done, until)
+            # Whole days from day rows; the open day from its hours so far.
+            hours_from = max(since, floor_to(raw_from, DAY)) if resolution == Resolution.DAY else since
+            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids),
+                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids)]
+            for piece in pieces:
+                for (_, region_id, start), stats in piece.items():
+                    buckets[(region_id, floor_to(start, size))].add(stats)
+    for (_, region_id, start), stats in sum_raw([monitor_id], raw_from, until, lambda slot: floor_to(slot, size),
+                                                region_ids).items():
+        buckets[(region_id, start)].add(stats)
+    return buckets
+
+
+def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: datetime,
+             region_ids: list[int] | None, verdict_only: bool = False) -> dict[Key, Stats]:
+    if since >= until:
+        return {}
+    rows = Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=resolution, start__gte=since, start__lt=until)
+    if verdict_only:
+        rows = rows.filter(region__isnull=True)
+    elif region_ids is not None:
+        rows = rows.filter(Q(region_id__in=region_ids) | Q(region__isnull=True))
+    out: dict[Key, Stats] = defaultdict(Stats)
+    for rollup in rows:
+        out[(rollup.monitor_id, rollup.region_id, rollup.start)].add(Stats.of(rollup))
+    return out

@@ -1,0 +1,173 @@
+"""GET /monitors/{id}/uptime/ and /series/: their shapes, their agreement
+with the raw results, and a 400 naming the parameter for bad input."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from monitors import ingest, rollups
+from monitors.models import CheckResult
+from tests.factories import MonitorFactory, RegionFactory
+from tests.monitors.test_ingest import result
+
+pytestmark = pytest.mark.django_db
+
+LATENCY_KEYS = {"avg", "min", "max", "p50", "p95", "p99"}
+
+
+def iso(at) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+@pytest.fixture
+def hour():
+    return rollups.floor_to(timezone.now(), rollups.HOUR) - timedelta(hours=4)
+
+
+@pytest.fixture
+def checked(user, hour):
+    """A monitor checked every minute from two regions for three hours, the
+    first with a ten-minute outage in the first hour; rolled up."""
+    monitor = MonitorFactory(owner=user, interval=60, retries=0)
+    slots = [hour + timedelta(minutes=i) for i in range(180)]
+    ingest.ingest_results("eu", "e@h", [result(monitor, s, latency_ms=100.0) for s in slots])
+    ingest.ingest_results("us", "u@h", [result(monitor, s, ok=not 10 <= i < 20, latency_ms=200.0)
+                                        for i, s in enumerate(slots)])
+    rollups.roll_up()
+    return monitor
+
+
+def test_uptime_answers_every_figure_overall_and_per_region(api, checked, hour):
+    response = api.get(f"/api/v1/monitors/{checked.pk}/uptime/?since={iso(hour)}&until={iso(hour + timedelta(hours=3))}")
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert set(body) == {"monitor", "since", "until", "region", "uptime_percent", "downtime_seconds", "incidents",
+                         "checks", "failed_checks", "latency_ms", "regions"}
+    assert (body["checks"], body["failed_checks"]) == (360, 10)
+    assert body["checks"] == CheckResult.objects.filter(monitor=checked).count()
+    # One region of two failing is no majority: degraded, no outage, no downtime.
+    assert (body["incidents"], body["downtime_seconds"], body["uptime_percent"]) == (0, 0, 100.0)
+    assert set(body["latency_ms"]) == LATENCY_KEYS
+    assert set(body["regions"]) == {"eu", "us"}
+    assert body["regions"]["eu"]["uptime_percent"] == 100.0
+    assert body["regions"]["us"]["uptime_percent"] == pytest.approx(100 * (1 - 10 / 180), abs=0.001)
+    assert body["regions"]["us"]["latency_ms"]["p50"] == pytest.approx(200, rel=rollups.MAX_PERCENTILE_ERROR)
+
+
+def test_uptime_of_one_region_is_that_regions_figures(api, checked, hour):
+    body = api.get(f"/api/v1/monitors/{checked.pk}/uptime/?since={iso(hour)}&until={iso(hour + timedelta(hours=3))}"
+                   f"&region=us").json()
+    assert (body["region"], body["checks"], body["failed_checks"]) == ("us", 180, 10)
+    assert body["uptime_percent"] == 94.444  # floored
+
+
+def test_uptime_windows_end_now_and_default_to_24_hours(api, checked):
+    body = api.get(f"/api/v1/monitors/{checked.pk}/uptime/").json()
+    assert body["checks"] == 360
+    span = timezone.datetime.fromisoformat(body["until"]) - timezone.datetime.fromisoformat(body["since"])
+    assert span == timedelta(hours=24)
+    assert api.get(f"/api/v1/monitors/{checked.pk}/uptime/?window=1h").json()["checks"] == 0
+
+
+def test_an_outage_is_downtime_and_an_incident_in_the_range(api, user, hour):
+    monitor = MonitorFactory(owner=user, interval=60, retries=0)
+    slots = [hour + timedelta(minutes=i) for i in range(120)]
+    ingest.ingest_results("eu", "e@h", [result(monitor, s, ok=not 30 <= i < 45) for i, s in enumerate(slots)])
+    rollups.roll_up()
+    body = api.get(f"/api/v1/monitors/{monitor.pk}/uptime/?since={iso(hour)}&until={iso(slots[-1])}").json()
+    assert (body["incidents"], body["downtime_seconds"], body["failed_checks"]) == (1, 900, 15)
+    assert body["uptime_percent"] == 87.394  # 1 - 900 / (119 × 60), floored
+
+
+def test_a_monitor_never_checked_has_no_uptime_rather_than_100(api, user):
+    body = api.get(f"/api/v1/monitors/{MonitorFactory(owner=user).pk}/uptime/?window=30d").json()
+    assert body["uptime_percent"] is None and body["checks"] == 0
+    assert body["latency_ms"] == dict.fromkeys(LATENCY_KEYS)
+
+
+def test_a_minute_series_lists_every_bucket_oldest_first_with_gaps_as_null(api, checked, hour):
+    since, until = hour - timedelta(minutes=5), hour + timedelta(minutes=25)
+    body = api.get(f"/api/v1/monitors/{checked.pk}/series/?resolution=minute&since={iso(since)}"
+                   f"&until={iso(until)}").json()
+    assert body["resolution"] == "minute" and len(body["buckets"]) == 30
+    first, later = body["buckets"][0], body["buckets"][5]
+    assert first["checks"] == 0 and first["uptime_percent"] is None  # before the first check: no data
+    assert later["checks"] == 2 and set(later["latency_ms"]) == LATENCY_KEYS
+    assert [b["start"] for b in body["buckets"]] == sorted(b["start"] for b in body["buckets"])
+    assert sum(b["failed_checks"] for b in body["buckets"]) == 10
+
+
+def test_hour_and_day_series_add_up_to_the_raw_results(api, checked, hour):
+    for resolution in ("hour", "day"):
+        body = api.get(f"/api/v1/monitors/{checked.pk}/series/?resolution={resolution}").json()
+        assert sum(b["checks"] for b in body["buckets"]) == 360, resolution
+        assert sum(b["failed_checks"] for b in body["buckets"]) == 10, resolution
+
+
+def test_a_series_comes_as_csv_for_spreadsheets(api, checked, hour):
+    query = f"resolution=hour&since={iso(hour)}&until={iso(hour + timedelta(hours=3))}"
+    for url in (f"/api/v1/monitors/{checked.pk}/series/?{query}&format=csv",
+                f"/api/v1/monitors/{checked.pk}/series.csv?{query}"):
+        response = api.get(url)
+        assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(response.content.decode())))
+        assert [int(r["checks"]) for r in rows] == [120, 120, 120]
+        assert rows[0]["latency_p95_ms"] != ""
+
+
+@pytest.mark.parametrize(
+    "endpoint, query, parameter",
+    [
+        ("uptime", "window=2d", "window"),
+        ("uptime", "since=yesterday", "since"),
+        ("uptime", "since=2026-01-02T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
+        ("uptime", "until=2026-01-01T00:00:00Z", "since"),
+        ("uptime", "window=24h&since=2026-01-01T00:00:00Z", "window"),
+        ("uptime", "since=2001-01-01T00:00:00Z", "since"),
+        ("uptime", "region=mars", "region"),
+        ("series", "resolution=second", "resolution"),
+        ("series", "resolution=minute&since=2001-01-01T00:00:00Z", "since"),
+        ("series", "resolution=hour&until=not-a-time", "until"),
+        ("series", "region=mars", "region"),
+    ],
+)
+def test_bad_input_is_a_400_naming_the_parameter(api, user, endpoint, query, parameter):
+    response = api.get(f"/api/v1/monitors/{MonitorFactory(owner=user).pk}/{endpoint}/?{query}")
+    assert response.status_code == 400 and parameter in response.json()
+
+
+def test_a_range_longer_than_minutes_are_kept_is_refused(api, user, settings):
+    settings.LOOPR_RESULTS_RETENTION_DAYS = 2
+    since = iso(timezone.now() - timedelta(days=3))
+    response = api.get(f"/api/v1/monitors/{MonitorFactory(owner=user).pk}/series/?resolution=minute&since={since}")
+    assert response.status_code == 400 and "since" in response.json()
+    assert api.get(f"/api/v1/monitors/{MonitorFactory(owner=user).pk}/series/?resolution=hour&since={since}"
+                   ).status_code == 200
+
+
+def test_the_monitor_list_shows_uptime_and_p95_in_a_few_queries_for_the_whole_page(
+        api, user, checked, hour, django_assert_max_num_queries):
+    quiet = MonitorFactory(owner=user, name="quiet")
+    body = {m["id"]: m for m in api.get("/api/v1/monitors/").json()["results"]}
+    assert body[checked.pk]["uptime_24h"] == 100.0 and body[checked.pk]["uptime_30d"] == 100.0
+    assert body[checked.pk]["latency_p95_24h_ms"] == pytest.approx(200, rel=rollups.MAX_PERCENTILE_ERROR)
+    assert body[quiet.pk]["uptime_24h"] is None and body[quiet.pk]["latency_p95_24h_ms"] is None
+    assert api.get(f"/api/v1/monitors/{checked.pk}/").json()["uptime_24h"] == 100.0
+    with django_assert_max_num_queries(30) as few:
+        api.get("/api/v1/monitors/")
+    for n in range(20):
+        MonitorFactory(owner=user, name=f"more{n}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        api.get("/api/v1/monitors/")
+
+
+def test_another_users_monitor_is_a_404(api, other_user):
+    theirs = MonitorFactory(owner=other_user)
+    RegionFactory(name="eu")
+    for endpoint in ("uptime/", "series/", "series.csv"):
+        assert api.get(f"/api/v1/monitors/{theirs.pk}/{endpoint}").status_code == 404
