@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import CursorPagination
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
-from rest_framework.response import Response
 
 from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter
 
