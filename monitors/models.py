@@ -199,9 +199,14 @@ class Monitor(models.Model):
         return self.name
 
     def save(self, *args, **kwargs) -> None:
+        self.fill_kind()
+        super().save(*args, **kwargs)
+
+    def fill_kind(self) -> None:
+        """A monitor created without a kind takes its URL's (bulk creation
+        calls this too: bulk_create does not go through save)."""
         if not self.kind:
             self.kind = self.inferred_kind() or ""
-        super().save(*args, **kwargs)
 
     def inferred_kind(self) -> str | None:
         if not self.url:

@@ -13,10 +13,9 @@ next deadline decides them missed.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 
@@ -26,6 +25,10 @@ RESENT = "loopr:owed:resent"
 # result may still be on its way: a probe flushes every second, ingest may
 # have a short queue.
 MARGIN = 5.0
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -38,33 +41,40 @@ class Owed:
     def parse(cls, member: bytes | str) -> Owed | None:
         text = member.decode() if isinstance(member, bytes) else member
         try:
-            monitor, region, epoch = text.split("|")
-            return cls(int(monitor), region, datetime.fromtimestamp(float(epoch), tz=timezone.utc))
-        except ValueError:
+            monitor, region, micros = text.split("|")
+            return cls(int(monitor), region, EPOCH + int(micros) * MICROSECOND)
+        except (ValueError, OverflowError):
             return None
 
     @property
     def member(self) -> str:
-        return key(self.monitor, self.region, self.slot.timestamp())
+        return key(self.monitor, self.region, (self.slot - EPOCH) // MICROSECOND)
 
 
-def key(monitor: int, region: str, epoch: float) -> str:
-    # The slot as epoch milliseconds: the same text whichever ISO-8601
-    # spelling (offset, precision) the dispatcher and the probe used.
-    return f"{monitor}|{region}|{epoch:.3f}"
+def key(monitor: int, region: str, micros: int) -> str:
+    # The slot as whole epoch microseconds: exact (a check sent again must
+    # carry its very slot, or the natural key would see a new one), and the
+    # same text whichever ISO-8601 spelling the dispatcher and the probe used.
+    return f"{monitor}|{region}|{micros}"
 
 
-def slot_epoch(slot: object) -> float | None:
+def slot_micros(slot: object) -> int | None:
     if not isinstance(slot, str):
         return None
     try:
-        return datetime.fromisoformat(slot).timestamp()
+        parsed = datetime.fromisoformat(slot)
     except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    try:
+        return (parsed - EPOCH) // MICROSECOND
+    except OverflowError:
         return None
 
 
-def deadline(slot_epoch_: float, timeout: float) -> float:
-    return slot_epoch_ + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
+def deadline(micros: int, timeout: float) -> float:
+    return micros / 1e6 + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
 
 
 class Ledger:
@@ -75,8 +85,8 @@ class Ledger:
         """Enter checks about to be sent to `region`."""
         entries = {}
         for check in checks:
-            epoch = slot_epoch(check["slot"])
-            entries[key(check["monitor"], region, epoch)] = deadline(epoch, float(check.get("timeout", 10)))
+            micros = slot_micros(check["slot"])
+            entries[key(check["monitor"], region, micros)] = deadline(micros, float(check.get("timeout", 10)))
         if entries:
             self.client.zadd(OWED, entries)
 
@@ -87,9 +97,9 @@ class Ledger:
         members = []
         for result in results:
             if isinstance(result, dict) and isinstance(result.get("monitor"), int):
-                epoch = slot_epoch(result.get("slot"))
-                if epoch is not None and math.isfinite(epoch):
-                    members.append(key(result["monitor"], str(region), epoch))
+                micros = slot_micros(result.get("slot"))
+                if micros is not None:
+                    members.append(key(result["monitor"], str(region), micros))
         if members:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(OWED, *members)
@@ -102,6 +112,11 @@ class Ledger:
         pipe.zrangebyscore(OWED, "-inf", now, start=0, num=limit)
         pipe.zrangebyscore(RESENT, "-inf", now, start=0, num=limit)
         first, again = pipe.execute()
+        unreadable = [m for m in first + again if Owed.parse(m) is None]
+        if unreadable:  # e.g. entered by an older version: dropped, or every tick would read them again
+            pipe.zrem(OWED, *unreadable)
+            pipe.zrem(RESENT, *unreadable)
+            pipe.execute()
         parse = lambda members: [o for o in map(Owed.parse, members) if o is not None]  # noqa: E731
         return parse(first), parse(again)
 

@@ -320,6 +320,7 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
         chosen = data.pop("channels", None)
         paused = data.pop("paused", False)
         monitor = Monitor(**data)
+        monitor.fill_kind()
         if paused:
             monitor.pause()
         if chosen is None:
