@@ -13,6 +13,7 @@ next deadline decides them missed.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -27,10 +28,6 @@ RESENT = "loopr:owed:resent"
 MARGIN = 5.0
 
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-MICROSECOND = timedelta(microseconds=1)
-
-
 @dataclass(frozen=True)
 class Owed:
     monitor: int
@@ -42,20 +39,28 @@ class Owed:
         text = member.decode() if isinstance(member, bytes) else member
         try:
             monitor, region, micros = text.split("|")
-            return cls(int(monitor), region, EPOCH + int(micros) * MICROSECOND)
+            return cls(int(monitor), region, EPOCH + timedelta(microseconds=int(micros)))
         except (ValueError, OverflowError):
             return None
 
     @property
     def member(self) -> str:
-        return key(self.monitor, self.region, (self.slot - EPOCH) // MICROSECOND)
+        return key(self.monitor, self.region, micros(self.slot))
 
 
-def key(monitor: int, region: str, micros: int) -> str:
-    # The slot as whole epoch microseconds: exact (a check sent again must
-    # carry its very slot, or the natural key would see a new one), and the
-    # same text whichever ISO-8601 spelling the dispatcher and the probe used.
-    return f"{monitor}|{region}|{micros}"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def micros(slot: datetime) -> int:
+    # Exact, unlike a float timestamp: the slot a re-dispatch sends must be
+    # the very slot first sent, or its result would be another row.
+    return (slot - EPOCH) // timedelta(microseconds=1)
+
+
+def key(monitor: int, region: str, slot_micros: int) -> str:
+    # The same text whichever ISO-8601 spelling (offset, precision) the
+    # dispatcher and the probe used.
+    return f"{monitor}|{region}|{slot_micros}"
 
 
 def slot_micros(slot: object) -> int | None:
@@ -63,18 +68,16 @@ def slot_micros(slot: object) -> int | None:
         return None
     try:
         parsed = datetime.fromisoformat(slot)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    try:
-        return (parsed - EPOCH) // MICROSECOND
-    except OverflowError:
+        return micros(parsed) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
 
 
-def deadline(micros: int, timeout: float) -> float:
-    return micros / 1e6 + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
+def deadline(slot_micros_: int, timeout: float, now: float | None = None) -> float:
+    """When a check sent now should have its result: its verdict deadline,
+    counted from its slot or, for a check sent late, from now."""
+    start = max(slot_micros_ / 1e6, time.time() if now is None else now)
+    return start + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
 
 
 class Ledger:
@@ -83,10 +86,10 @@ class Ledger:
 
     def expect(self, region: str, checks: Iterable[dict]) -> None:
         """Enter checks about to be sent to `region`."""
-        entries = {}
+        entries, now = {}, time.time()
         for check in checks:
-            micros = slot_micros(check["slot"])
-            entries[key(check["monitor"], region, micros)] = deadline(micros, float(check.get("timeout", 10)))
+            slot = slot_micros(check["slot"])
+            entries[key(check["monitor"], region, slot)] = deadline(slot, float(check.get("timeout", 10)), now)
         if entries:
             self.client.zadd(OWED, entries)
 
@@ -97,9 +100,9 @@ class Ledger:
         members = []
         for result in results:
             if isinstance(result, dict) and isinstance(result.get("monitor"), int):
-                micros = slot_micros(result.get("slot"))
-                if micros is not None:
-                    members.append(key(result["monitor"], str(region), micros))
+                slot = slot_micros(result.get("slot"))
+                if slot is not None:
+                    members.append(key(result["monitor"], str(region), slot))
         if members:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(OWED, *members)
