@@ -301,7 +301,7 @@ class MonitorListSerializer(serializers.ListSerializer):
     def to_representation(self, data) -> list[dict]:
         # A page of monitors: their regions and channels in one query each.
         monitors = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
-        Monitor.read_links([monitor for monitor in monitors if "_links" not in monitor.__dict__])
+        Monitor.read_links(monitors)
         return super().to_representation(monitors)
 
 
@@ -316,7 +316,7 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
     defaults: dict[int, list[Channel]] = {}
     for data in items:
         data = dict(data)
-        regions.append(data.pop("regions", []))
+        regions.append(list(dict.fromkeys(data.pop("regions", []))))  # a name given twice is one region
         chosen = data.pop("channels", None)
         paused = data.pop("paused", False)
         monitor = Monitor(**data)

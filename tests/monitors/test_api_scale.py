@@ -143,6 +143,13 @@ def test_a_list_of_good_monitors_creates_them_all(api, user):
     assert [m["id"] for m in created] == [stored[f"site {i}"].pk for i in range(3)]
 
 
+def test_a_region_named_twice_is_chosen_once(api, user):
+    RegionFactory(name="eu-west")
+    response = api.post(MONITORS, [item(0, regions=["eu-west", "eu-west"])], format="json")
+    assert response.status_code == 201 and response.json()[0]["regions"] == ["eu-west"]
+    assert Monitor.objects.get().regions.count() == 1
+
+
 def test_one_bad_item_refuses_the_list_with_that_items_errors_and_creates_nothing(api, user):
     items = [item(0), item(1, interval=10**9), item(2), item(3, url="ftp://nope", regions=["atlantis"])]
     response = api.post(MONITORS, items, format="json")
