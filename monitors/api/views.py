@@ -147,19 +147,13 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
             renderer_classes=[JSONRenderer, BrowsableAPIRenderer, SeriesCSVRenderer])
     def series(self, request, pk=None, format=None):
         """One monitor's buckets (minute, hour or day) over a range, oldest
-        first; `?format=csv` (or series.csv) for spreadsheets."""
+        first; `?format=csv` (or `series.csv`, the router's format suffix) for spreadsheets."""
         monitor = self.get_object()
         query = SeriesQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
         answer = series_of(monitor, params["resolution"], params["since"], params["until"], params.get("region"))
         return Response(SeriesSerializer(answer).data)
-
-    @extend_schema(parameters=[SeriesQuery], responses={(200, "text/csv"): str})
-    @action(detail=True, methods=["get"], url_path="series.csv", filterset_class=None, pagination_class=None,
-            renderer_classes=[SeriesCSVRenderer])
-    def series_csv(self, request, pk=None):
-        return self.series(request, pk)
 
 
     @extend_schema(
