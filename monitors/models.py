@@ -291,6 +291,15 @@ class Monitor(models.Model):
         local = after.astimezone(zoneinfo.ZoneInfo(self.timezone))
         return next(CronSim(self.schedule, local)).astimezone(dt_timezone.utc) + grace
 
+    def reschedule_pings(self) -> None:
+        """A heartbeat whose schedule or grace changed: its deadline counts
+        from its last success again, under the new rules."""
+        if not self.is_heartbeat or self.next_ping_due_at is None or self.paused:
+            return
+        last = self.results.filter(ok=True).order_by("-scheduled_at").values_list("checked_at", flat=True).first()
+        if last is not None:
+            self.next_ping_due_at = self.next_ping_due(last)
+
     def tls_threshold_crossed(self, expires_at: datetime, now: datetime) -> int | None:
         """The alert threshold (days) this certificate just came within, if
         people were not told about it (or a lower one) yet; records it.
