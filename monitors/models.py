@@ -176,8 +176,11 @@ class Monitor(models.Model):
     class Meta:
         ordering = ["name", "id"]
         indexes = [
-            # The dispatcher's claim: unpaused monitors ordered by due time.
-            models.Index(fields=["next_check_at"], condition=Q(paused=False), name="monitor_due_idx"),
+            # The dispatcher's claim: unpaused probed monitors ordered by due
+            # time. Heartbeats stay out: their next_check_at never moves, and
+            # every tick would otherwise walk past all of them first.
+            models.Index(fields=["next_check_at"], condition=Q(paused=False) & ~Q(kind=MonitorKind.HEARTBEAT),
+                         name="monitor_due_idx"),
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
