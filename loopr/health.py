@@ -182,7 +182,8 @@ def _results_expected(within: float) -> bool:
         return False
     # No regions chosen means every live region.
     served = Q(regions__isnull=True) | Q(regions__in=live)
-    return Monitor.objects.filter(served, paused=False, interval__lte=within / 2).exists()
+    # Heartbeats are pinged, not probed: they owe ingest nothing.
+    return Monitor.objects.filter(served, paused=False, interval__lte=within / 2).exclude(kind="heartbeat").exists()
 
 
 def _queues(backlog: dict[str, int]) -> Component:

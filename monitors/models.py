@@ -181,8 +181,11 @@ class Monitor(models.Model):
     class Meta:
         ordering = ["name", "id"]
         indexes = [
-            # The dispatcher's claim: unpaused monitors ordered by due time.
-            models.Index(fields=["next_check_at"], condition=Q(paused=False), name="monitor_due_idx"),
+            # The dispatcher's claim: unpaused probed monitors ordered by due
+            # time. Heartbeats stay out: their next_check_at never moves, and
+            # every tick would otherwise walk past all of them first.
+            models.Index(fields=["next_check_at"], condition=Q(paused=False) & ~Q(kind=MonitorKind.HEARTBEAT),
+                         name="monitor_due_idx"),
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
@@ -304,6 +307,15 @@ class Monitor(models.Model):
             return after + timedelta(seconds=self.interval) + grace
         local = after.astimezone(zoneinfo.ZoneInfo(self.timezone))
         return next(CronSim(self.schedule, local)).astimezone(dt_timezone.utc) + grace
+
+    def reschedule_pings(self) -> None:
+        """A heartbeat whose schedule or grace changed: its deadline counts
+        from its last success again, under the new rules."""
+        if not self.is_heartbeat or self.next_ping_due_at is None or self.paused:
+            return
+        last = self.results.filter(ok=True).order_by("-scheduled_at").values_list("checked_at", flat=True).first()
+        if last is not None:
+            self.next_ping_due_at = self.next_ping_due(last)
 
     def tls_threshold_crossed(self, expires_at: datetime, now: datetime) -> int | None:
         """The alert threshold (days) this certificate just came within, if

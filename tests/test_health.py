@@ -181,6 +181,10 @@ def test_no_results_is_idle_when_nothing_is_expected_of_ingest():
     Monitor.objects.update(paused=False)
     Monitor.objects.get().regions.set([far])
     assert healthz()[1]["ingest"] == "idle"
+    # A heartbeat is pinged by its job: it owes ingest nothing.
+    Monitor.objects.get().regions.clear()
+    Monitor.objects.update(kind="heartbeat", url="")
+    assert healthz()[1]["ingest"] == "idle"
 
 
 def test_an_accepted_report_marks_ingest_fresh_and_a_rejected_one_does_not():

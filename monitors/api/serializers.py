@@ -271,8 +271,12 @@ class MonitorSerializer(ValidatedModelSerializer):
         regions = validated_data.pop("regions", None)
         paused = validated_data.pop("paused", None)
         channels = validated_data.pop("channels", None)
+        reschedule = any(validated_data.get(name, getattr(instance, name)) != getattr(instance, name)
+                         for name in ("interval", "grace", "schedule", "timezone"))
         for name, value in validated_data.items():
             setattr(instance, name, value)
+        if reschedule:
+            instance.reschedule_pings()
         if paused is True and not instance.paused:
             instance.pause()
         elif paused is False and instance.paused:

@@ -143,4 +143,13 @@ class Migration(migrations.Migration):
             model_name='ping',
             index=models.Index(fields=['at'], name='ping_at_idx'),
         ),
+        # The dispatcher's claim no longer walks past heartbeats.
+        migrations.RemoveIndex(
+            model_name='monitor',
+            name='monitor_due_idx',
+        ),
+        migrations.AddIndex(
+            model_name='monitor',
+            index=models.Index(condition=models.Q(('paused', False), models.Q(('kind', 'heartbeat'), _negated=True)), fields=['next_check_at'], name='monitor_due_idx'),
+        ),
     ]

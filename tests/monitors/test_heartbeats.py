@@ -309,3 +309,14 @@ def test_pings_past_retention_are_pruned(api, web, settings) -> None:
 
     assert prune_pings() == (1, False)
     assert Ping.objects.count() == 1
+
+
+def test_a_new_grace_moves_the_deadline_from_the_last_success(api, web) -> None:
+    monitor = heartbeat(api, interval=60, grace=30)
+    ping(web, monitor)
+    last = CheckResult.objects.get(monitor=monitor).checked_at
+
+    api.patch(f"{MONITORS}{monitor.pk}/", {"grace": 600}, format="json")
+
+    monitor.refresh_from_db()
+    assert monitor.next_ping_due_at == last + timedelta(seconds=660)
