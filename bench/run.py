@@ -174,6 +174,7 @@ class Scenario:
     duration: float = 45.0
     warmup: float = 30.0
     probe_concurrency: int = 100
+    probe_processes: int = 2
     central_concurrency: int = 2
 
     @property
@@ -371,10 +372,13 @@ def run_scenario(sc: Scenario, env: dict, target_base: list[str], log_dir: Path,
     # The Procfile's dispatcher: the dispatch tick's own queue and process.
     start_proc("dispatcher", [celery, "-A", "loopr", "worker", "-Q", "dispatch", "-n", "dispatch@%h",
                               "--pool", "solo", "-l", "WARNING"])
-    # The Procfile's probe entry: the gevent pool.
-    start_proc("probe", [celery, "-A", "loopr", "worker", "--pool", "gevent", "-Q", "probe.local", "-n", "probe@%h",
-                         "-c", str(sc.probe_concurrency), "-l", "WARNING"],
-               DATABASE_URL="postgres://nobody@127.0.0.1:1/none", LOOPR_NODE_TOKEN=node_token)
+    # The Procfile's probe entry (the gevent pool), one process per core as a
+    # node on this machine would run it.
+    for n in range(sc.probe_processes):
+        start_proc(f"probe{n}" if n else "probe",
+                   [celery, "-A", "loopr", "worker", "--pool", "gevent", "-Q", "probe.local", "-n", f"probe{n}@%h",
+                    "-c", str(sc.probe_concurrency), "-l", "WARNING"],
+                   DATABASE_URL="postgres://nobody@127.0.0.1:1/none", LOOPR_NODE_TOKEN=node_token)
     profiles: dict[str, str] = {}
     try:
         with connection.cursor() as cursor:
@@ -416,7 +420,10 @@ def run_scenario(sc: Scenario, env: dict, target_base: list[str], log_dir: Path,
     window = wall1 - wall0
     checks = total
     cpu = {kind: tree_cpu(table1, p.pid) - tree_cpu(table0, p.pid) for kind, p in procs.items()}
-    cpu["postgres"] = comm_cpu(table1, "postgres") - comm_cpu(table0, "postgres")
+    for n in range(1, sc.probe_processes):
+        cpu["probe"] += cpu.pop(f"probe{n}")
+    # Backends that exit in the window take their CPU time with them: a floor, not a total.
+    cpu["postgres"] = max(0.0, comm_cpu(table1, "postgres") - comm_cpu(table0, "postgres"))
     cpu["redis"] = comm_cpu(table1, "redis-server") - comm_cpu(table0, "redis-server")
     cpu["target"] = tree_cpu(table1, TARGET_PID) - tree_cpu(table0, TARGET_PID)
     return Outcome(
@@ -449,6 +456,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, help="measured seconds per scenario (default: the scenario's, 45)")
     parser.add_argument("--warmup", type=float, help="seconds before measuring; at least one interval + 10 is kept")
     parser.add_argument("--probe-concurrency", type=int, default=100, help="batches a probe process holds at once")
+    parser.add_argument("--probe-processes", type=int, default=2, help="probe worker processes (one per core)")
     parser.add_argument("--central-concurrency", type=int, default=2)
     parser.add_argument("--baseline-seconds", type=float, default=8)
     parser.add_argument("--profile", action="store_true", help="py-spy the probe and central workers in the window")
@@ -463,6 +471,7 @@ def main() -> int:
         sc.duration = args.duration or sc.duration
         sc.warmup = args.warmup if args.warmup is not None else sc.warmup
         sc.probe_concurrency, sc.central_concurrency = args.probe_concurrency, args.central_concurrency
+        sc.probe_processes = args.probe_processes
 
     database = with_database(os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/x", "loopr_bench")
     if not database.startswith(("postgres", "postgresql")):
@@ -542,7 +551,8 @@ def render(outcomes: list[Outcome]) -> str:
     head = (
         f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC at commit `{commit or '?'}` on "
         f"{os.cpu_count()} cores, {platform.python_implementation()} {platform.python_version()}; "
-        f"probe worker --pool gevent -c {first.probe_concurrency if first else '?'}, "
+        f"{first.probe_processes if first else '?'} probe worker processes (--pool gevent -c "
+        f"{first.probe_concurrency if first else '?'}), "
         f"central worker -c {first.central_concurrency if first else '?'}; each scenario measured "
         f"{first.duration if first else '?'} s after a warm-up of at least one interval + 10 s, its bare "
         f"`requests.get` loop run just before it.\n\n"

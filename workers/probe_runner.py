@@ -30,7 +30,7 @@ from datetime import datetime
 import gevent
 from django.conf import settings
 from gevent.event import Event
-from gevent.lock import BoundedSemaphore
+from gevent.lock import BoundedSemaphore, Semaphore
 
 from monitors.probes import CheckSpec, run_check
 from monitors.wire import SPEC_FIELDS, MalformedCheck, ResultPayload, parse_check, result_payload
@@ -47,6 +47,54 @@ def checks_running() -> BoundedSemaphore:
         _raise_open_files_limit(4 * settings.LOOPR_PROBE_CHECKS + 256)
         _checks_running = BoundedSemaphore(settings.LOOPR_PROBE_CHECKS)
     return _checks_running
+
+
+class Pacer:
+    """Lets checks start only as fast as the event loop keeps up.
+
+    Every greenlet shares one thread: a process short of CPU (more checks
+    than its core can run, or a core shared with other work) that started
+    every due check at once would stretch every check in flight, and targets
+    that answered in time would be reported as timeouts. Instead a ticker
+    measures how late the loop wakes it and hands out start permits per
+    tick, halving them while the loop lags and adding more while it keeps
+    up: an overloaded node starts checks late (its lag shows it) rather than
+    making up failures. A node with nothing to do wakes 20 times a second.
+    """
+
+    TICK = 0.05
+    LAGGING = 0.025  # a tick this late means the loop is behind
+    MIN_PERMITS, MAX_PERMITS, STEP = 5, 5000, 25
+
+    def __init__(self) -> None:
+        self.permits = Semaphore(0)
+        self.per_tick = 50
+        self.ticker = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        while True:
+            began = time.monotonic()
+            gevent.sleep(self.TICK)
+            if time.monotonic() - began - self.TICK > self.LAGGING:
+                self.per_tick = max(self.MIN_PERMITS, self.per_tick // 2)
+            else:
+                self.per_tick = min(self.MAX_PERMITS, self.per_tick + self.STEP)
+            # Unused permits do not pile up into a burst.
+            for _ in range(self.per_tick - self.permits.counter):
+                self.permits.release()
+
+    def wait_for_permit(self) -> None:
+        self.permits.acquire()
+
+
+_pacer: Pacer | None = None
+
+
+def pacer() -> Pacer:
+    global _pacer
+    if _pacer is None:
+        _pacer = Pacer()
+    return _pacer
 
 
 def _raise_open_files_limit(wanted: int) -> None:
@@ -82,6 +130,7 @@ class _Batch:
         self.all_done = Event()
 
     def run(self, monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> None:
+        pacer().wait_for_permit()
         with checks_running():
             lag_ms = max(0.0, (time.time() - slot_ts) * 1000)
             # run_check never raises: every failure is a classified result.

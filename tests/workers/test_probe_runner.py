@@ -120,9 +120,10 @@ def test_a_thousand_checks_against_a_500_ms_target_take_about_one_latency_not_te
     assert done == 1000 and outcomes == ["ok"] * 1000, {kind: outcomes.count(kind) for kind in set(outcomes)}
     # All at once: one latency plus the time the process needs for the CPU
     # work of 1,000 checks (~1 s of it), ~1.5 s on an idle 2-core machine. The
-    # bound allows for a machine so busy that this process gets a quarter of
-    # a core. 64 threads took 8.3 s on 1.2 s of CPU: 16 rounds of 500 ms.
-    assert took < 0.5 + 4 * cpu, (took, cpu)
+    # bound allows for a machine so busy that this process gets a fifth of a
+    # core (6.9 s on 1.4 s of CPU at a load of 10). 64 threads took 8.3 s on
+    # 1.2 s of CPU: 16 rounds of 500 ms.
+    assert took < 0.5 + 5 * cpu, (took, cpu)
 
 
 def test_the_probe_uses_almost_no_cpu_while_its_checks_wait_on_hanging_targets(listening_target):
