@@ -6,7 +6,9 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 from django.utils.html import format_html
 
-from loopr.admin import CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, ReadOnlyAdmin, ReadOnlyInline
+from loopr.admin import (
+    CountedDeleteAdmin, OwnedByUserAdmin, OwnedModelAdmin, OwnedRelatedFieldListFilter, ReadOnlyAdmin, ReadOnlyInline,
+)
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, Notification
@@ -149,7 +151,7 @@ class NotificationAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
 
     list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",
                     "short_error"]
-    list_filter = ["status", "event", "channel__kind", "channel"]
+    list_filter = ["status", "event", "channel__kind", ("channel", OwnedRelatedFieldListFilter)]
     search_fields = ["channel__name", "channel__target", "monitor__name"]
     list_select_related = ["channel", "monitor", "incident__monitor"]
     readonly_fields = ["id", "channel", "monitor", "incident", "event", "status", "attempts", "created_at",
