@@ -60,7 +60,21 @@ def healthz(request):
         body["details"] = {n: {"state": c.state, **c.detail} for n, c in components.items()}
         if readings is not None:
             body["details"]["accounting"] = _accounting(readings)
+        # Malformed messages the workers dropped, per queue and reason (loopr/broker.py).
+        body["dropped_messages"] = _dropped() if broker.healthy else None
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _dropped() -> dict[str, dict[str, int]] | None:
+    from loopr.broker import dropped_counts
+    from loopr.celery import app
+
+    options = {"socket_connect_timeout": BROKER_TIMEOUT, "socket_timeout": BROKER_TIMEOUT}
+    try:
+        with app.connection_for_write(transport_options=options) as conn:
+            return dropped_counts(conn.default_channel.client)
+    except Exception:  # the broker's own state is reported above
+        return None
 
 
 def _database() -> Component:

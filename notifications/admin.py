@@ -14,6 +14,7 @@ from loopr.admin import (
     OwnedModelAdmin,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    OwnedRelatedFieldListFilter,
 )
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
@@ -182,7 +183,7 @@ class NotificationAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mo
 
     list_display = ["created_at", "event", "channel", "monitor", "incident", "status", "attempts", "sent_at",
                     "short_error"]
-    list_filter = ["status", "event", "channel__kind", "channel"]
+    list_filter = ["status", "event", "channel__kind", ("channel", OwnedRelatedFieldListFilter)]
     search_fields = ["channel__name", "channel__target", "monitor__name"]
     list_select_related = ["channel", "monitor", "incident__monitor"]
     readonly_fields = ["id", "channel", "monitor", "incident", "event", "status", "attempts", "created_at",

@@ -41,11 +41,9 @@ also read `ingest` and `heartbeat`; reports are signed and carry no secret
 
 from __future__ import annotations
 
-import logging
 
 from django.conf import settings
 
-log = logging.getLogger(__name__)
 
 SEP = "\x06\x16"  # kombu's separator between a queue's name and its priority
 # A queue's priority lists, as a glob: its name then a character no region
@@ -134,34 +132,14 @@ def broker_client():
     return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
 
 
-def broker_db() -> int:
-    return int(broker_client().connection_pool.connection_kwargs.get("db", 0) or 0)
+def db_of(client) -> int:
+    return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)
 
 
-def sync_region(region_name: str, client=None) -> None:
-    """The region's user, with the hashes of its valid tokens (none: off)."""
-    from .models import NodeToken
-
-    hashes = list(NodeToken.objects.valid().filter(region__name=region_name).values_list("key_hash", flat=True))
+def sync(users: dict[str, list[str]], client=None) -> list[str]:
+    """Each region's user with the hashes of its valid tokens (none: off);
+    `users` maps region names to hashes (`NodeToken.broker_users()`)."""
     client = client or broker_client()
-    apply(client, region_name, hashes, int(client.connection_pool.connection_kwargs.get("db", 0) or 0))
-
-
-def sync_all(client=None) -> list[str]:
-    from .models import Region
-
-    names = list(Region.objects.filter(tokens__isnull=False).distinct().values_list("name", flat=True))
-    for name in names:
-        sync_region(name, client)
-    return names
-
-
-def sync_region_if_managed(region_name: str) -> None:
-    """After a token is issued or revoked, when Loopr manages the broker's
-    users (LOOPR_BROKER_ACL); a broker that refuses is logged, not fatal."""
-    if not settings.LOOPR_BROKER_ACL:
-        return
-    try:
-        sync_region(region_name)
-    except Exception as exc:
-        log.error("could not update the broker user of region %s: %s", region_name, exc)
+    for region, hashes in users.items():
+        apply(client, region, hashes, db_of(client))
+    return list(users)

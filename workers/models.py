@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import logging
 import secrets
 
+from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -10,6 +12,8 @@ from monitors.regions import Region, RegionQuerySet, live_cutoff, queue_for
 
 from . import broker_acl, reports
 from .choices import SERVING_STATES, NodeState
+
+log = logging.getLogger(__name__)
 
 __all__ = ["NodeToken", "Region", "RegionQuerySet", "Rejection", "WorkerNode", "live_cutoff", "queue_for"]
 
@@ -55,7 +59,7 @@ class NodeToken(models.Model):
         region, _ = Region.objects.get_or_create(name=region_name)
         token = cls.PREFIX + secrets.token_urlsafe(32)
         issued = cls.objects.create(region=region, label=label, key_hash=cls.hash(token), hint=token[:10])
-        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(region.name))
+        transaction.on_commit(lambda: cls.sync_broker_users_if_managed([region.name]))
         return issued, token
 
     @classmethod
@@ -67,12 +71,39 @@ class NodeToken(models.Model):
             seen=reports.remember_nonce,
         )
 
+    @classmethod
+    def broker_users(cls, regions: list[str] | None = None) -> dict[str, list[str]]:
+        """The password hashes of each region's broker user: its valid tokens'
+        (workers/broker_acl.py). Every region with a token, revoked or not, so
+        that a region whose last token was revoked gets a user switched off."""
+        tokens = cls.objects.all() if regions is None else cls.objects.filter(region__name__in=regions)
+        users: dict[str, list[str]] = {name: [] for name in tokens.values_list("region__name", flat=True)}
+        for name, key_hash in tokens.valid().values_list("region__name", "key_hash"):
+            users[name].append(key_hash)
+        return users
+
+    @classmethod
+    def sync_broker_users(cls, regions: list[str] | None = None, client=None) -> list[str]:
+        return broker_acl.sync(cls.broker_users(regions), client)
+
+    @classmethod
+    def sync_broker_users_if_managed(cls, regions: list[str]) -> None:
+        """After a token is issued or revoked, when Loopr manages the
+        broker's users (LOOPR_BROKER_ACL); a broker that refuses is logged,
+        not fatal."""
+        if not settings.LOOPR_BROKER_ACL:
+            return
+        try:
+            cls.sync_broker_users(regions)
+        except Exception as exc:
+            log.error("could not update the broker users of %s: %s", regions, exc)
+
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
         WorkerNode.objects.filter(token=self).update(state=NodeState.REVOKED)
         # The token is also the node's broker password: it stops working there too.
-        transaction.on_commit(lambda: broker_acl.sync_region_if_managed(self.region.name))
+        transaction.on_commit(lambda: NodeToken.sync_broker_users_if_managed([self.region.name]))
 
 
 class WorkerNode(models.Model):

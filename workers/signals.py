@@ -12,7 +12,7 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import broker_acl, node, reports
+from . import node, reports
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,9 @@ def apply_broker_users(sender=None, **kwargs) -> None:
     if not settings.LOOPR_BROKER_ACL or "ingest" not in consumed_queues(sender):
         return
     try:
-        log.info("broker users updated for regions %s", broker_acl.sync_all())
+        from .models import NodeToken
+
+        log.info("broker users updated for regions %s", NodeToken.sync_broker_users())
     except Exception as exc:  # a broker that refuses ACL SETUSER must not stop ingest
         log.error("could not update the probe nodes' broker users: %s", exc)
 

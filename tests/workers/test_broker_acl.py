@@ -63,7 +63,7 @@ def node_client(server: PrivateRedis, region: str, token: str) -> redis.Redis:
 def test_a_node_user_is_refused_everything_but_its_job(private_redis):
     _, token = NodeToken.issue("eu")
     NodeToken.issue("us")
-    broker_acl.sync_all(private_redis.admin)
+    NodeToken.sync_broker_users(client=private_redis.admin)
     node = node_client(private_redis, "eu", token)
     sep = broker_acl.SEP
 
@@ -137,7 +137,7 @@ def test_revoking_a_token_locks_its_node_out_of_the_broker(private_redis, settin
 @pytest.mark.e2e
 def test_a_node_with_its_region_user_checks_reports_and_obeys_a_drain(processes, private_redis, target):
     _, token = NodeToken.issue("eu")
-    broker_acl.sync_all(private_redis.admin)
+    NodeToken.sync_broker_users(client=private_redis.admin)
     processes.central(REDIS_URL=private_redis.url())
     processes.probe("eu1", region="eu", LOOPR_NODE_TOKEN=token,
                     REDIS_URL=private_redis.url(broker_acl.username("eu"), token))

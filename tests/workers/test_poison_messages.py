@@ -177,3 +177,12 @@ def test_a_broadcast_that_is_not_an_envelope_does_not_kill_a_worker(processes):
              timeout=30, message="the broadcast to be dropped")
     time.sleep(1)
     assert processes.procs["probe1"].poll() is None
+
+
+def test_the_verbose_health_check_shows_the_dropped_messages(client, db):
+    r = broker()
+    r.delete(DROPPED_KEY_PREFIX + "ingest")
+    r.hincrby(DROPPED_KEY_PREFIX + "ingest", "body is not [args, kwargs, embed]", 3)
+    body = client.get("/healthz?verbose=1").json()
+    assert body["dropped_messages"]["ingest"] == {"body is not [args, kwargs, embed]": 3}
+    r.delete(DROPPED_KEY_PREFIX + "ingest")

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from workers import broker_acl
-from workers.models import NodeToken, Region
+from workers.models import NodeToken
 
 
 class Command(BaseCommand):
@@ -17,18 +17,15 @@ class Command(BaseCommand):
                             help="Print rules for Redis 6 (no write-only keys): a node can then read ingest.")
 
     def handle(self, regions, apply=False, redis6=False, **options):
-        names = regions or list(Region.objects.filter(tokens__isnull=False).distinct().values_list("name", flat=True))
+        users = NodeToken.broker_users(regions or None)
         if apply:
-            client = broker_acl.broker_client()
-            for name in names:
-                broker_acl.sync_region(name, client)
+            for name in NodeToken.sync_broker_users(regions or None):
                 self.stderr.write(f"applied user {broker_acl.username(name)}")
             return
         try:  # the broker, if it answers, says which commands it has (CLIENT SETINFO is 7.2+)
             client = broker_acl.broker_client()
-            known, db = broker_acl._known_commands(client), broker_acl.broker_db()
+            known, db = broker_acl._known_commands(client), broker_acl.db_of(client)
         except Exception:
             known, db = None, 0
-        for name in names:
-            hashes = list(NodeToken.objects.valid().filter(region__name=name).values_list("key_hash", flat=True))
+        for name, hashes in users.items():
             self.stdout.write(broker_acl.acl_file_line(name, hashes, db, write_only=not redis6, known=known))
