@@ -124,7 +124,7 @@ def judge_ping(monitor: Monitor, ping: PingRequest, now: datetime, duration_ms: 
 def store_result(monitor: Monitor, slot: datetime, at: datetime, ok: bool, kind: str, error: str,
                  latency_ms: float | None) -> None:
     CheckResult.objects.create(
-        monitor=monitor, region_id=push_region_id(), node=PUSH_REGION, scheduled_at=slot, checked_at=at, ok=ok,
+        monitor=monitor, region_id=push_region_id(), node=None, scheduled_at=slot, checked_at=at, ok=ok,
         latency_ms=latency_ms, error_kind=kind, error=error, in_maintenance=monitor.in_maintenance,
     )
     judge(monitor, Check(ok=ok, slot=slot, checked_at=at, latency_ms=latency_ms, error_kind=kind, error=error,

@@ -45,7 +45,7 @@ def rows(user):
     monitors = [MonitorFactory(owner=user) for _ in range(12)]
     now = timezone.now()
     CheckResult.objects.bulk_create(
-        CheckResult(monitor=monitors[0], region=region, node="n", scheduled_at=now - timedelta(minutes=i),
+        CheckResult(monitor=monitors[0], region=region, scheduled_at=now - timedelta(minutes=i),
                     checked_at=now - timedelta(minutes=i), ok=i % 2 == 0)
         for i in range(24)
     )

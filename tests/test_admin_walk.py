@@ -48,7 +48,7 @@ def test_a_staff_user_finds_no_other_users_name_or_id_on_any_admin_page():
     MaintenanceWindowFactory(owner=bob, name="bobs-secret-window", monitors=[their_monitor])
     incident = IncidentFactory(monitor=their_monitor, cause="bobs-secret-cause")
     NotificationFactory(channel=their_channel, monitor=their_monitor, incident=incident)
-    CheckResult.objects.create(monitor=their_monitor, region=region, node="n", scheduled_at=timezone.now(),
+    CheckResult.objects.create(monitor=their_monitor, region=region, scheduled_at=timezone.now(),
                                checked_at=timezone.now(), ok=False, error_kind="status", error="bobs-secret-error")
     # And the staff user's own, so that every page has something to show.
     mine = MonitorFactory(owner=staff, name="my-monitor")

@@ -51,7 +51,7 @@ def test_a_batch_lost_with_its_probe_is_run_again_within_seconds_with_the_defaul
     assert time.monotonic() - killed_at < 60
     for monitor in slow:
         [row] = CheckResult.objects.filter(monitor=monitor)
-        assert row.ok is True and row.node.startswith("survivor@")
+        assert row.ok is True and row.node.name.startswith("survivor@")
         # Run late, and the result shows by how much.
         assert (row.checked_at - row.scheduled_at).total_seconds() > 10
 
@@ -110,6 +110,7 @@ def test_every_slot_of_a_dispatcher_outage_has_exactly_one_result_or_missed_reco
 
 def test_the_dispatcher_ticks_on_while_the_central_worker_is_gone_and_results_pile_up(processes):
     from loopr.celery import app
+    from workers import reports
     from workers.tasks import ingest_results
 
     # A region kept live by hand: no central worker records heartbeats here.
@@ -118,7 +119,7 @@ def test_the_dispatcher_ticks_on_while_the_central_worker_is_gone_and_results_pi
     MonitorFactory.create_batch(3, owner=owner, interval=1, timeout=0.5, next_check_at=timezone.now())
     with app.producer_or_acquire() as producer:
         for i in range(2000):
-            ingest_results.apply_async(args=["local", f"flood-{i}@h", []], kwargs={"token": "lnt_wrong"},
+            ingest_results.apply_async(args=[reports.sign("results", "local", f"flood-{i}@h", [], "lnt_wrong")],
                                        producer=producer)
     broker().delete(freshness.key(freshness.DISPATCH))
     processes.dispatcher()

@@ -13,6 +13,7 @@ from monitors import ingest
 from monitors.missed import Missed, record_missed
 from monitors.models import CheckResult
 from tests.factories import MonitorFactory, RegionFactory
+from workers.models import WorkerNode
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def test_a_run_of_missed_slots_is_one_row_and_a_run_that_continues_it_extends_it
     assert record_missed([Missed(monitor.pk, region.pk, following, following, 30, "dispatcher_down")]) == 1
     row = CheckResult.objects.get()
     assert (row.scheduled_at, row.missed_until) == (first, following)
-    assert (row.ok, row.error_kind, row.missed_reason, row.node) == (None, "missed", "dispatcher_down", "")
+    assert (row.ok, row.error_kind, row.missed_reason, row.node_id) == (None, "missed", "dispatcher_down", None)
 
 
 def test_a_run_for_another_reason_or_with_a_gap_is_a_row_of_its_own():
@@ -67,11 +68,12 @@ def test_a_result_arriving_after_its_slot_was_recorded_missed_replaces_the_recor
     monitor, region = MonitorFactory(retries=0), RegionFactory(name="local")
     slot = a_slot()
     record_missed([Missed(monitor.pk, region.pk, slot, slot, 60, "node_died")])
-    outcome = ingest.ingest_results("local", "a@h", [result(monitor, slot, ok=False)])
+    node = WorkerNode.objects.create(name="a@h", region=region, last_heartbeat_at=slot)
+    outcome = ingest.ingest_results("local", "a@h", [result(monitor, slot, ok=False)], node_id=node.pk)
     assert outcome.stored == 1 and outcome.duplicates == 0
     row = CheckResult.objects.get()
-    assert (row.ok, row.error_kind, row.missed_reason, row.missed_until, row.node) == (
-        False, "status", "", None, "a@h")
+    assert (row.ok, row.error_kind, row.missed_reason, row.missed_until, row.node_id) == (
+        False, "status", "", None, node.pk)
     monitor.refresh_from_db()
     assert monitor.status == "down"
     # And the same result once more is a duplicate, as ever.
@@ -107,7 +109,7 @@ def test_a_row_the_database_refuses_is_dropped_alone_and_the_good_rows_of_its_me
     # What validation may let through and the database refuses (PostgreSQL
     # text cannot hold NUL): built directly, past parse_result.
     poison = {**ingest.parse_result(result(monitor, slot + timedelta(minutes=5), ok=False)), "error": "a\x00b"}
-    outcome = ingest.store([good[0], poison, *good[1:]], "local", "a@h")
+    outcome = ingest.store([good[0], poison, *good[1:]], "local", "a@h", None)
     assert (outcome.stored, outcome.rejected) == (3, 1)
     assert CheckResult.objects.count() == 3
     monitor.refresh_from_db()

@@ -15,6 +15,7 @@ from tests.support.processes import wait_for
 from tests.support.proxy import Cuttable
 from workers import publish
 from workers.models import NodeToken
+from workers import reports
 from workers.tasks import ingest_results
 
 
@@ -36,13 +37,13 @@ def test_results_sent_while_the_database_is_away_are_stored_once_it_is_back(proc
         processes.central(DATABASE_URL=url)
         # The worker is up once a first message is ingested through the proxy.
         slot = timezone.now().replace(microsecond=0) - timedelta(minutes=5)
-        ingest_results.apply_async(args=["local", "n@h", [a_result(monitor, slot)]], kwargs={"token": token})
+        ingest_results.apply_async(args=[reports.sign("results", "local", "n@h", [a_result(monitor, slot)], token)])
         wait_for(lambda: CheckResult.objects.filter(monitor=monitor).count() == 1, timeout=60,
                  message="the first result")
 
         proxy.cut()
         later = slot + timedelta(minutes=1)
-        ingest_results.apply_async(args=["local", "n@h", [a_result(monitor, later)]], kwargs={"token": token})
+        ingest_results.apply_async(args=[reports.sign("results", "local", "n@h", [a_result(monitor, later)], token)])
         # It fails, and is published again instead of being acknowledged and lost.
         wait_for(lambda: "retry 2 of" in processes.log_text(), timeout=30, message="a second retry")
         assert not CheckResult.objects.filter(monitor=monitor, scheduled_at=later).exists()

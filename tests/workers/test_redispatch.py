@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from monitors.models import CheckResult
 from tests.factories import MonitorFactory, RegionFactory
-from workers import dispatch, ledger, redispatch
+from workers import dispatch, ledger, redispatch, reports
 from workers.models import NodeToken, Region
 from workers.tasks import ingest_results
 
@@ -60,7 +60,7 @@ def test_checks_answered_on_time_leave_nothing_owed_and_the_sweep_costs_no_query
     monitor, check = dispatch_one(owed, now)
     assert owed.size() == (1, 0)
     _, token = NodeToken.issue("local")
-    ingest_results("local", "n@h", [result_for(check)], token=token)
+    ingest_results(reports.sign("results", "local", "n@h", [result_for(check)], token))
     assert owed.size() == (0, 0)
     # Long after every deadline: one look at Redis, nothing to do, no SQL.
     with django_assert_num_queries(0):
@@ -107,7 +107,7 @@ def test_a_result_that_arrives_after_its_slot_was_recorded_missed_replaces_the_r
     redispatch.sweep(owed, Queues().send, now=now + timedelta(seconds=30))
     assert CheckResult.objects.get(monitor=monitor).error_kind == "missed"
     _, token = NodeToken.issue("local")
-    ingest_results("local", "n@h", [result_for(check, ok=True)], token=token)
+    ingest_results(reports.sign("results", "local", "n@h", [result_for(check, ok=True)], token))
     row = CheckResult.objects.get(monitor=monitor)
     assert (row.ok, row.error_kind, row.missed_reason) == (True, "ok", "")
 
