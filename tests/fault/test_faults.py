@@ -38,7 +38,9 @@ AFTER = 6.0
 # it closes. Generous against what the defaults promise: a slot without a
 # result is re-dispatched at its verdict deadline (timeout + 5 s), a lost
 # notification task is re-queued by the sweep after 30 s.
-SETTLE = 90.0
+SETTLE = 60.0
+# How long the stack may take to be healthy again once the fault is repaired.
+RECOVERY = 60.0
 # A dead dispatcher shows on /healthz once its last tick is older than
 # LOOPR_HEALTH_DISPATCH_STALE (default 10 s): an outage of a process that
 # ticks must outlast that for the check to be able to see it.
@@ -67,7 +69,7 @@ class Fault:
 
 
 def killed(name: str) -> Fault:
-    return Fault(f"SIGKILL {name}", lambda s: s.processes.kill(name), lambda s: s.start(name),
+    return Fault(f"SIGKILL {name}", lambda s: s.kill(name), lambda s: s.start(name),
                  PROBE_OUTAGE if is_probe(name) else PROCESS_OUTAGE, central=not is_probe(name), process=name)
 
 
@@ -84,8 +86,8 @@ FAULTS = [killed(name) for name in procfile_entries() if name != "web"] + [
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault(stack: Stack, fault: Fault):
     if stack.ensure_running():
-        wait(stack.healthy, 90, "/healthz 200 after restarting what an earlier scenario left dead", stack)
-    pids = stack.pids()
+        wait(stack.healthy, 60, "/healthz 200 after restarting what an earlier scenario left dead", stack)
+    exits = len(stack.exits)
     start = now_utc()
     time.sleep(BEFORE)
 
@@ -94,8 +96,8 @@ def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault
     time.sleep(fault.outage)
     fault.restore(stack)
     restored_at, restored_t = now_utc(), time.time()
-    wait(lambda: stack.healthy() and stack.region_live(), 90, f"/healthz 200 and a live region after {fault.name}",
-         stack)
+    wait(lambda: stack.healthy() and stack.region_live(), RECOVERY,
+         f"/healthz 200 and a live region after {fault.name}", stack)
     time.sleep(AFTER)
     end = now_utc()
 
@@ -134,8 +136,10 @@ def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault
     latest = stack.health.between(time.time() - 5, time.time())
     assert latest and all(r.status == 200 for r in latest), [(r.status, r.body) for r in latest]
 
-    # Every other process lived through it.
-    survivors = {name: pid for name, pid in pids.items() if name != fault.process}
-    assert {n: p for n, p in stack.pids().items() if n in survivors} == survivors
-    dead = [name for name in stack.names if not stack.processes.running(name)]
-    assert not dead, f"{', '.join(dead)} exited during {fault.name}"
+    # Every process lived through it: none exited by itself (the harness
+    # restarted any that did, as a deployment would, so that the figures
+    # above are what production would see).
+    exited = [f"{e.name} (pid {e.pid}) exited with status {e.status} at "
+              f"{time.strftime('%H:%M:%S', time.gmtime(e.at))} UTC"
+              for e in stack.exits[exits:]]
+    assert not exited, f"during {fault.name}: {'; '.join(exited)} (its log says why, above)"
