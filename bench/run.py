@@ -1,5 +1,5 @@
-"""Loopr's benchmark harness: the real system (PostgreSQL, Redis, beat, central
-worker, probe worker) against a fast local target, with a bare `requests.get`
+"""Loopr's benchmark harness: the real system (PostgreSQL, Redis, beat,
+dispatcher, central worker, probe worker) against a fast local target, with a bare `requests.get`
 loop measured in the same run as the baseline.
 
     python3 dev.py bench                       # the default scenarios, table to BENCHMARKS.md
@@ -221,6 +221,9 @@ def run_scenario(sc: Scenario, env: dict, target_urls: list[str], log_dir: Path)
 
     start_proc("central", [celery, "-A", "loopr", "worker", "-Q", "central,ingest,heartbeat", "-n", "central@%h",
                            "-c", str(sc.central_concurrency), "-l", "WARNING"])
+    # The Procfile's dispatcher: the dispatch tick's own queue and process.
+    start_proc("dispatcher", [celery, "-A", "loopr", "worker", "-Q", "dispatch", "-n", "dispatch@%h",
+                              "--pool", "solo", "-l", "WARNING"])
     start_proc("probe", [celery, "-A", "loopr", "worker", "-Q", "probe.local", "-n", "probe@%h",
                          "-c", str(sc.probe_concurrency), "-l", "WARNING"],
                DATABASE_URL="postgres://nobody@127.0.0.1:1/none", LOOPR_NODE_TOKEN=node_token)
@@ -332,7 +335,7 @@ def main() -> int:
     return 0
 
 
-KINDS = ["probe", "central", "beat", "postgres", "redis", "target"]
+KINDS = ["probe", "central", "dispatcher", "beat", "postgres", "redis", "target"]
 
 
 def row(o: Outcome, base_rate: float) -> str:

@@ -129,7 +129,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admi
 @admin.register(CheckResult)
 class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
-                    "checked"]
+                    "missed_reason", "checked"]
     list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
     search_fields = ["monitor__name"]
     list_select_related = ["monitor", "region"]
@@ -138,7 +138,7 @@ class CheckResultAdmin(ReadOnlyAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     show_full_result_count = False
 
     fields = ["monitor", "region", "node", "scheduled", "checked", "ok", "latency_ms", "status_code", "error_kind",
-              "error", "tls_expires_at", "in_maintenance", "impaired"]
+              "error", "tls_expires_at", "in_maintenance", "impaired", "missed_reason", "missed_until"]
     readonly_fields = ["scheduled", "checked"]
 
     @admin.display(description="scheduled at", ordering="scheduled_at")

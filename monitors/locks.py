@@ -16,7 +16,9 @@ and, on a 410, its channel.
 Inserting a row takes a share lock on each row it references (PostgreSQL's
 foreign-key check), so a notification written for an incident counts as
 touching the incident: that is why the order covers writes, not just
-SELECT … FOR UPDATE.
+SELECT … FOR UPDATE. Missed records (`monitors/missed.py`) are result rows
+written without the monitor's lock: they are inserted in monitor id order, so
+their share locks queue behind ingest's monitor locks instead of crossing them.
 """
 
 from __future__ import annotations

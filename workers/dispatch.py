@@ -7,6 +7,13 @@ because a claim locks its rows with `FOR UPDATE SKIP LOCKED` and advances
 A tick claims what falls due before the next tick (LOOPR_DISPATCH_LOOKAHEAD)
 and the probe node holds each check until its slot: checks start on time
 instead of up to a whole tick late.
+
+Nothing claimed is dropped: a late tick checks the slots of the catch-up
+window and records the older ones as missed (`monitors/missed.py`), a check
+no live region can take is held and then recorded missed, and every check
+sent is entered in the ledger of what the probes owe (`ledger.py`), which the
+re-dispatch sweep (`redispatch.py`) settles. The tick runs on the `dispatch`
+queue, in a process of its own (Procfile `dispatcher`).
 """
 
 from __future__ import annotations

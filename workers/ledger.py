@@ -13,10 +13,10 @@ next deadline decides them missed.
 
 from __future__ import annotations
 
-import math
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from django.conf import settings
 
@@ -38,33 +38,46 @@ class Owed:
     def parse(cls, member: bytes | str) -> Owed | None:
         text = member.decode() if isinstance(member, bytes) else member
         try:
-            monitor, region, epoch = text.split("|")
-            return cls(int(monitor), region, datetime.fromtimestamp(float(epoch), tz=timezone.utc))
-        except ValueError:
+            monitor, region, micros = text.split("|")
+            return cls(int(monitor), region, EPOCH + timedelta(microseconds=int(micros)))
+        except (ValueError, OverflowError):
             return None
 
     @property
     def member(self) -> str:
-        return key(self.monitor, self.region, self.slot.timestamp())
+        return key(self.monitor, self.region, micros(self.slot))
 
 
-def key(monitor: int, region: str, epoch: float) -> str:
-    # The slot as epoch milliseconds: the same text whichever ISO-8601
-    # spelling (offset, precision) the dispatcher and the probe used.
-    return f"{monitor}|{region}|{epoch:.3f}"
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-def slot_epoch(slot: object) -> float | None:
+def micros(slot: datetime) -> int:
+    # Exact, unlike a float timestamp: the slot a re-dispatch sends must be
+    # the very slot first sent, or its result would be another row.
+    return (slot - EPOCH) // timedelta(microseconds=1)
+
+
+def key(monitor: int, region: str, slot_micros: int) -> str:
+    # The same text whichever ISO-8601 spelling (offset, precision) the
+    # dispatcher and the probe used.
+    return f"{monitor}|{region}|{slot_micros}"
+
+
+def slot_micros(slot: object) -> int | None:
     if not isinstance(slot, str):
         return None
     try:
-        return datetime.fromisoformat(slot).timestamp()
-    except ValueError:
+        parsed = datetime.fromisoformat(slot)
+        return micros(parsed) if parsed.tzinfo is not None else None
+    except (ValueError, OverflowError):
         return None
 
 
-def deadline(slot_epoch_: float, timeout: float) -> float:
-    return slot_epoch_ + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
+def deadline(slot_micros_: int, timeout: float, now: float | None = None) -> float:
+    """When a check sent now should have its result: its verdict deadline,
+    counted from its slot or, for a check sent late, from now."""
+    start = max(slot_micros_ / 1e6, time.time() if now is None else now)
+    return start + timeout + settings.LOOPR_VERDICT_GRACE + MARGIN
 
 
 class Ledger:
@@ -73,10 +86,10 @@ class Ledger:
 
     def expect(self, region: str, checks: Iterable[dict]) -> None:
         """Enter checks about to be sent to `region`."""
-        entries = {}
+        entries, now = {}, time.time()
         for check in checks:
-            epoch = slot_epoch(check["slot"])
-            entries[key(check["monitor"], region, epoch)] = deadline(epoch, float(check.get("timeout", 10)))
+            slot = slot_micros(check["slot"])
+            entries[key(check["monitor"], region, slot)] = deadline(slot, float(check.get("timeout", 10)), now)
         if entries:
             self.client.zadd(OWED, entries)
 
@@ -87,9 +100,9 @@ class Ledger:
         members = []
         for result in results:
             if isinstance(result, dict) and isinstance(result.get("monitor"), int):
-                epoch = slot_epoch(result.get("slot"))
-                if epoch is not None and math.isfinite(epoch):
-                    members.append(key(result["monitor"], str(region), epoch))
+                slot = slot_micros(result.get("slot"))
+                if slot is not None:
+                    members.append(key(result["monitor"], str(region), slot))
         if members:
             pipe = self.client.pipeline(transaction=False)
             pipe.zrem(OWED, *members)

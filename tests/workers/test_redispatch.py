@@ -46,9 +46,9 @@ def result_for(check: dict, ok: bool = True) -> dict:
             "latency_ms": 3.0, "status_code": 200, "error_kind": "ok", "error": "", "tls_expires_at": None}
 
 
-def dispatch_one(owed, now, interval=30, timeout=5.0):
+def dispatch_one(owed, now, interval=30, timeout=5.0, late=1.0):
     RegionFactory(name="local", last_seen_at=now)
-    monitor = MonitorFactory(interval=interval, timeout=timeout, next_check_at=now - timedelta(seconds=1))
+    monitor = MonitorFactory(interval=interval, timeout=timeout, next_check_at=now - timedelta(seconds=late))
     queues = Queues()
     dispatch.dispatch_due(queues.send, now=now, ledger=owed)
     [check] = queues.checks
@@ -134,3 +134,23 @@ def test_a_batch_expires_after_the_broker_s_visibility_timeout_whatever_the_inte
     for interval in (1, 30, 3600):
         batch = [{"interval": interval}]
         assert dispatch.batch_expires(batch) >= settings.LOOPR_BROKER_VISIBILITY_TIMEOUT + 60
+
+
+def test_a_check_sent_late_is_owed_from_when_it_was_sent_not_from_its_slot(owed):
+    # The dispatcher was away: the slot is a minute old when it goes out.
+    now = timezone.now()
+    monitor, check = dispatch_one(owed, now, interval=3600, late=60)
+    [(member, deadline)] = owed.client.zrange(ledger.OWED, 0, -1, withscores=True)
+    assert deadline >= now.timestamp() + 5 + settings.LOOPR_VERDICT_GRACE
+    # So the same tick's sweep does not send it straight away again.
+    queues = Queues()
+    assert redispatch.sweep(owed, queues.send, now=now) == {} and queues.sent == []
+
+
+def test_a_check_sent_again_carries_its_slot_to_the_microsecond(owed):
+    now = timezone.now().replace(microsecond=123457)
+    monitor, check = dispatch_one(owed, now)
+    queues = Queues()
+    redispatch.sweep(owed, queues.send, now=now + timedelta(seconds=30))
+    # The very slot first sent: its result is the same row, not a neighbour.
+    assert queues.checks[0]["slot"] == check["slot"]
