@@ -56,8 +56,8 @@ def fault_stack():
 @pytest.fixture
 def stack(fault_stack: Stack, request):
     """The shared stack, with this test's part of every log printed if it fails."""
-    sizes = fault_stack.log_sizes()
+    sizes = fault_stack.test_log_sizes = fault_stack.log_sizes()
     yield fault_stack
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
+    if report is not None and (report.failed or hasattr(report, "wasxfail")):
         print(fault_stack.logs_since(sizes))

@@ -125,6 +125,8 @@ class Stack:
     lock: threading.RLock = field(default_factory=threading.RLock)
     supervisor: threading.Thread | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    # Each log's size when the current test began.
+    test_log_sizes: dict[Path, int] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -220,6 +222,13 @@ class Stack:
                        + "\n".join(marked[:notable])
                        + f"\n----- {path.name}: last {tail} lines -----\n" + "\n".join(lines[-tail:]))
         return "\n".join(out)
+
+    def log_since_test(self, name: str) -> str:
+        """Process `name`'s log since the current test began."""
+        path = self.workdir / "logs" / f"{name}.log"
+        with open(path, "rb") as f:
+            f.seek(self.test_log_sizes.get(path, 0))
+            return f.read().decode(errors="replace")
 
     def describe(self) -> str:
         """What /healthz and the regions say now, for a timeout's message."""

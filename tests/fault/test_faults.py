@@ -17,6 +17,7 @@ of `.ci/run`. The whole suite takes a few minutes.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -128,18 +129,52 @@ def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault
     assert not alerts.two_ids, f"{figures}; e.g. {alerts.two_ids[:10]}"
     assert not stack.receiver.refused, f"signatures refused: {stack.receiver.refused[:5]}"
 
-    # /healthz saw the outage and is healthy again.
-    during = stack.health.between(fault_t, restored_t + 2)
-    if fault.central:
-        assert any(r.status == 503 for r in during), (
-            f"/healthz never said 503 during {fault.name}: {sorted({(r.status, r.body) for r in during})[:5]}")
+    # /healthz is healthy again...
     latest = stack.health.between(time.time() - 5, time.time())
     assert latest and all(r.status == 200 for r in latest), [(r.status, r.body) for r in latest]
+    known: list[str] = []
+    # ...and saw the outage.
+    during = stack.health.between(fault_t, restored_t + 2)
+    if fault.central and not any(r.status == 503 for r in during):
+        failure = f"/healthz never said 503 during {fault.name}: {sorted({(r.status, r.body) for r in during})[:5]}"
+        known.append(known_gap(HEALTHZ_MISSES_A_DEAD_WORKER, failure) if fault.process == "worker" else fail(failure))
 
     # Every process lived through it: none exited by itself (the harness
     # restarted any that did, as a deployment would, so that the figures
     # above are what production would see).
-    exited = [f"{e.name} (pid {e.pid}) exited with status {e.status} at "
-              f"{time.strftime('%H:%M:%S', time.gmtime(e.at))} UTC"
-              for e in stack.exits[exits:]]
-    assert not exited, f"during {fault.name}: {'; '.join(exited)} (its log says why, above)"
+    for gone in stack.exits[exits:]:
+        failure = (f"during {fault.name}: {gone.name} (pid {gone.pid}) exited with status {gone.status} at "
+                   f"{time.strftime('%H:%M:%S', time.gmtime(gone.at))} UTC (its log says why, above)")
+        crash = is_probe(gone.name) and KOMBU_CLOSE_CRASH in stack.log_since_test(gone.name)
+        known.append(known_gap(PROBE_DIES_WHEN_REDIS_GOES, failure) if crash else fail(failure))
+    if known:
+        pytest.xfail(f"{figures} | " + " | ".join(known))
+
+
+# --- Known gaps in the code under test ----------------------------------------------------
+# Each is reported as XFAIL with its figures (pytest -ra prints the reason),
+# and only when every other assertion of the scenario held: a scenario that
+# also fails anything else fails. LOOPR_FAULT_STRICT=1 makes them failures
+# (to check a fix). Remove an entry once its cause is fixed.
+
+HEALTHZ_MISSES_A_DEAD_WORKER = (
+    "issue 9 (open): with dispatch in its own process, /healthz notices a dead central worker (ingest, "
+    "notify, heartbeats) only after LOOPR_HEALTH_INGEST_STALE (120 s) or a backlog of 1,000 messages; "
+    "the issue asks for 503 within a few intervals")
+PROBE_DIES_WHEN_REDIS_GOES = (
+    "issue 9 (open): a probe worker holding batches exits (status 1, celery 'Unrecoverable error') when Redis "
+    "is killed: on connection loss celery closes the connection, kombu's Channel.close() restores unacked "
+    "messages through a client whose connection info is already gone (AttributeError in "
+    "kombu/transport/redis.py _connparams); a supervisor restarts it, nothing is lost")
+# The line that identifies that crash in the probe's log.
+KOMBU_CLOSE_CRASH = "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")"
+
+
+def known_gap(gap: str, failure: str) -> str:
+    if os.environ.get("LOOPR_FAULT_STRICT") == "1":
+        fail(failure)
+    return f"{gap} [{failure}]"
+
+
+def fail(message: str) -> str:
+    pytest.fail(message, pytrace=False)
