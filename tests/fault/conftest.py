@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import services_unavailable
+from tests.support.services import WORKDIR_PREFIX, claim_workdir, services_unavailable, sweep_stale_workdirs
 
 from .harness import Stack, build_stack
 
@@ -32,7 +32,9 @@ def fault_stack():
         pytest.skip(reason)
     # Under /tmp, not pytest's tmp_path: the `postgres` user must reach its
     # data directory, and pytest's base directory is root's alone.
-    workdir = Path(tempfile.mkdtemp(prefix="loopr-fault-"))
+    sweep_stale_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix=WORKDIR_PREFIX))
+    claim_workdir(workdir)
     try:
         try:
             stack = build_stack(workdir)
@@ -44,14 +46,18 @@ def fault_stack():
         finally:
             stack.close()
     finally:
+        keep = os.environ.get("LOOPR_FAULT_KEEP_LOGS")
+        if keep:  # a directory to copy every log to, to read at leisure
+            shutil.copytree(workdir, Path(keep) / workdir.name, ignore=shutil.ignore_patterns("pgdata", "redis"),
+                            dirs_exist_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
 def stack(fault_stack: Stack, request):
     """The shared stack, with this test's part of every log printed if it fails."""
-    sizes = fault_stack.log_sizes()
+    sizes = fault_stack.test_log_sizes = fault_stack.log_sizes()
     yield fault_stack
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
+    if report is not None and (report.failed or hasattr(report, "wasxfail")):
         print(fault_stack.logs_since(sizes))

@@ -28,7 +28,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
 import requests
@@ -92,6 +92,14 @@ class HealthWatch:
 
 
 @dataclass
+class Exit:
+    name: str
+    pid: int
+    status: int
+    at: float
+
+
+@dataclass
 class Stack:
     workdir: Path
     redis: RedisServer
@@ -110,6 +118,15 @@ class Stack:
     # While building, a process that exits is a failure at once; during a
     # scenario one may be down on purpose.
     fail_fast: bool = True
+    # Every process that exited without being killed by the suite.
+    exits: list[Exit] = field(default_factory=list)
+    # Killed on purpose: not to be restarted until the scenario says so.
+    held: set[str] = field(default_factory=set)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    supervisor: threading.Thread | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # Each log's size when the current test began.
+    test_log_sizes: dict[Path, int] = field(default_factory=dict)
 
     @property
     def base(self) -> str:
@@ -119,7 +136,38 @@ class Stack:
 
     def start(self, name: str):
         env = {"DATABASE_URL": NO_DATABASE, "LOOPR_NODE_TOKEN": self.node_token} if is_probe(name) else {}
-        return self.processes.procfile(name, **env)
+        with self.lock:
+            self.held.discard(name)
+            return self.processes.procfile(name, **env)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL the process and its children; it stays down until start()."""
+        with self.lock:
+            self.held.add(name)
+            self.processes.kill(name)
+
+    def supervise(self) -> None:
+        """Restart, a second later, any process that exits by itself, as a
+        deployment's supervisor does (docker-compose.yml's restart policy,
+        `dev.py run`), and keep a record of it: the scenario still fails,
+        but what follows is measured as production would see it."""
+        def run() -> None:
+            while not self.stopping.wait(0.5):
+                with self.lock:
+                    gone = [(n, p) for n, p in self.processes.procs.items()
+                            if n not in self.held and p.poll() is not None]
+                for name, proc in gone:
+                    self.exits.append(Exit(name, proc.pid, proc.returncode, time.time()))
+                    if self.stopping.wait(1.0):
+                        return
+                    with self.lock:
+                        if name not in self.held and self.processes.procs.get(name) is proc:
+                            self.start(name)
+
+        # Processes it starts die with this thread (PR_SET_PDEATHSIG), which
+        # lives until close().
+        self.supervisor = threading.Thread(target=run, name="fault-supervisor", daemon=True)
+        self.supervisor.start()
 
     def ensure_running(self) -> list[str]:
         """Start whatever is not running (a scenario that failed half-way
@@ -175,6 +223,13 @@ class Stack:
                        + f"\n----- {path.name}: last {tail} lines -----\n" + "\n".join(lines[-tail:]))
         return "\n".join(out)
 
+    def log_since_test(self, name: str) -> str:
+        """Process `name`'s log since the current test began."""
+        path = self.workdir / "logs" / f"{name}.log"
+        with open(path, "rb") as f:
+            f.seek(self.test_log_sizes.get(path, 0))
+            return f.read().decode(errors="replace")
+
     def describe(self) -> str:
         """What /healthz and the regions say now, for a timeout's message."""
         try:
@@ -190,6 +245,9 @@ class Stack:
 
     def close(self) -> None:
         try:
+            self.stopping.set()
+            if self.supervisor is not None:
+                self.supervisor.join(timeout=10)
             if self.health is not None:
                 self.health.close()
             self.processes.stop_all()
@@ -254,9 +312,9 @@ def build_stack(workdir: Path) -> Stack:
         receiver.close()
         target.server.shutdown()
         raise
-    stack = Stack(workdir=workdir, redis=redis, pg=pg, processes=Processes(workdir / "logs", env), env=env,
-                  node_token=node_token, port=port, receiver=receiver, target=target,
-                  names=list(procfile_entries()))
+    stack = Stack(workdir=workdir, redis=redis, pg=pg, env=env, node_token=node_token,
+                  processes=Processes(workdir / "logs", env, die_with_parent=True), port=port,
+                  receiver=receiver, target=target, names=list(procfile_entries()))
     stack.api.headers["Authorization"] = f"Token {token}"
     try:
         for name in stack.names:
@@ -266,6 +324,7 @@ def build_stack(workdir: Path) -> Stack:
         create_monitors(stack)
         wait(lambda: stack_checked_everything(stack), 120, "a result for every monitor", stack)
         stack.fail_fast = False
+        stack.supervise()
     except BaseException:
         stack.close()
         raise

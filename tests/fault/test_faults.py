@@ -17,6 +17,7 @@ of `.ci/run`. The whole suite takes a few minutes.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,7 +39,9 @@ AFTER = 6.0
 # it closes. Generous against what the defaults promise: a slot without a
 # result is re-dispatched at its verdict deadline (timeout + 5 s), a lost
 # notification task is re-queued by the sweep after 30 s.
-SETTLE = 90.0
+SETTLE = 60.0
+# How long the stack may take to be healthy again once the fault is repaired.
+RECOVERY = 60.0
 # A dead dispatcher shows on /healthz once its last tick is older than
 # LOOPR_HEALTH_DISPATCH_STALE (default 10 s): an outage of a process that
 # ticks must outlast that for the check to be able to see it.
@@ -67,7 +70,7 @@ class Fault:
 
 
 def killed(name: str) -> Fault:
-    return Fault(f"SIGKILL {name}", lambda s: s.processes.kill(name), lambda s: s.start(name),
+    return Fault(f"SIGKILL {name}", lambda s: s.kill(name), lambda s: s.start(name),
                  PROBE_OUTAGE if is_probe(name) else PROCESS_OUTAGE, central=not is_probe(name), process=name)
 
 
@@ -84,8 +87,8 @@ FAULTS = [killed(name) for name in procfile_entries() if name != "web"] + [
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault(stack: Stack, fault: Fault):
     if stack.ensure_running():
-        wait(stack.healthy, 90, "/healthz 200 after restarting what an earlier scenario left dead", stack)
-    pids = stack.pids()
+        wait(stack.healthy, 60, "/healthz 200 after restarting what an earlier scenario left dead", stack)
+    exits = len(stack.exits)
     start = now_utc()
     time.sleep(BEFORE)
 
@@ -94,8 +97,8 @@ def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault
     time.sleep(fault.outage)
     fault.restore(stack)
     restored_at, restored_t = now_utc(), time.time()
-    wait(lambda: stack.healthy() and stack.region_live(), 90, f"/healthz 200 and a live region after {fault.name}",
-         stack)
+    wait(lambda: stack.healthy() and stack.region_live(), RECOVERY,
+         f"/healthz 200 and a live region after {fault.name}", stack)
     time.sleep(AFTER)
     end = now_utc()
 
@@ -126,16 +129,62 @@ def test_it_accounts_for_every_slot_and_tells_every_state_change_through_a_fault
     assert not alerts.two_ids, f"{figures}; e.g. {alerts.two_ids[:10]}"
     assert not stack.receiver.refused, f"signatures refused: {stack.receiver.refused[:5]}"
 
-    # /healthz saw the outage and is healthy again.
-    during = stack.health.between(fault_t, restored_t + 2)
-    if fault.central:
-        assert any(r.status == 503 for r in during), (
-            f"/healthz never said 503 during {fault.name}: {sorted({(r.status, r.body) for r in during})[:5]}")
+    # /healthz is healthy again...
     latest = stack.health.between(time.time() - 5, time.time())
     assert latest and all(r.status == 200 for r in latest), [(r.status, r.body) for r in latest]
+    known: list[str] = []
+    # ...and saw the outage.
+    during = stack.health.between(fault_t, restored_t + 2)
+    if fault.central and not any(r.status == 503 for r in during):
+        failure = f"/healthz never said 503 during {fault.name}: {sorted({(r.status, r.body) for r in during})[:5]}"
+        known.append(known_gap(HEALTHZ_MISSES_A_DEAD_WORKER, failure) if fault.process == "worker" else fail(failure))
 
-    # Every other process lived through it.
-    survivors = {name: pid for name, pid in pids.items() if name != fault.process}
-    assert {n: p for n, p in stack.pids().items() if n in survivors} == survivors
-    dead = [name for name in stack.names if not stack.processes.running(name)]
-    assert not dead, f"{', '.join(dead)} exited during {fault.name}"
+    # Every process lived through it: none exited by itself (the harness
+    # restarted any that did, as a deployment would, so that the figures
+    # above are what production would see).
+    for gone in stack.exits[exits:]:
+        failure = (f"during {fault.name}: {gone.name} (pid {gone.pid}) exited with status {gone.status} at "
+                   f"{time.strftime('%H:%M:%S', time.gmtime(gone.at))} UTC (its log says why, above)")
+        log = stack.log_since_test(gone.name)
+        gap = next((gap for who, line, gap in KNOWN_EXITS if who(gone.name) and line in log), None)
+        known.append(known_gap(gap, failure) if gap else fail(failure))
+    if known:
+        pytest.xfail(f"{figures} | " + " | ".join(known))
+
+
+# --- Known gaps in the code under test ----------------------------------------------------
+# Each is reported as XFAIL with its figures (pytest -ra prints the reason),
+# and only when every other assertion of the scenario held: a scenario that
+# also fails anything else fails. LOOPR_FAULT_STRICT=1 makes them failures
+# (to check a fix). Remove an entry once its cause is fixed.
+
+HEALTHZ_MISSES_A_DEAD_WORKER = (
+    "issue 9 (open): with dispatch in its own process, /healthz notices a dead central worker (ingest, "
+    "notify, heartbeats) only after LOOPR_HEALTH_INGEST_STALE (120 s) or a backlog of 1,000 messages; "
+    "the issue asks for 503 within a few intervals")
+PROBE_DIES_WHEN_REDIS_GOES = (
+    "issue 9 (open): a probe worker holding batches exits (status 1, celery 'Unrecoverable error') when Redis "
+    "is killed: on connection loss celery closes the connection, kombu's Channel.close() restores unacked "
+    "messages through a client whose connection info is already gone (AttributeError in "
+    "kombu/transport/redis.py _connparams); a supervisor restarts it, nothing is lost")
+BEAT_DIES_WHEN_POSTGRES_GOES = (
+    "issue 9 (open): beat can exit during a PostgreSQL outage (django-celery-beat's DatabaseScheduler "
+    "lets an OperationalError out of its sync: 'beat raised exception'); seen once in four PostgreSQL "
+    "restarts; a supervisor restarts it")
+# Which process, the line in its log that identifies the crash, and the gap.
+KNOWN_EXITS = [
+    (is_probe, "Unrecoverable error: AttributeError(\"'NoneType' object has no attribute 'hostname'\")",
+     PROBE_DIES_WHEN_REDIS_GOES),
+    (lambda name: name == "beat", "beat raised exception <class 'django.db.utils.OperationalError'>",
+     BEAT_DIES_WHEN_POSTGRES_GOES),
+]
+
+
+def known_gap(gap: str, failure: str) -> str:
+    if os.environ.get("LOOPR_FAULT_STRICT") == "1":
+        fail(failure)
+    return f"{gap} [{failure}]"
+
+
+def fail(message: str) -> str:
+    pytest.fail(message, pytrace=False)

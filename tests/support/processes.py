@@ -34,20 +34,30 @@ def database_url() -> str:
     return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
 
 
+def _die_with_parent() -> None:
+    import dev
+
+    dev.die_with_parent()
+
+
 class Processes:
     """Starts Loopr processes and makes sure every one of them is gone afterwards."""
 
-    def __init__(self, log_dir: Path, base_env: dict[str, str]):
+    def __init__(self, log_dir: Path, base_env: dict[str, str], die_with_parent: bool = False):
         self.log_dir = log_dir
         self.base_env = base_env
         self.procs: dict[str, subprocess.Popen] = {}
+        # Linux's parent-death signal: a test run that is itself killed
+        # takes its processes along. Only for processes started from the
+        # main thread (the signal follows the thread that forked).
+        self.die_with_parent = die_with_parent
 
     def start(self, name: str, args: list[str], prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
         full_env = {**os.environ, **self.base_env, **env}
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [*(prefix or []), *args], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
+            start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
         self.procs[name] = proc
         return proc

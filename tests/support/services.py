@@ -20,6 +20,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,6 +63,56 @@ def services_unavailable() -> str:
     return ""
 
 
+def _die_with_parent() -> None:
+    import dev
+
+    dev.die_with_parent()
+
+
+# --- After a run that was killed ------------------------------------------------
+
+WORKDIR_PREFIX = "loopr-fault-"
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of `pid` (tells a reused pid apart), or None."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def claim_workdir(workdir: Path) -> None:
+    """Mark `workdir` as this process's, so that a later run can tell it
+    was left behind by a run that died."""
+    (workdir / "owner").write_text(f"{os.getpid()} {_process_start(os.getpid())}")
+
+
+def sweep_stale_workdirs(base: Path = Path(tempfile.gettempdir())) -> list[Path]:
+    """Stop the servers of runs whose process is gone (a killed pytest runs
+    no teardown) and remove their directories; returns what was swept."""
+    swept = []
+    for workdir in sorted(base.glob(f"{WORKDIR_PREFIX}*")):
+        try:
+            pid, start = (workdir / "owner").read_text().split()
+        except (OSError, ValueError):
+            continue
+        if _process_start(int(pid)) == start:
+            continue  # its run is still going
+        for pid_file in workdir.rglob("postmaster.pid"):
+            PostgresCluster.stop_leftover(pid_file.parent)
+        for pid_file in workdir.rglob("redis-server.pid"):
+            try:
+                leftover = int(pid_file.read_text())
+                if b"redis-server" in Path(f"/proc/{leftover}/cmdline").read_bytes():
+                    os.kill(leftover, signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+        shutil.rmtree(workdir, ignore_errors=True)
+        swept.append(workdir)
+    return swept
+
+
 class RedisServer:
     """redis-server on a free port with an append-only file, like the
     production broker (docker-compose.yml: appendonly yes, whose default
@@ -89,7 +140,8 @@ class RedisServer:
 
     def start(self, timeout: float = 30) -> None:
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=open(self.log_path, "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+        (self.dir / "redis-server.pid").write_text(str(self.proc.pid))
         client = redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
         deadline = time.monotonic() + timeout
         while True:
@@ -197,6 +249,14 @@ class PostgresCluster:
     def create_database(self, name: str) -> None:
         with self.connect(autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
+
+    @staticmethod
+    def stop_leftover(data_dir: Path) -> None:
+        bin_dir = postgres_bin_dir()
+        if bin_dir is not None:
+            prefix = ["runuser", "-u", PG_USER, "--"] if os.geteuid() == 0 else []
+            subprocess.run([*prefix, str(bin_dir / "pg_ctl"), "stop", "--pgdata", str(data_dir), "--mode",
+                            "immediate", "--wait"], capture_output=True, timeout=120, check=False)
 
     def close(self) -> None:
         """Stop it whatever state it is in: pg_ctl first, then the
