@@ -241,10 +241,13 @@ class MonitorSerializer(ValidatedModelSerializer):
         return self._summary(monitor).latency_p95_24h_ms
 
     def _summary(self, monitor: Monitor) -> rollups.Summary:
-        # Once for the whole page (a few queries), not once per monitor.
+        # Once for the whole page (a few queries), not once per monitor; and
+        # not at all for monitors just created, which have no results yet.
         if "summaries" not in self.context:
+            request = self.context.get("request")
             page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [monitor]
-            self.context["summaries"] = rollups.summaries([m.pk for m in page])
+            created = request is not None and request.method == "POST"
+            self.context["summaries"] = {} if created else rollups.summaries([m.pk for m in page])
         return self.context["summaries"].get(monitor.pk, rollups.Summary())
 
     def validate(self, attrs: dict) -> dict:
