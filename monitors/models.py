@@ -553,9 +553,10 @@ class CheckResult(models.Model):
     # From a node whose canary failed: stored, but not counted in verdicts.
     impaired = models.BooleanField(default=False)
     missed_reason = models.CharField(max_length=16, choices=MissedReason.choices, blank=True, db_default="")
-    # A missed record may stand for a run of slots, scheduled_at to this one
-    # (same interval): a day without dispatch writes one row per monitor and
-    # region, not one per slot. Null: the one slot only.
+    # A missed record's last slot: it may stand for a run of slots,
+    # scheduled_at to this one (same interval), so a day without dispatch
+    # writes one row per monitor and region, not one per slot. Equal to
+    # scheduled_at for a single slot; null on a result.
     missed_until = models.DateTimeField(null=True, blank=True)
 
     objects = CheckResultQuerySet.as_manager()
