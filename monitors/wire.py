@@ -86,7 +86,9 @@ SPEC_FIELDS: tuple[str, ...] = tuple(CheckSpecFields.__annotations__)
 CHECK_FIELDS: tuple[str, ...] = tuple(CheckPayload.__annotations__)
 RESULT_FIELDS: tuple[str, ...] = tuple(Result.__annotations__)
 
-ERROR_KINDS = frozenset(ErrorKind.values)
+# What a probe may report: `missed` is the central's own record of a check
+# that never ran, never a node's to claim.
+ERROR_KINDS = frozenset(ErrorKind.values) - {ErrorKind.MISSED}
 MAX_ERROR_CHARS = 2000
 MAX_ID = 2**63 - 1  # a bigint primary key
 MAX_LATENCY_MS = 86_400_000.0  # a day; a check times out long before

@@ -26,6 +26,9 @@ def row(target, at, /, **extra) -> dict:
 
 BAD_ROWS = {
     "error_kind a list": ("error_kind", {"error_kind": ["ok"]}),
+    # Missed records are the central's account of checks that never ran: a
+    # node claiming one would turn a slot into "no data" at will.
+    "a slot reported missed": ("error_kind", {"error_kind": "missed", "ok": False}),
     "error a list": ("error", {"error": ["boom"]}),
     "NaN latency": ("latency_ms", {"latency_ms": float("nan")}),
     "infinite latency": ("latency_ms", {"latency_ms": float("inf")}),
@@ -97,3 +100,4 @@ def test_more_results_in_one_message_than_a_node_can_send_are_refused_beyond_the
     rows = [row(monitor, base + timedelta(seconds=i)) for i in range(ingest.MAX_RESULTS_PER_MESSAGE + 10)]
     outcome = ingest.ingest_results("local", "a@h", rows)
     assert (outcome.stored, outcome.rejected) == (ingest.MAX_RESULTS_PER_MESSAGE, 10)
+
