@@ -26,7 +26,6 @@ import argparse
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
