@@ -226,8 +226,10 @@ def start_web(url: str, port: int) -> subprocess.Popen:
            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only", "LOG_LEVEL": "WARNING"}
     command = (ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0]
     command = command.replace("--access-logfile -", "")  # a line per request is not what is measured
+    log = ROOT / "bench" / "out" / "api-web.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     web = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=open(ROOT / "bench" / "api-web.log", "wb"))
+                           stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
