@@ -26,7 +26,6 @@ import argparse
 import os
 import random
 import socket
-import statistics
 import subprocess
 import sys
 import time
@@ -227,8 +226,10 @@ def start_web(url: str, port: int) -> subprocess.Popen:
            "SECRET_KEY": os.environ.get("SECRET_KEY") or "bench-only", "LOG_LEVEL": "WARNING"}
     command = (ROOT / "Procfile").read_text().split("web:", 1)[1].splitlines()[0]
     command = command.replace("--access-logfile -", "")  # a line per request is not what is measured
+    log = ROOT / "bench" / "out" / "api-web.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     web = subprocess.Popen(["sh", "-c", f"exec {command}"], cwd=ROOT, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=open(ROOT / "bench" / "api-web.log", "wb"))
+                           stdout=subprocess.DEVNULL, stderr=log.open("wb"))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -325,20 +326,20 @@ def measure(base: str, api, admin, monitors: int, busy: int, samples: int) -> li
     return rows
 
 
-def create_through_api(base: str, api, count: int) -> list[tuple[str, float]]:
-    """Seconds to create `count` monitors one POST each, and in lists of the bulk cap."""
+def create_through_api(base: str, api, count: int, singles: int) -> list[tuple[str, float]]:
+    """Seconds to create `singles` monitors one POST each, and `count` in lists of the bulk cap."""
     from monitors.api.serializers import MAX_BULK_CREATE
 
     def item(prefix: str, i: int) -> dict:
         return {"name": f"{prefix} {i}", "url": f"https://{prefix}{i}.example/", "interval": 300, "timeout": 10}
 
     t = time.perf_counter()
-    for i in range(count):
+    for i in range(singles):
         response = api.post(base + "/api/v1/monitors/", json=item("single", i))
         if response.status_code != 201:
             raise SystemExit(f"POST: {response.status_code} {response.text[:300]}")
     single = time.perf_counter() - t
-    print(f"created {count} monitors one by one in {single:.1f} s", flush=True)
+    print(f"created {singles} monitors one by one in {single:.1f} s", flush=True)
     t = time.perf_counter()
     for first in range(0, count, MAX_BULK_CREATE):
         items = [item("bulk", i) for i in range(first, min(count, first + MAX_BULK_CREATE))]
@@ -347,7 +348,7 @@ def create_through_api(base: str, api, count: int) -> list[tuple[str, float]]:
             raise SystemExit(f"bulk POST: {response.status_code} {response.text[:300]}")
     bulk = time.perf_counter() - t
     print(f"created {count} monitors in lists of {MAX_BULK_CREATE} in {bulk:.1f} s", flush=True)
-    return [(f"{count:,} monitors, one POST each", single),
+    return [(f"{singles:,} monitors, one POST each", single),
             (f"{count:,} monitors, lists of {MAX_BULK_CREATE:,}", bulk)]
 
 
@@ -379,7 +380,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--monitors", type=int, default=100_000)
     parser.add_argument("--results", type=int, default=10_000_000)
-    parser.add_argument("--create", type=int, default=10_000, help="monitors to create through the API (each way)")
+    parser.add_argument("--create", type=int, default=10_000, help="monitors to create through the API in lists")
+    parser.add_argument("--create-single", type=int, help="monitors to create one POST each (default: --create)")
     parser.add_argument("--samples", type=int, default=200, help="requests measured per row")
     parser.add_argument("--database", default="loopr_api_bench")
     parser.add_argument("--skip-seed", action="store_true", help="measure on the database seeded before")
@@ -413,7 +415,8 @@ def main() -> int:
         api, admin = sessions(base)
         load_before = load()
         rows = measure(base, api, admin, monitors, busy, args.samples)
-        created = create_through_api(base, api, args.create) if args.create else []
+        singles = args.create if args.create_single is None else args.create_single
+        created = create_through_api(base, api, args.create, singles) if args.create else []
         load_after = load()
     finally:
         os.killpg(web.pid, 15)
