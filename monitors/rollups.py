@@ -61,14 +61,48 @@ STAT_FIELDS = ("checks", "failed_checks", "maintenance_checks", "degraded_checks
 
 
 def bucket_of(latency_ms: float) -> int:
-    """Bucket 0 is under 1 ms; bucket k ≥ 1 is [2^((k-1)/8), 2^(k/8)) ms."""
+    """Bucket 0 is under 1 ms; bucket k ≥ 1 is [2^((k-1)/8), 2^(k/8)) ms (a byte's worth)."""
     if latency_ms < 1:
         return 0
-    return int(math.log2(latency_ms) * BUCKETS_PER_DOUBLING) + 1
+    # The last bucket (from 2^(254/8) ms: 254 years) holds anything longer.
+    return min(int(math.log2(latency_ms) * BUCKETS_PER_DOUBLING) + 1, 255)
 
 
 def bucket_value(bucket: int) -> float:
     return 0.5 if bucket == 0 else 2 ** ((bucket - 0.5) / BUCKETS_PER_DOUBLING)
+
+
+def pack_histogram(histogram: Counter) -> bytes:
+    """The first bucket's number, then each count from it to the last as an
+    unsigned LEB128 varint: a typical hour's histogram is a few dozen bytes
+    (as JSON it was ten times that, in a table of hundreds of millions of rows)."""
+    buckets = [b for b, count in histogram.items() if count]
+    if not buckets:
+        return b""
+    low, high = min(buckets), max(buckets)
+    out = bytearray([low])
+    for bucket in range(low, high + 1):
+        count = histogram.get(bucket, 0)
+        while count >= 0x80:
+            out.append(count & 0x7F | 0x80)
+            count >>= 7
+        out.append(count)
+    return bytes(out)
+
+
+def unpack_histogram(data: bytes) -> Counter:
+    histogram: Counter = Counter()
+    if not data:
+        return histogram
+    bucket, count, shift = data[0], 0, 0
+    for byte in data[1:]:
+        count |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if count:
+                histogram[bucket] = count
+            bucket, count, shift = bucket + 1, 0, 0
+    return histogram
 
 
 def floor_to(at: datetime, size: timedelta) -> datetime:
@@ -118,12 +152,12 @@ class Stats:
     def of(cls, rollup: Rollup) -> Stats:
         stats = cls(**{name: getattr(rollup, name) for name in STAT_FIELDS},
                     latency_min=rollup.latency_min, latency_max=rollup.latency_max)
-        stats.histogram = Counter({int(k): v for k, v in rollup.histogram.items()})
+        stats.histogram = unpack_histogram(bytes(rollup.histogram))
         return stats
 
     def rollup_fields(self) -> dict:
         return {**{name: getattr(self, name) for name in STAT_FIELDS}, "latency_min": self.latency_min,
-                "latency_max": self.latency_max, "histogram": {str(k): v for k, v in sorted(self.histogram.items())}}
+                "latency_max": self.latency_max, "histogram": pack_histogram(self.histogram)}
 
     @property
     def uptime_percent(self) -> float | None:
