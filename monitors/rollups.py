@@ -142,10 +142,13 @@ class Stats:
         self.histogram.update(other.histogram)
 
     def note_latency(self, latency_ms: float) -> None:
+        # Once per result when rolling up: plain comparisons, no helper calls.
         self.latency_count += 1
         self.latency_sum += latency_ms
-        self.latency_min = _least(self.latency_min, latency_ms)
-        self.latency_max = _most(self.latency_max, latency_ms)
+        if self.latency_min is None or latency_ms < self.latency_min:
+            self.latency_min = latency_ms
+        if self.latency_max is None or latency_ms > self.latency_max:
+            self.latency_max = latency_ms
         self.histogram[bucket_of(latency_ms)] += 1
 
     @classmethod
