@@ -171,22 +171,30 @@ class Stats:
         return math.floor(round(share * 100_000, 6)) / 1000
 
     def percentile(self, q: float) -> float | None:
+        return self.percentiles((q,))[0]
+
+    def percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
+        """Nearest-rank percentiles, ascending `qs`, in one walk of the histogram."""
         if not self.latency_count:
-            return None
-        rank, seen = max(1, math.ceil(q * self.latency_count)), 0
+            return [None] * len(qs)
+        ranks = [max(1, math.ceil(q * self.latency_count)) for q in qs]
+        found: list[float | None] = []
+        seen = 0
         for bucket in sorted(self.histogram):
             seen += self.histogram[bucket]
-            if seen >= rank:
-                return min(max(bucket_value(bucket), self.latency_min), self.latency_max)
-        return self.latency_max
+            while len(found) < len(ranks) and seen >= ranks[len(found)]:
+                found.append(min(max(bucket_value(bucket), self.latency_min), self.latency_max))
+            if len(found) == len(ranks):
+                break
+        return found + [self.latency_max] * (len(ranks) - len(found))
 
     def latency(self) -> dict[str, float | None]:
         count = self.latency_count
+        p50, p95, p99 = self.percentiles((0.50, 0.95, 0.99))
         return {
             "avg": round(self.latency_sum / count, 3) if count else None,
             "min": self.latency_min, "max": self.latency_max,
-            "p50": _round(self.percentile(0.50)), "p95": _round(self.percentile(0.95)),
-            "p99": _round(self.percentile(0.99)),
+            "p50": _round(p50), "p95": _round(p95), "p99": _round(p99),
         }
 
 

@@ -125,7 +125,7 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         query.is_valid(raise_exception=True)
         params = query.validated_data
         answer = series_of(monitor, params["resolution"], params["since"], params["until"], params.get("region"))
-        return Response(SeriesSerializer(answer).data)
+        return Response(answer)
 
 
 class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
