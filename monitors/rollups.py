@@ -379,6 +379,12 @@ def roll_up_late_results() -> int:
         progress = _progress()
         newest = newest_result_id()
         touched: dict[datetime, set[int]] = defaultdict(set)
+        if progress.rolled_up_to is None:
+            # Nothing rolled up yet: every result stored so far is the
+            # back-fill's, none is late. Only what comes after may be.
+            progress.previous_seen_id = progress.seen_id = newest
+            progress.save()
+            return 0
         if progress.rolled_up_to is not None:
             late = CheckResult.objects.filter(id__gt=progress.previous_seen_id, id__lte=newest,
                                               scheduled_at__lt=progress.rolled_up_to)

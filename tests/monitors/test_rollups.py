@@ -209,3 +209,12 @@ def test_a_histogram_packs_into_a_few_bytes_and_back_unchanged():
         assert rollups.unpack_histogram(rollups.pack_histogram(histogram)) == histogram
     hour = Counter(rollups.bucket_of(ms) for ms in range(20, 900))  # 880 checks, 20 ms to 900 ms
     assert len(rollups.pack_histogram(hour)) < 100
+
+
+def test_the_back_fill_is_not_summed_a_second_time_as_late_results(hour):
+    monitor = MonitorFactory(interval=60)
+    feed(monitor, minutes(hour - timedelta(days=2), 180))
+    rollups.roll_up()  # the back-fill
+    assert rollups.roll_up_late_results() == 0
+    feed(monitor, [hour - timedelta(days=2, minutes=1)])  # one late result, before the first slot
+    assert rollups.roll_up_late_results() == 1
