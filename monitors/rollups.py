@@ -574,7 +574,15 @@ def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: da
         rows = rows.filter(region__isnull=True)
     elif region_ids is not None:
         rows = rows.filter(Q(region_id__in=region_ids) | Q(region__isnull=True))
-    out: dict[Key, Stats] = defaultdict(Stats)
-    for rollup in rows:
-        out[(rollup.monitor_id, rollup.region_id, rollup.start)].add(Stats.of(rollup))
+    out: dict[Key, Stats] = {}
+    # Plain values, not model instances: a page of monitors reads thousands of buckets.
+    for monitor_id, region_id, start, minimum, maximum, histogram, *counts in rows.values_list(
+            "monitor_id", "region_id", "start", "latency_min", "latency_max", "histogram", *STAT_FIELDS):
+        stats = Stats(*counts, latency_min=minimum, latency_max=maximum,
+                      histogram=unpack_histogram(bytes(histogram)))
+        key = (monitor_id, region_id, start)
+        if key in out:
+            out[key].add(stats)
+        else:
+            out[key] = stats
     return out
