@@ -27,7 +27,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-NAME = "loopr_bench_storage"
+NAME = os.environ.get("LOOPR_STORAGE_DB", "loopr_bench_storage")
 
 INSERT = """
 INSERT INTO monitors_checkresult ({columns})

@@ -645,7 +645,8 @@ class Rollup(models.Model):
     latency_sum = models.FloatField(default=0)
     latency_min = models.FloatField(null=True, blank=True)
     latency_max = models.FloatField(null=True, blank=True)
-    histogram = models.JSONField(default=dict, help_text="{bucket: count} of successful checks' latency.")
+    # Successful checks' latency per bucket, packed (rollups.pack_histogram).
+    histogram = models.BinaryField(default=b"")
 
     class Meta:
         indexes = [

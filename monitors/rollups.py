@@ -61,14 +61,48 @@ STAT_FIELDS = ("checks", "failed_checks", "maintenance_checks", "degraded_checks
 
 
 def bucket_of(latency_ms: float) -> int:
-    """Bucket 0 is under 1 ms; bucket k ≥ 1 is [2^((k-1)/8), 2^(k/8)) ms."""
+    """Bucket 0 is under 1 ms; bucket k ≥ 1 is [2^((k-1)/8), 2^(k/8)) ms (a byte's worth)."""
     if latency_ms < 1:
         return 0
-    return int(math.log2(latency_ms) * BUCKETS_PER_DOUBLING) + 1
+    # The last bucket (from 2^(254/8) ms: 254 years) holds anything longer.
+    return min(int(math.log2(latency_ms) * BUCKETS_PER_DOUBLING) + 1, 255)
 
 
 def bucket_value(bucket: int) -> float:
     return 0.5 if bucket == 0 else 2 ** ((bucket - 0.5) / BUCKETS_PER_DOUBLING)
+
+
+def pack_histogram(histogram: Counter) -> bytes:
+    """The first bucket's number, then each count from it to the last as an
+    unsigned LEB128 varint: a typical hour's histogram is a few dozen bytes
+    (as JSON it was ten times that, in a table of hundreds of millions of rows)."""
+    buckets = [b for b, count in histogram.items() if count]
+    if not buckets:
+        return b""
+    low, high = min(buckets), max(buckets)
+    out = bytearray([low])
+    for bucket in range(low, high + 1):
+        count = histogram.get(bucket, 0)
+        while count >= 0x80:
+            out.append(count & 0x7F | 0x80)
+            count >>= 7
+        out.append(count)
+    return bytes(out)
+
+
+def unpack_histogram(data: bytes) -> Counter:
+    histogram: Counter = Counter()
+    if not data:
+        return histogram
+    bucket, count, shift = data[0], 0, 0
+    for byte in data[1:]:
+        count |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            if count:
+                histogram[bucket] = count
+            bucket, count, shift = bucket + 1, 0, 0
+    return histogram
 
 
 def floor_to(at: datetime, size: timedelta) -> datetime:
@@ -108,22 +142,25 @@ class Stats:
         self.histogram.update(other.histogram)
 
     def note_latency(self, latency_ms: float) -> None:
+        # Once per result when rolling up: plain comparisons, no helper calls.
         self.latency_count += 1
         self.latency_sum += latency_ms
-        self.latency_min = _least(self.latency_min, latency_ms)
-        self.latency_max = _most(self.latency_max, latency_ms)
+        if self.latency_min is None or latency_ms < self.latency_min:
+            self.latency_min = latency_ms
+        if self.latency_max is None or latency_ms > self.latency_max:
+            self.latency_max = latency_ms
         self.histogram[bucket_of(latency_ms)] += 1
 
     @classmethod
     def of(cls, rollup: Rollup) -> Stats:
         stats = cls(**{name: getattr(rollup, name) for name in STAT_FIELDS},
                     latency_min=rollup.latency_min, latency_max=rollup.latency_max)
-        stats.histogram = Counter({int(k): v for k, v in rollup.histogram.items()})
+        stats.histogram = unpack_histogram(bytes(rollup.histogram))
         return stats
 
     def rollup_fields(self) -> dict:
         return {**{name: getattr(self, name) for name in STAT_FIELDS}, "latency_min": self.latency_min,
-                "latency_max": self.latency_max, "histogram": {str(k): v for k, v in sorted(self.histogram.items())}}
+                "latency_max": self.latency_max, "histogram": pack_histogram(self.histogram)}
 
     @property
     def uptime_percent(self) -> float | None:
@@ -134,22 +171,30 @@ class Stats:
         return math.floor(round(share * 100_000, 6)) / 1000
 
     def percentile(self, q: float) -> float | None:
+        return self.percentiles((q,))[0]
+
+    def percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
+        """Nearest-rank percentiles, ascending `qs`, in one walk of the histogram."""
         if not self.latency_count:
-            return None
-        rank, seen = max(1, math.ceil(q * self.latency_count)), 0
+            return [None] * len(qs)
+        ranks = [max(1, math.ceil(q * self.latency_count)) for q in qs]
+        found: list[float | None] = []
+        seen = 0
         for bucket in sorted(self.histogram):
             seen += self.histogram[bucket]
-            if seen >= rank:
-                return min(max(bucket_value(bucket), self.latency_min), self.latency_max)
-        return self.latency_max
+            while len(found) < len(ranks) and seen >= ranks[len(found)]:
+                found.append(min(max(bucket_value(bucket), self.latency_min), self.latency_max))
+            if len(found) == len(ranks):
+                break
+        return found + [self.latency_max] * (len(ranks) - len(found))
 
     def latency(self) -> dict[str, float | None]:
         count = self.latency_count
+        p50, p95, p99 = self.percentiles((0.50, 0.95, 0.99))
         return {
             "avg": round(self.latency_sum / count, 3) if count else None,
             "min": self.latency_min, "max": self.latency_max,
-            "p50": _round(self.percentile(0.50)), "p95": _round(self.percentile(0.95)),
-            "p99": _round(self.percentile(0.99)),
+            "p50": _round(p50), "p95": _round(p95), "p99": _round(p99),
         }
 
 
@@ -334,6 +379,12 @@ def roll_up_late_results() -> int:
         progress = _progress()
         newest = newest_result_id()
         touched: dict[datetime, set[int]] = defaultdict(set)
+        if progress.rolled_up_to is None:
+            # Nothing rolled up yet: every result stored so far is the
+            # back-fill's, none is late. Only what comes after may be.
+            progress.previous_seen_id = progress.seen_id = newest
+            progress.save()
+            return 0
         if progress.rolled_up_to is not None:
             late = CheckResult.objects.filter(id__gt=progress.previous_seen_id, id__lte=newest,
                                               scheduled_at__lt=progress.rolled_up_to)
@@ -523,7 +574,15 @@ def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: da
         rows = rows.filter(region__isnull=True)
     elif region_ids is not None:
         rows = rows.filter(Q(region_id__in=region_ids) | Q(region__isnull=True))
-    out: dict[Key, Stats] = defaultdict(Stats)
-    for rollup in rows:
-        out[(rollup.monitor_id, rollup.region_id, rollup.start)].add(Stats.of(rollup))
+    out: dict[Key, Stats] = {}
+    # Plain values, not model instances: a page of monitors reads thousands of buckets.
+    for monitor_id, region_id, start, minimum, maximum, histogram, *counts in rows.values_list(
+            "monitor_id", "region_id", "start", "latency_min", "latency_max", "histogram", *STAT_FIELDS):
+        stats = Stats(*counts, latency_min=minimum, latency_max=maximum,
+                      histogram=unpack_histogram(bytes(histogram)))
+        key = (monitor_id, region_id, start)
+        if key in out:
+            out[key].add(stats)
+        else:
+            out[key] = stats
     return out

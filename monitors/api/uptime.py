@@ -15,6 +15,7 @@ from ..models import Incident, Monitor
 from ..regions import Region
 from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, series, window
 
+TIME = serializers.DateTimeField()  # the API's own rendering of a time
 WINDOWS = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY, "365d": 365 * DAY}
 SIZES = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}
 # A series without since: the last day of minutes, week of hours, 90 days.
@@ -105,14 +106,19 @@ def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetim
     buckets = series(monitor.pk, resolution, since, until, [region.pk] if region else None)
     key = region.pk if region else None
     size, start, rows = SIZES[resolution], since, []
+    empty = _bucket(Stats())
     while start < until:
-        stats = buckets.get((key, start), Stats())
-        rows.append({"start": start, "checks": stats.checks, "failed_checks": stats.failed_checks,
-                     "uptime_percent": stats.uptime_percent, "downtime_seconds": round(stats.down_seconds, 3),
-                     "latency_ms": stats.latency()})
+        stats = buckets.get((key, start))
+        # Built as plain data: a serializer per bucket costs ~70 µs, 100 ms for a day of minutes.
+        rows.append({"start": TIME.to_representation(start), **(_bucket(stats) if stats else empty)})
         start += size
-    return {"monitor": monitor.pk, "resolution": resolution, "since": since, "until": until,
-            "region": region.name if region else None, "buckets": rows}
+    return {"monitor": monitor.pk, "resolution": resolution, "since": TIME.to_representation(since),
+            "until": TIME.to_representation(until), "region": region.name if region else None, "buckets": rows}
+
+
+def _bucket(stats: Stats) -> dict:
+    return {"checks": stats.checks, "failed_checks": stats.failed_checks, "uptime_percent": stats.uptime_percent,
+            "downtime_seconds": round(stats.down_seconds, 3), "latency_ms": stats.latency()}
 
 
 class LatencySerializer(serializers.Serializer):

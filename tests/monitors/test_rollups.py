@@ -5,6 +5,7 @@ definitions, and latency percentiles within the histogram's error."""
 from __future__ import annotations
 
 import math
+from collections import Counter
 import random
 from datetime import timedelta
 
@@ -198,3 +199,22 @@ def test_rollups_past_their_retention_are_pruned(settings, hour):
     rollups.roll_up()
     assert rollups.prune_rollups() == 2  # the old hour: its verdict and its region
     assert not Rollup.objects.filter(resolution=Resolution.HOUR, start__lt=hour - timedelta(days=2)).exists()
+
+
+def test_a_histogram_packs_into_a_few_bytes_and_back_unchanged():
+    rng = random.Random(5)
+    for _ in range(200):
+        histogram = Counter({rng.randint(0, 255): rng.choice([1, 5, 127, 128, 300, 70_000])
+                             for _ in range(rng.randint(0, 40))})
+        assert rollups.unpack_histogram(rollups.pack_histogram(histogram)) == histogram
+    hour = Counter(rollups.bucket_of(ms) for ms in range(20, 900))  # 880 checks, 20 ms to 900 ms
+    assert len(rollups.pack_histogram(hour)) < 100
+
+
+def test_the_back_fill_is_not_summed_a_second_time_as_late_results(hour):
+    monitor = MonitorFactory(interval=60)
+    feed(monitor, minutes(hour - timedelta(days=2), 180))
+    rollups.roll_up()  # the back-fill
+    assert rollups.roll_up_late_results() == 0
+    feed(monitor, [hour - timedelta(days=2, minutes=1)])  # one late result, before the first slot
+    assert rollups.roll_up_late_results() == 1

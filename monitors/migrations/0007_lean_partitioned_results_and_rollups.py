@@ -1,5 +1,6 @@
 """Lean raw results: the natural key as the key, the node by id, no index
 the key already covers; on PostgreSQL the table is rebuilt partitioned by day.
+And the rollups' tables (hour and day buckets of uptime and latency).
 
 PostgreSQL: the old table is renamed, a partitioned one created (columns
 ordered widest first, so no byte is lost to alignment; monitor, region and
@@ -172,5 +173,44 @@ class Migration(migrations.Migration):
                 ),
                 OnVendor("postgresql", migrations.RunPython(partition_the_table)),
             ],
+        ),
+        # Rollups (monitors/rollups.py): hour and day buckets, and where rolling up stands.
+        migrations.CreateModel(
+            name='RollupProgress',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('rolled_up_to', models.DateTimeField(blank=True, null=True)),
+                ('seen_id', models.BigIntegerField(default=0)),
+                ('previous_seen_id', models.BigIntegerField(default=0)),
+                ('updated_at', models.DateTimeField(auto_now=True)),
+            ],
+            options={
+                'verbose_name_plural': 'rollup progress',
+            },
+        ),
+        migrations.CreateModel(
+            name='Rollup',
+            fields=[
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('resolution', models.CharField(choices=[('minute', 'Minute'), ('hour', 'Hour'), ('day', 'Day')], max_length=6)),
+                ('start', models.DateTimeField()),
+                ('checks', models.PositiveIntegerField(default=0, help_text='Results that ran (missed slots are not checks).')),
+                ('failed_checks', models.PositiveIntegerField(default=0)),
+                ('maintenance_checks', models.PositiveIntegerField(default=0)),
+                ('degraded_checks', models.PositiveIntegerField(default=0, help_text='Correct but slower than the threshold.')),
+                ('missed_checks', models.PositiveIntegerField(default=0)),
+                ('covered_seconds', models.FloatField(default=0)),
+                ('down_seconds', models.FloatField(default=0)),
+                ('latency_count', models.PositiveIntegerField(default=0)),
+                ('latency_sum', models.FloatField(default=0)),
+                ('latency_min', models.FloatField(blank=True, null=True)),
+                ('latency_max', models.FloatField(blank=True, null=True)),
+                ('histogram', models.BinaryField(default=b'')),
+                ('monitor', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='rollups', to='monitors.monitor')),
+                ('region', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='+', to='workers.region')),
+            ],
+            options={
+                'indexes': [models.Index(fields=['monitor', 'resolution', 'start'], name='rollup_monitor_idx'), models.Index(fields=['resolution', 'start'], name='rollup_start_idx')],
+            },
         ),
     ]
