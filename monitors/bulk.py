@@ -130,20 +130,24 @@ def insert_new_results(rows: list[Result], monitors: dict[int, Monitor], region_
 
 
 # A real result replaces a missed record of its slot (a batch thought lost
-# that ran after all), never another result.
-UPSERT = " ".join([
-    "ON CONFLICT (monitor_id, scheduled_at, region_id) DO UPDATE SET",
-    ", ".join(f"{column} = EXCLUDED.{column}" for column in RESULT_COLUMNS),
-    ", missed_reason = '', missed_until = NULL",
-    f"WHERE {CheckResult._meta.db_table}.error_kind = '{ErrorKind.MISSED}'",
-])
+# that ran after all), never another result. On PostgreSQL it takes a new id
+# too: rolling up finds results that arrive after their hour by id
+# (monitors/rollups.py), and a replaced record is such a result.
+def upsert(vendor: str) -> str:
+    return " ".join([
+        "ON CONFLICT (monitor_id, scheduled_at, region_id) DO UPDATE SET",
+        ", ".join(f"{column} = EXCLUDED.{column}" for column in RESULT_COLUMNS),
+        ", missed_reason = '', missed_until = NULL",
+        ", id = EXCLUDED.id" if vendor == "postgresql" else "",
+        f"WHERE {CheckResult._meta.db_table}.error_kind = '{ErrorKind.MISSED}'",
+    ])
 
 
 def _insert_returning_keys(params: list[Any], count: int) -> list[tuple[int, datetime | str]]:
     placeholders = ", ".join(["(" + ", ".join(["%s"] * len(RESULT_COLUMNS)) + ")"] * count)
     sql = (
         f"INSERT INTO {CheckResult._meta.db_table} ({', '.join(RESULT_COLUMNS)}) VALUES {placeholders} "
-        f"{UPSERT} RETURNING monitor_id, scheduled_at"
+        f"{upsert(connection.vendor)} RETURNING monitor_id, scheduled_at"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
