@@ -216,6 +216,22 @@ class Channel(kombu_redis.Channel):
             self._in_poll = None
             self._flush_brpop_reauth()
 
+    def close(self):
+        # On a lost broker connection Celery closes it, and kombu's close
+        # restores this channel's unacknowledged messages through a new
+        # client built from connection info that is already gone: an
+        # AttributeError that ends the worker (Unrecoverable error) instead
+        # of letting it reconnect. The messages are not lost: they stay in
+        # the unacked hash until the visibility timeout gives them back (and
+        # the dispatcher's re-dispatch sends overdue checks sooner).
+        try:
+            super().close()
+        except AttributeError:
+            if getattr(self.connection, "client", None) is not None:
+                raise
+            log.warning("broker connection lost while closing a channel; its unacknowledged messages "
+                        "go back to their queues after the visibility timeout")
+
     def _deliver_fanout_message(self, message, exchange):
         # Broadcasts (remote control) are decoded by kombu, which drops what
         # is not JSON, but it builds a Message from any JSON value.

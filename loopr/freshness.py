@@ -19,6 +19,9 @@ DISPATCH = "dispatch"
 # A dispatch tick that found a live region (while none is, ticks claim nothing).
 DISPATCH_SERVED = "dispatch_served"
 INGEST = "ingest"
+# The central worker's notification sweep (every 5 s, on its `central` queue):
+# stale, and no alert is sent again, no reminder goes out — the worker is gone.
+CENTRAL = "central"
 KEY_PREFIX = "loopr:freshness:"
 # Ingest runs many tasks a second; an age read in seconds needs one write a
 # second from each process, not one per task.

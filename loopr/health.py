@@ -48,6 +48,7 @@ class Readings:
     backlog: dict[str, int]
     tallies: dict[str, int] = field(default_factory=dict)
     owed: tuple[int, int] = (0, 0)
+    swept_at: float | None = None
 
 
 def healthz(request):
@@ -108,14 +109,15 @@ def _read(client) -> Readings:
     pipe = client.pipeline(transaction=False)
     pipe.get(freshness.key(freshness.DISPATCH))
     pipe.get(freshness.key(freshness.INGEST))
+    pipe.get(freshness.key(freshness.CENTRAL))
     pipe.hgetall(tallies.KEY)
     pipe.zcard(ledger.OWED)
     pipe.zcard(ledger.RESENT)
     for queue in CENTRAL_QUEUES:
         pipe.llen(queue)
-    ticked, ingested, counts, owed, resent, *lengths = pipe.execute()
+    ticked, ingested, swept, counts, owed, resent, *lengths = pipe.execute()
     return Readings(freshness.parse(ticked), freshness.parse(ingested), dict(zip(CENTRAL_QUEUES, lengths)),
-                    tallies.parse(counts), (owed, resent))
+                    tallies.parse(counts), (owed, resent), freshness.parse(swept))
 
 
 def _accounting(readings: Readings) -> dict:
@@ -133,9 +135,10 @@ def _accounting(readings: Readings) -> dict:
 def _freshness(now: float, readings: Readings | None) -> dict[str, Component]:
     if readings is None:
         unknown = Component("unknown: the broker does not answer", False)
-        return {"dispatcher": unknown, "ingest": unknown, "queues": unknown}
+        return {"dispatcher": unknown, "central": unknown, "ingest": unknown, "queues": unknown}
     return {
         "dispatcher": _dispatcher(now, readings.ticked_at),
+        "central": _central(now, readings.swept_at),
         "ingest": _ingest(now, readings.ingested_at),
         "queues": _queues(readings.backlog),
     }
@@ -169,6 +172,16 @@ def _dispatcher(now: float, ticked_at: float | None) -> Component:
         return Component("stale: no dispatch tick yet (is beat running, and the dispatcher?)", False, detail)
     return Component(f"stale: last dispatch tick {now - ticked_at:.0f} s ago, limit {limit:g} s "
                      "(is beat running, and the dispatcher?)", False, detail)
+
+
+def _central(now: float, swept_at: float | None) -> Component:
+    limit = settings.LOOPR_HEALTH_CENTRAL_STALE
+    healthy, detail = _recent(now, swept_at, limit)
+    if healthy is not None:
+        return healthy
+    since = "none yet" if swept_at is None else f"last {now - swept_at:.0f} s ago"
+    return Component(f"stale: the central worker's notification sweep ({since}, limit {limit:g} s; "
+                     "is the worker running?)", False, detail)
 
 
 def _ingest(now: float, ingested_at: float | None) -> Component:

@@ -322,7 +322,7 @@ CELERY_TASK_ROUTES = {
     "workers.record_heartbeat": {"queue": "heartbeat"},
     "notifications.deliver_notification": {"queue": "notify"},
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "workers.beat:Scheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Every message is checked against Celery's protocol and its task's signature
@@ -391,6 +391,9 @@ LOOPR_PING_RATE = env_int("LOOPR_PING_RATE", 60, minimum=1)
 # The dispatch tick runs every second; ten missed ticks is beat or the central
 # worker gone, not a slow tick (a tick gives up claiming after 0.9 s).
 LOOPR_HEALTH_DISPATCH_STALE = env_float("LOOPR_HEALTH_DISPATCH_STALE", 10.0, minimum=2.0)
+# The central worker sweeps notifications every 5 s: three missed sweeps is the
+# worker gone (ingest and alerts stopped), long before ingest looks stale.
+LOOPR_HEALTH_CENTRAL_STALE = env_float("LOOPR_HEALTH_CENTRAL_STALE", 15.0, minimum=6.0)
 # No results for this long, while a live region serves a monitor checked at
 # least twice in it, is ingest stopped.
 LOOPR_HEALTH_INGEST_STALE = env_float("LOOPR_HEALTH_INGEST_STALE", 120.0, minimum=2.0)

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from loopr import freshness
+
 from . import services
 
 
@@ -12,7 +14,11 @@ def deliver_notification(notification_id: str) -> bool:
 
 @shared_task(name="notifications.sweep_notifications", ignore_result=True)
 def sweep_notifications() -> int:
-    return services.sweep()
+    swept = services.sweep()
+    # The sweep is the central worker's steadiest loop: /healthz judges the
+    # worker by it (loopr/health.py).
+    freshness.mark(freshness.CENTRAL)
+    return swept
 
 
 @shared_task(name="notifications.send_reminders", ignore_result=True)

@@ -35,6 +35,7 @@ def running_system(monkeypatch) -> Iterator[None]:
     monkeypatch.setattr(health, "STARTED_AT", time.time() - settings.LOOPR_HEALTH_STARTUP_GRACE - 1)
     monkeypatch.setattr(freshness, "_written_at", {})
     freshness.record(freshness.DISPATCH, time.time())
+    freshness.record(freshness.CENTRAL, time.time())
     yield
     broker.flushdb()
 
@@ -86,7 +87,7 @@ def silent_port() -> Iterator[int]:
 def test_healthz_is_200_when_the_database_and_the_broker_answer():
     response = Client().get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "ok",
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "ok", "central": "ok",
                                "ingest": "idle", "queues": "ok"}
 
 
@@ -127,9 +128,9 @@ def test_healthz_is_503_when_the_database_is_unreachable(monkeypatch):
 
 def test_a_fresh_start_is_healthy_before_its_first_tick_and_says_it_is_starting(monkeypatch):
     monkeypatch.setattr(health, "STARTED_AT", time.time())
-    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.DISPATCH))
+    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.DISPATCH), freshness.key(freshness.CENTRAL))
     assert healthz() == (200, {"status": "ok", "database": "ok", "broker": "ok", "dispatcher": "starting",
-                               "ingest": "starting", "queues": "ok"})
+                               "central": "starting", "ingest": "starting", "queues": "ok"})
 
 
 def test_a_tick_from_before_the_start_does_not_fail_a_fresh_start_either(monkeypatch):
@@ -153,6 +154,25 @@ def test_a_dispatch_tick_older_than_the_limit_is_503_naming_the_dispatcher():
     assert body["dispatcher"].startswith("stale: last dispatch tick 15 s ago")
     # Everything else still answers: only the dispatcher is named.
     assert (body["database"], body["broker"], body["queues"]) == ("ok", "ok", "ok")
+
+
+def test_a_central_worker_whose_sweep_stopped_is_503_naming_it_even_with_no_results_owed():
+    # Nothing is due, so ingest is idle; the worker's own loop says it is gone.
+    freshness.record(freshness.CENTRAL, time.time() - settings.LOOPR_HEALTH_CENTRAL_STALE - 5)
+    status, body = healthz()
+    assert status == 503
+    assert body["central"].startswith("stale: the central worker's notification sweep (last 20 s ago")
+    assert (body["dispatcher"], body["ingest"], body["queues"]) == ("ok", "idle", "ok")
+
+
+def test_the_notification_sweep_marks_the_central_worker_fresh():
+    from notifications.tasks import sweep_notifications
+
+    redis.Redis.from_url(settings.REDIS_URL).delete(freshness.key(freshness.CENTRAL))
+    assert healthz()[0] == 503
+    sweep_notifications()
+    status, body = healthz()
+    assert (status, body["central"]) == (200, "ok")
 
 
 def test_no_results_while_a_live_region_has_monitors_due_is_503_naming_ingest():
