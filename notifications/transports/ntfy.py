@@ -19,10 +19,10 @@ from .http import HttpTransport, dump_json
 from .validation import validate_http_url
 
 MAX_MESSAGE = 4096  # ntfy turns longer messages into attachments
-PRIORITY = {Event.DOWN: 5, Event.REMINDER: 4, Event.DEGRADED: 4, Event.FLAPPING: 3, Event.UP: 3,
-            Event.ACKNOWLEDGED: 2, Event.TEST: 2}
+PRIORITY = {Event.DOWN: 5, Event.REMINDER: 4, Event.DEGRADED: 4, Event.TLS_EXPIRING: 4, Event.FLAPPING: 3,
+            Event.UP: 3, Event.ACKNOWLEDGED: 2, Event.TEST: 2}
 TAGS = {Event.DOWN: "rotating_light", Event.REMINDER: "rotating_light", Event.DEGRADED: "warning",
-        Event.FLAPPING: "warning", Event.UP: "white_check_mark", Event.ACKNOWLEDGED: "eyes", Event.TEST: "test_tube"}
+        Event.TLS_EXPIRING: "lock", Event.FLAPPING: "warning", Event.UP: "white_check_mark", Event.ACKNOWLEDGED: "eyes", Event.TEST: "test_tube"}
 
 
 def validate_topic_url(value: str) -> str:

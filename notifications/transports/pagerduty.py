@@ -22,7 +22,7 @@ from .validation import validate_token
 MAX_SUMMARY = 1024  # PagerDuty's limit on payload.summary
 _ROUTING_KEY = re.compile(r"[A-Za-z0-9]{32}")
 SEVERITY = {Event.DOWN: "critical", Event.REMINDER: "critical", Event.DEGRADED: "warning",
-            Event.FLAPPING: "warning"}
+            Event.FLAPPING: "warning", Event.TLS_EXPIRING: "warning"}
 ACTION = {Event.UP: "resolve", Event.ACKNOWLEDGED: "acknowledge"}
 
 

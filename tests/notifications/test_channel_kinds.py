@@ -16,7 +16,7 @@ from tests.notifications.conftest import make_context
 
 NAME = "shop <b>&\"' @channel 🚀"
 ACK_URL = "https://loopr.example.com/ack/abc:def/"
-EVENTS = ["down", "up", "degraded", "reminder", "flapping", "acknowledged", "test"]
+EVENTS = ["down", "up", "degraded", "reminder", "flapping", "acknowledged", "tls_expiring", "test"]
 
 
 @pytest.fixture(scope="session")
