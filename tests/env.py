@@ -15,6 +15,10 @@ import subprocess
 from pathlib import Path
 
 import dev
+from tests.support import offline_dns
+
+# Names meant not to resolve fail here, with no query sent off the machine.
+offline_dns.install()
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 os.environ.setdefault("LOOPR_MIN_INTERVAL", "1")
