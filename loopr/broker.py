@@ -40,6 +40,7 @@ import threading
 import typing
 from collections import Counter
 from queue import Empty
+from time import monotonic
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed, DecodeError
@@ -227,10 +228,40 @@ class Channel(kombu_redis.Channel):
         return super()._deliver_fanout_message(message, exchange)
 
 
+class MultiChannelPoller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, restoring abandoned messages on a clock in the
+    blocking path too. On an event loop (the prefork pool) kombu sweeps the
+    unacked index every `unacked_restore_interval` seconds by a timer. A
+    worker on the gevent pool has no event loop: Celery's synloop calls
+    `drain_events(timeout=2)`, and kombu's `get()` sweeps only when the poll
+    returns no event at all, but an idle BRPOP answers nil every
+    `brpop_timeout` (1 s), so a probe node never sweeps. A dead node's batch
+    then stays in its region's unacked hash (`unacked.<region>`, which the
+    central worker's sweep does not read) and no other node of the region
+    ever runs it."""
+
+    _next_restore = 0.0
+
+    def get(self, callback, timeout=None):
+        now = monotonic()
+        if now >= self._next_restore:
+            intervals = [c.unacked_restore_interval for c in self._channels if c.active_queues]
+            if intervals:
+                self._next_restore = now + max(1, min(intervals))
+                self.maybe_restore_messages()
+        return super().get(callback, timeout)
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with the envelope gate (see the module docstring)."""
+    """kombu's Redis transport with the envelope gate (see the module
+    docstring) and a poller that restores abandoned messages on the gevent
+    pool too (`MultiChannelPoller`)."""
 
     Channel = Channel
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cycle = MultiChannelPoller()
 
 
 # --- gate 2: the Celery message, in the worker's consumer ---------------------------------
