@@ -40,6 +40,7 @@ import threading
 import typing
 from collections import Counter
 from queue import Empty
+from time import monotonic
 
 from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu.exceptions import ContentDisallowed, DecodeError
@@ -202,8 +203,11 @@ class Channel(kombu_redis.Channel):
                 raise
             if not dest__item:
                 raise Empty()
-            dest, item = dest__item
-            dest = bytes_to_str(dest).rsplit(self.sep, 1)[0]
+            key, item = dest__item
+            dest = bytes_to_str(key).rsplit(self.sep, 1)[0]
+            if dest in self._held:
+                self._give_back(key, item)
+                return True
             self._queue_cycle.rotate(dest)
             try:
                 envelope = parse_envelope(item)
@@ -215,6 +219,26 @@ class Channel(kombu_redis.Channel):
         finally:
             self._in_poll = None
             self._flush_brpop_reauth()
+
+    # Queues a drain (`cancel_consumer`) has been ordered for and that are
+    # still consumed until the consumer gets round to cancelling them
+    # (`Consumer.call_soon`); what a BRPOP pops from them meanwhile goes back.
+    _held: frozenset[str] = frozenset()
+
+    def hold(self, queue: str) -> None:
+        self._held = self._held | {queue}
+
+    def release(self, queue: str) -> None:
+        self._held = self._held - {queue}
+
+    def _give_back(self, key: bytes, item: bytes) -> None:
+        # BRPOP took it from the right end; RPUSH puts it back where it was,
+        # first in line. It never entered the unacked hash.
+        key = bytes_to_str(key)
+        if self.global_keyprefix and key.startswith(self.global_keyprefix):
+            key = key[len(self.global_keyprefix):]  # the client adds it again
+        with self.conn_or_acquire() as client:
+            client.rpush(key, item)
 
     def close(self):
         # On a lost broker connection Celery closes it, and kombu's close
@@ -243,10 +267,40 @@ class Channel(kombu_redis.Channel):
         return super()._deliver_fanout_message(message, exchange)
 
 
+class MultiChannelPoller(kombu_redis.MultiChannelPoller):
+    """kombu's poller, restoring abandoned messages on a clock in the
+    blocking path too. On an event loop (the prefork pool) kombu sweeps the
+    unacked index every `unacked_restore_interval` seconds by a timer. A
+    worker on the gevent pool has no event loop: Celery's synloop calls
+    `drain_events(timeout=2)`, and kombu's `get()` sweeps only when the poll
+    returns no event at all, but an idle BRPOP answers nil every
+    `brpop_timeout` (1 s), so a probe node never sweeps. A dead node's batch
+    then stays in its region's unacked hash (`unacked.<region>`, which the
+    central worker's sweep does not read) and no other node of the region
+    ever runs it."""
+
+    _next_restore = 0.0
+
+    def get(self, callback, timeout=None):
+        now = monotonic()
+        if now >= self._next_restore:
+            intervals = [c.unacked_restore_interval for c in self._channels if c.active_queues]
+            if intervals:
+                self._next_restore = now + max(1, min(intervals))
+                self.maybe_restore_messages()
+        return super().get(callback, timeout)
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with the envelope gate (see the module docstring)."""
+    """kombu's Redis transport with the envelope gate (see the module
+    docstring) and a poller that restores abandoned messages on the gevent
+    pool too (`MultiChannelPoller`)."""
 
     Channel = Channel
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cycle = MultiChannelPoller()
 
 
 # --- gate 2: the Celery message, in the worker's consumer ---------------------------------
@@ -346,7 +400,30 @@ def _signature(func) -> tuple[inspect.Signature, dict[str, type]]:
 
 
 class Consumer(CeleryConsumer):
-    """Celery's worker consumer with the task-message gate (module docstring)."""
+    """Celery's worker consumer with the task-message gate (module
+    docstring), and a drain that takes effect when it is answered."""
+
+    def call_soon(self, p, *args, **kwargs):
+        # `celery control cancel_consumer` answers "no longer consuming"
+        # at once and leaves the cancel to `call_soon`. On the gevent pool
+        # (Celery's synloop) that runs only once the consumer's current
+        # `drain_events` returns, and that drain is waiting on a BRPOP already
+        # sent (prefetch is the concurrency, 100 batches, so there is always
+        # room): a batch pushed after the answer is popped and run. Held from
+        # the answer until the cancel, the queue's popped messages go back.
+        if p == self.cancel_task_queue and args:
+            channel = getattr(self.task_consumer, "channel", None)
+            if isinstance(channel, Channel):
+                channel.hold(self.app.amqp.queues.aliases.get(args[0], args[0]))
+        return super().call_soon(p, *args, **kwargs)
+
+    def cancel_task_queue(self, queue):
+        try:
+            return super().cancel_task_queue(queue)
+        finally:
+            channel = getattr(self.task_consumer, "channel", None)
+            if isinstance(channel, Channel):
+                channel.release(self.app.amqp.queues.aliases.get(queue, queue))
 
     def create_task_handler(self, *args, **kwargs):
         handle = super().create_task_handler(*args, **kwargs)
