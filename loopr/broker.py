@@ -240,6 +240,28 @@ class Channel(kombu_redis.Channel):
         with self.conn_or_acquire() as client:
             client.rpush(key, item)
 
+    def basic_ack(self, delivery_tag, multiple=False):
+        # A task that finishes after the broker connection was lost and made
+        # anew acknowledges through its old channel, whose connection info is
+        # gone: kombu's AttributeError there ends the worker. The message is
+        # still in the unacked hash; the visibility timeout gives it back and
+        # it runs again (every task is idempotent).
+        if self._connection_gone():
+            log.warning("not acknowledging a message of a lost broker connection; it is redelivered after the "
+                        "visibility timeout")
+            return
+        return super().basic_ack(delivery_tag, multiple=multiple)
+
+    def basic_reject(self, delivery_tag, requeue=False):
+        if self._connection_gone():
+            log.warning("not rejecting a message of a lost broker connection; it is redelivered after the "
+                        "visibility timeout")
+            return
+        return super().basic_reject(delivery_tag, requeue=requeue)
+
+    def _connection_gone(self) -> bool:
+        return getattr(self.connection, "client", None) is None
+
     def close(self):
         # On a lost broker connection Celery closes it, and kombu's close
         # restores this channel's unacknowledged messages through a new
@@ -251,7 +273,7 @@ class Channel(kombu_redis.Channel):
         try:
             super().close()
         except AttributeError:
-            if getattr(self.connection, "client", None) is not None:
+            if not self._connection_gone():
                 raise
             log.warning("broker connection lost while closing a channel; its unacknowledged messages "
                         "go back to their queues after the visibility timeout")
