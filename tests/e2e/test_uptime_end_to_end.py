@@ -63,7 +63,8 @@ def test_the_uptime_api_agrees_with_the_raw_results_of_a_fast_slow_failing_targe
         for q, key in [(0.5, "p50"), (0.95, "p95")]:
             exact = latencies[math.ceil(q * len(latencies)) - 1]
             assert abs(body["latency_ms"][key] - exact) <= exact * rollups.MAX_PERCENTILE_ERROR + 1e-3, key
-        assert body["latency_ms"]["p95"] >= 250  # the slow phase shows
+        # The slow phase shows, within the histogram's stated error.
+        assert body["latency_ms"]["p95"] >= 250 * (1 - rollups.MAX_PERCENTILE_ERROR)
         covered = body["checks"]  # one region, 1 s slots, nothing in maintenance
         assert body["uptime_percent"] == math.floor(100_000 * (1 - body["downtime_seconds"] / covered)) / 1000
 
