@@ -1,0 +1,161 @@
+"""The admin index as the operators' dashboard (loopr.admin.dashboard)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from monitors.choices import MonitorStatus
+from tests.factories import (
+    ChannelFactory,
+    IncidentFactory,
+    MonitorFactory,
+    NotificationFactory,
+    RegionFactory,
+    WorkerNodeFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def root():
+    return get_user_model().objects.create_superuser("root", "", "pw")
+
+
+@pytest.fixture
+def staff(user):
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(codename__in=[
+        "view_monitor", "change_monitor", "view_incident", "view_notification"]))
+    return user
+
+
+def status_counts(html: str) -> dict[str, int]:
+    """{label: count} as the dashboard's coloured status tiles show them."""
+    found = re.findall(r'<a href="[^"]*\?status__exact=(\w+)"[^>]*>\s*<span class="count">(\d+)</span>', html)
+    return {status: int(count) for status, count in found}
+
+
+def make_monitors(owner, statuses: dict[str, int]) -> None:
+    for status, count in statuses.items():
+        for _ in range(count):
+            MonitorFactory(owner=owner, status=status, paused=status == MonitorStatus.PAUSED)
+
+
+def test_it_counts_monitors_by_status_in_colour_for_a_staff_user(root, user):
+    make_monitors(user, {"down": 2, "degraded": 1, "up": 3, "paused": 1, "maintenance": 1})
+    response = login(root).get("/admin/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert status_counts(html) == {"down": 2, "degraded": 1, "maintenance": 1, "up": 3, "paused": 1, "pending": 0}
+    assert f"background: {MonitorStatus.DOWN.color}" in html
+    assert f"background: {MonitorStatus.UP.color}" in html
+    assert "Monitors (8)" in html
+
+
+def test_each_status_links_to_the_monitor_list_filtered_by_it(root, user):
+    make_monitors(user, {"down": 2, "up": 1})
+    client = login(root)
+    html = client.get("/admin/").content.decode()
+    link = re.search(r'href="(/admin/monitors/monitor/\?status__exact=down)"', html).group(1)
+    listed = client.get(link)
+    assert listed.status_code == 200
+    assert "2 monitors" in listed.content.decode() or "2 results" in listed.content.decode()
+
+
+def test_it_lists_open_incidents_with_their_age_and_cause_linking_to_them(root, user):
+    monitor = MonitorFactory(owner=user, name="payments api", status="down")
+    incident = IncidentFactory(monitor=monitor, started_at=timezone.now() - timedelta(hours=3), cause="HTTP 503")
+    IncidentFactory(monitor=monitor, resolved_at=timezone.now(), cause="an old one")
+    html = login(root).get("/admin/").content.decode()
+    assert f'href="/admin/monitors/incident/{incident.pk}/change/"' in html
+    assert "payments api" in html and "HTTP 503" in html
+    assert "3\xa0hours" in html
+    assert "an old one" not in html
+    assert "Open incidents (1)" in html
+    assert 'href="/admin/monitors/incident/?state=open"' in html
+
+
+def test_it_shows_regions_with_their_nodes_online(root):
+    live, quiet = RegionFactory(name="eu-west"), RegionFactory(name="us-east")
+    WorkerNodeFactory(region=live)
+    WorkerNodeFactory(region=live, last_heartbeat_at=timezone.now() - timedelta(hours=1))
+    WorkerNodeFactory(region=quiet, last_heartbeat_at=timezone.now() - timedelta(hours=1))
+    html = login(root).get("/admin/").content.decode()
+    assert "Regions online (1 of 2)" in html
+    assert re.search(rf'href="/admin/workers/workernode/\?region__id__exact={live.pk}"[^>]*>1 of 2<', html)
+    assert re.search(rf'href="/admin/workers/workernode/\?region__id__exact={quiet.pk}"[^>]*>0 of 1<', html)
+
+
+def test_it_counts_failed_notifications_and_links_to_them(root, user):
+    channel = ChannelFactory(owner=user)
+    NotificationFactory.create_batch(2, channel=channel, status="failed")
+    NotificationFactory(channel=channel, status="sent")
+    client = login(root)
+    html = client.get("/admin/").content.decode()
+    assert re.search(r'href="/admin/notifications/notification/\?status__exact=failed"[^>]*>2 failed<', html)
+    assert client.get("/admin/notifications/notification/?status__exact=failed").status_code == 200
+
+
+def test_a_staff_user_sees_only_their_own_monitors_incidents_and_notifications(staff, other_user):
+    make_monitors(staff, {"down": 1, "up": 2})
+    make_monitors(other_user, {"down": 5, "degraded": 4})
+    IncidentFactory(monitor=MonitorFactory(owner=other_user, name="someone else's"), cause="their outage")
+    NotificationFactory(channel=ChannelFactory(owner=other_user), status="failed")
+    RegionFactory(name="eu-west")
+    response = login(staff).get("/admin/")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert status_counts(html) == {"down": 1, "degraded": 0, "maintenance": 0, "up": 2, "paused": 0, "pending": 0}
+    assert "their outage" not in html and "someone else" not in html
+    assert ">0 failed<" in html
+    # The fleet is the operators' (a region's page is not theirs to open).
+    assert "Regions online" not in html
+
+
+def dashboard_queries(client) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/admin/").status_code == 200
+    return len(queries)
+
+
+def test_the_dashboard_takes_the_same_number_of_queries_however_many_monitors(root, user):
+    client = login(root)
+    region = RegionFactory(name="eu-west")
+    WorkerNodeFactory(region=region)
+    make_monitors(user, {"down": 1, "up": 1})
+    IncidentFactory(monitor=MonitorFactory(owner=user))
+    few = dashboard_queries(client)
+    make_monitors(user, {"down": 20, "degraded": 10, "up": 40, "paused": 5})
+    for _ in range(30):
+        IncidentFactory(monitor=MonitorFactory(owner=user, status="down"))
+    for name in ("us-east", "ap-south"):
+        WorkerNodeFactory(region=RegionFactory(name=name))
+    NotificationFactory.create_batch(10, channel=ChannelFactory(owner=user), status="failed")
+    assert dashboard_queries(client) == few
+    assert few <= 12
+
+
+def test_the_staff_dashboard_takes_a_fixed_number_of_queries_too(staff, django_assert_max_num_queries):
+    client = login(staff)
+    make_monitors(staff, {"down": 30, "up": 30})
+    for _ in range(25):
+        IncidentFactory(monitor=MonitorFactory(owner=staff, status="down"))
+    with django_assert_max_num_queries(14):
+        assert client.get("/admin/").status_code == 200
