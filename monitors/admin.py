@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 from django import forms
+import math
+
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
@@ -21,13 +23,26 @@ from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
-from .choices import AcknowledgedVia, MaintenanceKind
-from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+from . import rollups
+from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus
+from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
 def timestamp(value) -> str:
     """To the second, in the admin's time zone: checks run seconds apart."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def status_badge(value: str) -> str:
+    """A status in its colour (MonitorStatus.color), as every admin page shows it."""
+    status = MonitorStatus(value)
+    return format_html('<span class="loopr-status" style="background: {}; color: #fff; padding: 1px 6px; '
+                       'border-radius: 3px; white-space: nowrap">{}</span>', status.color, status.label)
+
+
+def floored_percent(value: float | None) -> str:
+    # Floored, never rounded up: 99.9996 % with downtime is 99.999, never 100.000.
+    return "—" if value is None else f"{math.floor(value * 1000) / 1000:.3f} %"
 
 
 def incident_link(incident: Incident | None) -> str:
@@ -68,14 +83,17 @@ class MaintenanceWindowForm(SameOwnerForm):
 @admin.register(Monitor)
 class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MonitorForm
-    sortable_by = ["name"]  # by name (the default order, indexed); the filters find the rest
-    list_display = ["name", "status", "health", "open_incident", "alerting", "url", "interval", "last_checked_at",
-                    "paused", "owner"]
+    # Down, then degraded, then the rest, each by name: monitor_attention_idx
+    # serves it. By name alone (indexed) on request; the filters find the rest.
+    ordering = [ATTENTION.asc(), "name", "id"]
+    sortable_by = ["name"]
+    list_display = ["name", "colored_status", "health", "open_incident", "uptime_24h", "uptime_30d", "p95_24h",
+                    "alerting", "url", "interval", "last_checked_at", "paused", "owner"]
     list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
     readonly_fields = [
-        "status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
+        "colored_status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
         "ping_uuid", "next_ping_due_at",
         "last_checked_at", "last_slot_at", "consecutive_failures", "consecutive_successes", "failing_since",
         "created_at", "updated_at",
@@ -96,6 +114,36 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "current_incident").prefetch_related("channels")
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        # The page's uptime figures, in one `rollups.summaries` call for its
+        # monitors (a few queries, never one per row), added only when the
+        # list is about to be shown (not for an action's confirmation).
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            page = list(changelist.result_list)
+            figures = rollups.summaries([monitor.pk for monitor in page])
+            for monitor in page:
+                monitor.summary = figures[monitor.pk]
+        return response
+
+    @admin.display(description="status")
+    def colored_status(self, obj: Monitor) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="uptime 24 h")
+    def uptime_24h(self, obj: Monitor) -> str:
+        return floored_percent(obj.summary.uptime_24h)
+
+    @admin.display(description="uptime 30 d")
+    def uptime_30d(self, obj: Monitor) -> str:
+        return floored_percent(obj.summary.uptime_30d)
+
+    @admin.display(description="p95 24 h")
+    def p95_24h(self, obj: Monitor) -> str:
+        p95 = obj.summary.latency_p95_24h_ms
+        return "—" if p95 is None else f"{p95:.0f} ms"
 
     def get_changeform_initial_data(self, request) -> dict:
         # As in the API: a new monitor starts with its owner's default channels.

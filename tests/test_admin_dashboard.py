@@ -159,3 +159,73 @@ def test_the_staff_dashboard_takes_a_fixed_number_of_queries_too(staff, django_a
         IncidentFactory(monitor=MonitorFactory(owner=staff, status="down"))
     with django_assert_max_num_queries(14):
         assert client.get("/admin/").status_code == 200
+
+
+# The monitor list (monitors/admin.py MonitorAdmin).
+
+def listed_names(html: str) -> list[str]:
+    return re.findall(r'<th class="field-name"><a href="[^"]+">([^<]+)</a>', html)
+
+
+def test_the_monitor_list_shows_each_status_in_its_colour(root, user):
+    make_monitors(user, {"down": 1, "up": 1})
+    html = login(root).get("/admin/monitors/monitor/").content.decode()
+    assert re.search(rf'<span class="loopr-status" style="background: {MonitorStatus.DOWN.color};[^>]*>Down</span>', html)
+    assert re.search(rf'<span class="loopr-status" style="background: {MonitorStatus.UP.color};[^>]*>Up</span>', html)
+
+
+def test_the_monitor_list_puts_down_then_degraded_first_then_the_rest_by_name(root, user):
+    for name, status in [("alpha", "up"), ("bravo", "degraded"), ("charlie", "down"), ("delta", "paused"),
+                         ("echo", "down"), ("foxtrot", "maintenance")]:
+        MonitorFactory(owner=user, name=name, status=status)
+    client = login(root)
+    html = client.get("/admin/monitors/monitor/").content.decode()
+    assert listed_names(html) == ["charlie", "echo", "bravo", "alpha", "delta", "foxtrot"]
+    # By name when asked (the one other order offered).
+    by_name = client.get("/admin/monitors/monitor/?o=1").content.decode()
+    assert listed_names(by_name) == ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"]
+
+
+def test_the_down_first_order_is_read_from_its_index(root, user):
+    from monitors.models import ATTENTION, Monitor
+
+    make_monitors(user, {"down": 3, "up": 3})
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_sort = off")
+        plan = Monitor.objects.order_by(ATTENTION.asc(), "name", "id")[:100].explain()
+    assert "monitor_attention_idx" in plan
+
+
+def test_the_monitor_list_shows_uptime_and_p95_from_the_rollups(root, user):
+    from monitors.models import CheckResult
+
+    region = RegionFactory(name="eu-west")
+    node = WorkerNodeFactory(region=region)
+    checked = MonitorFactory(owner=user, name="checked", status="up")
+    checked.regions.add(region)
+    MonitorFactory(owner=user, name="never checked")
+    now = timezone.now().replace(second=0, microsecond=0)
+    for minutes in range(1, 11):
+        slot = now - timedelta(minutes=minutes)
+        CheckResult.objects.create(monitor=checked, region=region, node=node, scheduled_at=slot, checked_at=slot,
+                                   ok=True, latency_ms=100.0)
+    html = login(root).get("/admin/monitors/monitor/").content.decode()
+    row = re.search(r'<tr>.*?>checked</a>.*?</tr>', html, re.S).group(0)
+    assert '<td class="field-uptime_24h">100.000 %</td>' in row
+    assert '<td class="field-uptime_30d">100.000 %</td>' in row
+    p95 = float(re.search(r'<td class="field-p95_24h">([\d.]+) ms</td>', row).group(1))
+    assert 90 <= p95 <= 110  # the histogram's bucket around 100 ms
+    empty = re.search(r'<tr>.*?>never checked</a>.*?</tr>', html, re.S).group(0)
+    assert '<td class="field-uptime_24h">—</td>' in empty and '<td class="field-p95_24h">—</td>' in empty
+
+
+def test_the_monitor_list_takes_the_same_number_of_queries_for_a_page_of_any_size(root, user):
+    client = login(root)
+    make_monitors(user, {"down": 2, "up": 2})
+    with CaptureQueriesContext(connection) as few:
+        assert client.get("/admin/monitors/monitor/").status_code == 200
+    make_monitors(user, {"down": 20, "degraded": 20, "up": 40})
+    with CaptureQueriesContext(connection) as many:
+        assert client.get("/admin/monitors/monitor/").status_code == 200
+    assert len(many) == len(few)
