@@ -246,7 +246,7 @@ class LooprAdminSite(admin.AdminSite):
     monitors there are, each showing only what the user may see."""
 
     site_header = site_title = "Loopr"
-    index_title = "Operators' console"
+    index_title = "Loopr administration"
     index_template = "admin/loopr_dashboard.html"
 
     def index(self, request, extra_context=None):

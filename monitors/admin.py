@@ -1,8 +1,6 @@
 from __future__ import annotations
 
 from django import forms
-import math
-
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
@@ -24,7 +22,7 @@ from notifications.models import Channel, Notification
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
 from . import rollups
-from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus
+from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, Resolution
 from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -40,9 +38,45 @@ def status_badge(value: str) -> str:
                        'border-radius: 3px; white-space: nowrap">{}</span>', status.color, status.label)
 
 
-def floored_percent(value: float | None) -> str:
-    # Floored, never rounded up: 99.9996 % with downtime is 99.999, never 100.000.
-    return "—" if value is None else f"{math.floor(value * 1000) / 1000:.3f} %"
+def percent(value: float | None) -> str:
+    # Already floored to three decimals by rollups (99.9996 shows as 99.999).
+    return "—" if value is None else f"{value:.3f} %"
+
+
+UPTIME_DAYS = 90
+BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 6, 2, 30
+NO_DATA_COLOR = "#d0d0d0"
+
+
+def day_color(uptime: float | None) -> str:
+    if uptime is None:
+        return NO_DATA_COLOR
+    if uptime >= 100:
+        return MonitorStatus.UP.color
+    return MonitorStatus.DEGRADED.color if uptime >= 99 else MonitorStatus.DOWN.color
+
+
+def uptime_bars(monitor: Monitor, now=None) -> str:
+    """The last 90 (UTC) days' uptime as an inline SVG, a bar a day (grey for
+    a day with no data), from the day rollups: a few queries, no raw scan
+    but today's results since the last roll-up."""
+    now = now or timezone.now()
+    first = rollups.floor_to(now, rollups.DAY) - (UPTIME_DAYS - 1) * rollups.DAY
+    buckets = rollups.series(monitor.pk, Resolution.DAY, first, rollups.ceil_to(now, rollups.DAY))
+    bars = []
+    for index in range(UPTIME_DAYS):
+        day = first + index * rollups.DAY
+        stats = buckets.get((None, day))
+        uptime = stats.uptime_percent if stats is not None else None
+        bars.append((index * (BAR_WIDTH + BAR_GAP), BAR_WIDTH, BAR_HEIGHT, day_color(uptime),
+                     f"{day:%Y-%m-%d}: {'no data' if uptime is None else percent(uptime)}"))
+    width = UPTIME_DAYS * (BAR_WIDTH + BAR_GAP) - BAR_GAP
+    return format_html(
+        '<svg class="loopr-uptime-bars" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="uptime per day, last {} days">{}</svg>',
+        width, BAR_HEIGHT, width, BAR_HEIGHT, UPTIME_DAYS,
+        format_html_join("", '<rect x="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars),
+    )
 
 
 def incident_link(incident: Incident | None) -> str:
@@ -115,6 +149,22 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "current_incident").prefetch_related("channels")
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Above the form (admin/monitors/monitor/change_form.html): its state,
+        # its open incident and 90 days of uptime.
+        monitor = self.get_object(request, object_id)
+        if monitor is not None:
+            extra_context = {**(extra_context or {}), "monitor_state": {
+                "status": status_badge(monitor.status),
+                "since": monitor.status_changed_at,
+                "last_checked_at": monitor.last_checked_at,
+                "incident": incident_link(monitor.current_incident) if monitor.current_incident_id else None,
+                "cause": monitor.current_incident.cause if monitor.current_incident_id else "",
+                "uptime_bars": uptime_bars(monitor),
+                "days": UPTIME_DAYS,
+            }}
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def changelist_view(self, request, extra_context=None):
         response = super().changelist_view(request, extra_context)
         # The page's uptime figures, in one `rollups.summaries` call for its
@@ -134,11 +184,11 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
 
     @admin.display(description="uptime 24 h")
     def uptime_24h(self, obj: Monitor) -> str:
-        return floored_percent(obj.summary.uptime_24h)
+        return percent(obj.summary.uptime_24h)
 
     @admin.display(description="uptime 30 d")
     def uptime_30d(self, obj: Monitor) -> str:
-        return floored_percent(obj.summary.uptime_30d)
+        return percent(obj.summary.uptime_30d)
 
     @admin.display(description="p95 24 h")
     def p95_24h(self, obj: Monitor) -> str:

@@ -229,3 +229,43 @@ def test_the_monitor_list_takes_the_same_number_of_queries_for_a_page_of_any_siz
     with CaptureQueriesContext(connection) as many:
         assert client.get("/admin/monitors/monitor/").status_code == 200
     assert len(many) == len(few)
+
+
+# A monitor's page (MonitorAdmin.change_view).
+
+def test_a_monitors_page_shows_its_state_its_open_incident_and_90_daily_uptime_bars(root, user):
+    from monitors import rollups
+    from monitors.models import CheckResult
+
+    region = RegionFactory(name="eu-west")
+    node = WorkerNodeFactory(region=region)
+    monitor = MonitorFactory(owner=user, name="payments api", status="down", status_changed_at=timezone.now())
+    monitor.regions.add(region)
+    now = timezone.now()
+    checked_day = rollups.floor_to(now, rollups.DAY) - 3 * rollups.DAY
+    for minutes in range(60):
+        slot = checked_day + timedelta(hours=10, minutes=minutes)
+        CheckResult.objects.create(monitor=monitor, region=region, node=node, scheduled_at=slot, checked_at=slot,
+                                   ok=True, latency_ms=50.0)
+    rollups.roll_up(now)
+    assert rollups.rolled_up_to() is not None  # the day comes from its rollup, not the raw results
+    incident = IncidentFactory(monitor=monitor, cause="HTTP 503, expected 200-399")
+    monitor.current_incident = incident
+    monitor.save()
+
+    html = login(root).get(f"/admin/monitors/monitor/{monitor.pk}/change/").content.decode()
+    state = html[html.index('id="loopr-monitor-state"'):html.index("<fieldset")]  # above the form's fields
+    assert re.search(rf'style="background: {MonitorStatus.DOWN.color};[^>]*>Down</span>', state)
+    assert f'href="/admin/monitors/incident/{incident.pk}/change/"' in state and "HTTP 503" in state
+    bars = re.findall(r'<rect x="\d+" width="\d+" height="\d+" fill="([^"]+)"><title>([^<]+)</title></rect>', state)
+    assert len(bars) == 90
+    assert bars[-4] == (MonitorStatus.UP.color, f"{checked_day:%Y-%m-%d}: 100.000 %")
+    assert bars[0] == ("#d0d0d0", f"{checked_day - 86 * rollups.DAY:%Y-%m-%d}: no data")
+
+
+def test_a_monitor_never_checked_shows_only_grey_bars_and_no_incident(root, user):
+    monitor = MonitorFactory(owner=user, name="new")
+    html = login(root).get(f"/admin/monitors/monitor/{monitor.pk}/change/").content.decode()
+    fills = re.findall(r'<rect [^>]*fill="([^"]+)"', html)
+    assert fills == ["#d0d0d0"] * 90
+    assert "Open incident:" in html and "none" in html
