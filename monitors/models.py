@@ -719,6 +719,8 @@ class Incident(models.Model):
         indexes = [
             # A monitor's incidents, newest first (API filter, admin inline).
             models.Index(fields=["monitor", "-started_at"], name="incident_monitor_idx"),
+            # The open ones, oldest first (the admin's dashboard), however many resolved ones there are.
+            models.Index(fields=["started_at"], condition=Q(resolved_at__isnull=True), name="incident_open_idx"),
         ]
 
     def __str__(self) -> str:

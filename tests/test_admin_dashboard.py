@@ -197,6 +197,16 @@ def test_the_down_first_order_is_read_from_its_index(root, user):
     assert "monitor_attention_idx" in plan
 
 
+def test_the_dashboards_open_incidents_are_read_from_their_index(user):
+    from monitors.models import Incident
+
+    IncidentFactory.create_batch(3, monitor=MonitorFactory(owner=user), resolved_at=timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = Incident.objects.open().order_by("started_at")[:20].explain()
+    assert "incident_open_idx" in plan
+
+
 def test_the_monitor_list_shows_uptime_and_p95_from_the_rollups(root, user):
     from monitors.models import CheckResult
 
