@@ -46,6 +46,7 @@ def percent(value: float | None) -> str:
 UPTIME_DAYS = 90
 BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 6, 2, 30
 NO_DATA_COLOR = "#d0d0d0"
+LATEST_RESULTS = 10
 
 
 def day_color(uptime: float | None) -> str:
@@ -162,6 +163,9 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
                 "cause": monitor.current_incident.cause if monitor.current_incident_id else "",
                 "uptime_bars": uptime_bars(monitor),
                 "days": UPTIME_DAYS,
+                # Newest first along the results' key (monitor, slot, region): one short index read.
+                "latest_results": monitor.results.select_related("region").order_by("-scheduled_at")[:LATEST_RESULTS],
+                "results_url": reverse("admin:monitors_checkresult_changelist") + f"?monitor__id__exact={monitor.pk}",
             }}
         return super().change_view(request, object_id, form_url, extra_context)
 

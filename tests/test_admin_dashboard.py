@@ -271,6 +271,10 @@ def test_a_monitors_page_shows_its_state_its_open_incident_and_90_daily_uptime_b
     assert len(bars) == 90
     assert bars[-4] == (MonitorStatus.UP.color, f"{checked_day:%Y-%m-%d}: 100.000 %")
     assert bars[0] == ("#d0d0d0", f"{checked_day - 86 * rollups.DAY:%Y-%m-%d}: no data")
+    latest = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>", state)
+    newest = checked_day + timedelta(hours=10, minutes=59)
+    assert len(latest) == 10 and latest[0] == f"{timezone.localtime(newest):%Y-%m-%d %H:%M:%S}"
+    assert f'href="/admin/monitors/checkresult/?monitor__id__exact={monitor.pk}"' in state
 
 
 def test_a_monitor_never_checked_shows_only_grey_bars_and_no_incident(root, user):
@@ -279,3 +283,4 @@ def test_a_monitor_never_checked_shows_only_grey_bars_and_no_incident(root, user
     fills = re.findall(r'<rect [^>]*fill="([^"]+)"', html)
     assert fills == ["#d0d0d0"] * 90
     assert "Open incident:" in html and "none" in html
+    assert "None yet." in html
