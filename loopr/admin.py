@@ -230,3 +230,71 @@ class CountedDeleteAdmin:
             if site.is_registered(model) and not site.get_model_admin(model).has_delete_permission(request):
                 perms_needed.add(model._meta.verbose_name)
         return to_delete, model_count, perms_needed, protected
+
+
+# The dashboard's order: what needs someone first.
+DASHBOARD_STATUSES = ("down", "degraded", "maintenance", "up", "paused", "pending")
+DASHBOARD_INCIDENTS = 20
+# Failed notifications are counted up to here ("1000+" beyond): a bounded scan.
+FAILED_COUNTED_UP_TO = 1000
+
+
+class LooprAdminSite(admin.AdminSite):
+    """The admin whose index is the operators' dashboard: monitors by status,
+    open incidents, regions and nodes online, failing notifications — each
+    linking to its filtered list — in a fixed number of queries however many
+    monitors there are, each showing only what the user may see."""
+
+    site_header = site_title = "Loopr"
+    index_title = "Loopr administration"
+    index_template = "admin/loopr_dashboard.html"
+
+    def index(self, request, extra_context=None):
+        return super().index(request, {**dashboard(request.user), **(extra_context or {})})
+
+
+def dashboard(user) -> dict:
+    # Imported here: this module is loaded with the admin app, before any app's models.
+    from monitors.choices import MonitorStatus
+    from monitors.models import Incident, Monitor
+    from monitors.regions import Region, live_cutoff
+    from notifications.choices import DeliveryStatus
+    from notifications.models import Notification
+    from workers.choices import SERVING_STATES
+
+    counts = dict(Monitor.objects.owned_by(user).order_by().values_list("status").annotate(models.Count("id")))
+    monitors_url = reverse("admin:monitors_monitor_changelist")
+    statuses = [
+        {"label": MonitorStatus(value).label, "color": MonitorStatus(value).color, "count": counts.get(value, 0),
+         "url": f"{monitors_url}?status__exact={value}"}
+        for value in DASHBOARD_STATUSES
+    ]
+    open_incidents = Incident.objects.owned_by(user).open()
+    incidents = list(open_incidents.select_related("monitor").order_by("started_at")[:DASHBOARD_INCIDENTS])
+    open_count = open_incidents.count()  # always, so that the page's queries are the same however many
+
+    regions = None
+    if user.has_perm("workers.view_region"):
+        # Regions and probe nodes are the operator's fleet, shared by every user.
+        serving = models.Q(nodes__state__in=SERVING_STATES, nodes__last_heartbeat_at__gte=live_cutoff())
+        regions = list(Region.objects.order_by("name").annotate(
+            online=models.Count("nodes", filter=serving), total=models.Count("nodes")))
+        nodes_url = reverse("admin:workers_workernode_changelist")
+        for region in regions:
+            region.nodes_url = f"{nodes_url}?region__id__exact={region.pk}"
+
+    failed = Notification.objects.owned_by(user).filter(status=DeliveryStatus.FAILED).order_by()
+    failed_count = failed[: FAILED_COUNTED_UP_TO + 1].count()
+    return {
+        "monitor_statuses": statuses,
+        "monitor_total": sum(counts.values()),
+        "monitors_url": monitors_url,
+        "open_incidents": incidents,
+        "open_incident_count": open_count,
+        "open_incidents_url": reverse("admin:monitors_incident_changelist") + "?state=open",
+        "regions": regions,
+        "regions_online": sum(1 for region in regions or () if region.online),
+        "failed_notifications": (f"{FAILED_COUNTED_UP_TO}+" if failed_count > FAILED_COUNTED_UP_TO
+                                 else failed_count),
+        "failed_notifications_url": reverse("admin:notifications_notification_changelist") + "?status__exact=failed",
+    }

@@ -89,7 +89,7 @@ USE_I18N = False
 LANGUAGE_CODE = "en-us"
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "loopr.apps.LooprAdminConfig",  # django.contrib.admin with Loopr's site (loopr/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

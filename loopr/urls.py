@@ -17,9 +17,7 @@ api = DefaultRouter()
 for app_router in (monitors_router, notifications_router, workers_router):
     api.registry.extend(app_router.registry)
 
-# The admin's branding, and its "View site" link: the landing page.
-admin.site.site_header = admin.site.site_title = "Loopr"
-admin.site.index_title = "Loopr administration"
+# The admin's "View site" link: the landing page (its branding is on LooprAdminSite).
 admin.site.site_url = reverse_lazy("home")
 
 urlpatterns = [

@@ -21,13 +21,63 @@ from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
-from .choices import AcknowledgedVia, MaintenanceKind
-from .models import CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
+from . import rollups
+from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, Resolution
+from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
 def timestamp(value) -> str:
     """To the second, in the admin's time zone: checks run seconds apart."""
     return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else "—"
+
+
+def status_badge(value: str) -> str:
+    """A status in its colour (MonitorStatus.color), as every admin page shows it."""
+    status = MonitorStatus(value)
+    return format_html('<span class="loopr-status" style="background: {}; color: #fff; padding: 1px 6px; '
+                       'border-radius: 3px; white-space: nowrap">{}</span>', status.color, status.label)
+
+
+def percent(value: float | None) -> str:
+    # Already floored to three decimals by rollups (99.9996 shows as 99.999).
+    return "—" if value is None else f"{value:.3f} %"
+
+
+UPTIME_DAYS = 90
+BAR_WIDTH, BAR_GAP, BAR_HEIGHT = 6, 2, 30
+NO_DATA_COLOR = "#d0d0d0"
+LATEST_RESULTS = 10
+
+
+def day_color(uptime: float | None) -> str:
+    if uptime is None:
+        return NO_DATA_COLOR
+    if uptime >= 100:
+        return MonitorStatus.UP.color
+    return MonitorStatus.DEGRADED.color if uptime >= 99 else MonitorStatus.DOWN.color
+
+
+def uptime_bars(monitor: Monitor, now=None) -> str:
+    """The last 90 (UTC) days' uptime as an inline SVG, a bar a day (grey for
+    a day with no data), from the day rollups: a few queries, no raw scan
+    but today's results since the last roll-up."""
+    now = now or timezone.now()
+    first = rollups.floor_to(now, rollups.DAY) - (UPTIME_DAYS - 1) * rollups.DAY
+    buckets = rollups.series(monitor.pk, Resolution.DAY, first, rollups.ceil_to(now, rollups.DAY))
+    bars = []
+    for index in range(UPTIME_DAYS):
+        day = first + index * rollups.DAY
+        stats = buckets.get((None, day))
+        uptime = stats.uptime_percent if stats is not None else None
+        bars.append((index * (BAR_WIDTH + BAR_GAP), BAR_WIDTH, BAR_HEIGHT, day_color(uptime),
+                     f"{day:%Y-%m-%d}: {'no data' if uptime is None else percent(uptime)}"))
+    width = UPTIME_DAYS * (BAR_WIDTH + BAR_GAP) - BAR_GAP
+    return format_html(
+        '<svg class="loopr-uptime-bars" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="uptime per day, last {} days">{}</svg>',
+        width, BAR_HEIGHT, width, BAR_HEIGHT, UPTIME_DAYS,
+        format_html_join("", '<rect x="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars),
+    )
 
 
 def incident_link(incident: Incident | None) -> str:
@@ -68,14 +118,17 @@ class MaintenanceWindowForm(SameOwnerForm):
 @admin.register(Monitor)
 class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MonitorForm
-    sortable_by = ["name"]  # by name (the default order, indexed); the filters find the rest
-    list_display = ["name", "status", "health", "open_incident", "alerting", "url", "interval", "last_checked_at",
-                    "paused", "owner"]
+    # Down, then degraded, then the rest, each by name: monitor_attention_idx
+    # serves it. By name alone (indexed) on request; the filters find the rest.
+    ordering = [ATTENTION.asc(), "name", "id"]
+    sortable_by = ["name"]
+    list_display = ["name", "colored_status", "health", "open_incident", "uptime_24h", "uptime_30d", "p95_24h",
+                    "alerting", "url", "interval", "last_checked_at", "paused", "owner"]
     list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
     readonly_fields = [
-        "status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
+        "colored_status", "health", "open_incident", "is_flapping", "in_maintenance", "status_changed_at", "next_check_at",
         "ping_uuid", "next_ping_due_at",
         "last_checked_at", "last_slot_at", "consecutive_failures", "consecutive_successes", "failing_since",
         "created_at", "updated_at",
@@ -96,6 +149,55 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("owner", "current_incident").prefetch_related("channels")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Above the form (admin/monitors/monitor/change_form.html): its state,
+        # its open incident and 90 days of uptime.
+        monitor = self.get_object(request, object_id)
+        if monitor is not None:
+            extra_context = {**(extra_context or {}), "monitor_state": {
+                "status": status_badge(monitor.status),
+                "since": monitor.status_changed_at,
+                "last_checked_at": monitor.last_checked_at,
+                "incident": incident_link(monitor.current_incident) if monitor.current_incident_id else None,
+                "cause": monitor.current_incident.cause if monitor.current_incident_id else "",
+                "uptime_bars": uptime_bars(monitor),
+                "days": UPTIME_DAYS,
+                # Newest first along the results' key (monitor, slot, region): one short index read.
+                "latest_results": monitor.results.select_related("region").order_by("-scheduled_at")[:LATEST_RESULTS],
+                "results_url": reverse("admin:monitors_checkresult_changelist") + f"?monitor__id__exact={monitor.pk}",
+            }}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        # The page's uptime figures, in one `rollups.summaries` call for its
+        # monitors (a few queries, never one per row), added only when the
+        # list is about to be shown (not for an action's confirmation).
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        if changelist is not None:
+            page = list(changelist.result_list)
+            figures = rollups.summaries([monitor.pk for monitor in page])
+            for monitor in page:
+                monitor.summary = figures[monitor.pk]
+        return response
+
+    @admin.display(description="status")
+    def colored_status(self, obj: Monitor) -> str:
+        return status_badge(obj.status)
+
+    @admin.display(description="uptime 24 h")
+    def uptime_24h(self, obj: Monitor) -> str:
+        return percent(obj.summary.uptime_24h)
+
+    @admin.display(description="uptime 30 d")
+    def uptime_30d(self, obj: Monitor) -> str:
+        return percent(obj.summary.uptime_30d)
+
+    @admin.display(description="p95 24 h")
+    def p95_24h(self, obj: Monitor) -> str:
+        p95 = obj.summary.latency_p95_24h_ms
+        return "—" if p95 is None else f"{p95:.0f} ms"
 
     def get_changeform_initial_data(self, request) -> dict:
         # As in the API: a new monitor starts with its owner's default channels.

@@ -13,6 +13,22 @@ class MonitorStatus(models.TextChoices):
     PAUSED = "paused", "Paused"
     MAINTENANCE = "maintenance", "Maintenance"
 
+    @property
+    def color(self) -> str:
+        return MONITOR_STATUS_COLORS[self]
+
+
+# Each status's colour wherever it is shown (the admin), kept with the
+# choice as NetBox does, so that "down" is the same red on every page.
+MONITOR_STATUS_COLORS = {
+    MonitorStatus.DOWN: "#c62828",
+    MonitorStatus.DEGRADED: "#ef6c00",
+    MonitorStatus.MAINTENANCE: "#1565c0",
+    MonitorStatus.UP: "#2e7d32",
+    MonitorStatus.PAUSED: "#616161",
+    MonitorStatus.PENDING: "#9e9e9e",
+}
+
 
 class Health(models.TextChoices):
     """The verdict of the checks alone."""
