@@ -47,6 +47,9 @@ class Processes:
         self.log_dir = log_dir
         self.base_env = base_env
         self.procs: dict[str, subprocess.Popen] = {}
+        # Processes started again under a name whose earlier one still ran:
+        # stopped with the rest, never left behind to take a later test's work.
+        self.replaced: list[subprocess.Popen] = []
         # Linux's parent-death signal: a test run that is itself killed
         # takes its processes along. Only for processes started from the
         # main thread (the signal follows the thread that forked).
@@ -59,6 +62,9 @@ class Processes:
             [*(prefix or []), *args], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None,
         )
+        previous = self.procs.get(name)
+        if previous is not None and previous.poll() is None:
+            self.replaced.append(previous)
         self.procs[name] = proc
         return proc
 
@@ -80,7 +86,7 @@ class Processes:
     def central(self, name: str = "central", dispatcher: bool = True, **env: str) -> subprocess.Popen:
         """The central worker and, unless told otherwise, the dispatcher (as
         `dev.py run` starts both)."""
-        if dispatcher:
+        if dispatcher and not self.running(f"{name}-dispatcher"):
             self.dispatcher(f"{name}-dispatcher", **env)
         return self.start(name, [CELERY, "-A", "loopr", "worker", "--queues", "central,ingest,heartbeat",
                                  "--hostname", f"{name}@%h", "--concurrency", "2", "--loglevel", "INFO"], **env)
@@ -131,13 +137,14 @@ class Processes:
         proc.wait(timeout=30)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
+        everything = [*self.procs.values(), *self.replaced]
+        for proc in everything:
             try:
                 os.killpg(proc.pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        for proc in self.procs.values():
+        for proc in everything:
             try:
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -148,6 +155,7 @@ class Processes:
                 pass
             proc.wait()
         self.procs.clear()
+        self.replaced.clear()
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("*.log")))
