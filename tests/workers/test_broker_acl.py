@@ -4,7 +4,9 @@ of the test's own, never the shared one)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,8 +24,22 @@ from workers.models import NodeToken, WorkerNode
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def system_redis_server() -> str:
+    """The machine's redis-server (7 here), not the quick start's embedded
+    6.2 that `dev.py test` puts first on PATH: write-only key patterns
+    (`%W~`), which a node's user needs, came with Redis 7."""
+    venv_bin = os.path.realpath(Path(sys.executable).parent)
+    path = os.pathsep.join(entry for entry in os.environ.get("PATH", "").split(os.pathsep)
+                           if entry and os.path.realpath(entry) != venv_bin)
+    found = shutil.which("redis-server", path=path)
+    if found is None:
+        pytest.fail("these tests need the machine's redis-server 7 (.ci/run checks that it is installed)")
+    return found
+
+
 class PrivateRedis:
-    def __init__(self, directory: Path, binary: str = "redis-server", extra: list[str] | None = None):
+    def __init__(self, directory: Path, binary: str = "", extra: list[str] | None = None):
+        binary = binary or system_redis_server()
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc = subprocess.Popen(
