@@ -13,18 +13,10 @@ from monitors import ingest
 from monitors.missed import Missed, record_missed
 from monitors.models import CheckResult
 from tests.factories import MonitorFactory, RegionFactory
+from tests.monitors.test_ingest import result
 from workers.models import WorkerNode
 
 pytestmark = pytest.mark.django_db
-
-
-def result(monitor, slot, ok=True, **extra) -> dict:
-    return {
-        "monitor": monitor.pk, "slot": slot.isoformat(), "started_at": (slot + timedelta(seconds=0.01)).isoformat(),
-        "ok": ok, "latency_ms": 12.5, "status_code": 200 if ok else 503,
-        "error_kind": "ok" if ok else "status", "error": "" if ok else "HTTP 503, expected 200-399",
-        "tls_expires_at": None, **extra,
-    }
 
 
 def a_slot():
