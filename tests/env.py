@@ -25,6 +25,26 @@ os.environ.setdefault("LOOPR_MIN_INTERVAL", "1")
 # Tests keep their SQLite file and broker apart from `dev.py run`'s.
 os.environ.setdefault("LOOPR_VAR_DIR", str(Path(__file__).resolve().parents[1] / "var" / "test"))
 
+# Under pytest-xdist (`dev.py test` runs several workers) each worker is a
+# test run of its own: pytest-django gives it its own database
+# (test_<name>_gw<N>); here it gets its own Redis database and its own var
+# dir (and with it its own embedded broker), because tests flush the broker
+# and start Celery processes that would otherwise take each other's messages.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if WORKER:
+    if os.environ.pop("LOOPR_TESTS_EMBEDDED_BROKER", None):
+        # The controller's own embedded broker, inherited: start one per worker.
+        os.environ.pop("REDIS_URL", None)
+    index = int(WORKER.removeprefix("gw"))
+    os.environ["LOOPR_VAR_DIR"] = str(Path(os.environ["LOOPR_VAR_DIR"]) / WORKER)
+    if os.environ.get("REDIS_URL", "").startswith("redis"):
+        from urllib.parse import urlsplit, urlunsplit
+
+        url = urlsplit(os.environ["REDIS_URL"])
+        base = int(url.path.strip("/") or 0)
+        # Redis has databases 0-15: worker N takes the Nth after the one given.
+        os.environ["REDIS_URL"] = urlunsplit(url._replace(path=f"/{(base + index) % 16}"))
+
 
 def _start_embedded_broker() -> None:
     """Without REDIS_URL the tests run on the quick start's embedded broker,
@@ -40,7 +60,16 @@ def _start_embedded_broker() -> None:
     if not dev.wait_for_broker(sock, proc):
         raise RuntimeError(f"the embedded broker did not start (exit status {proc.poll()}); see {var / 'broker.log'}")
     os.environ["REDIS_URL"] = f"unix://{sock}"
+    os.environ["LOOPR_TESTS_EMBEDDED_BROKER"] = "1"
 
 
 if not os.environ.get("REDIS_URL"):
     _start_embedded_broker()
+
+
+def pytest_xdist_make_scheduler(config, log):
+    if config.getoption("dist") != "loadscope":
+        return None
+    from tests.support.scheduling import SuiteScheduling
+
+    return SuiteScheduling(config, log)

@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
@@ -43,7 +44,7 @@ def _die_with_parent() -> None:
 class Processes:
     """Starts Loopr processes and makes sure every one of them is gone afterwards."""
 
-    def __init__(self, log_dir: Path, base_env: dict[str, str], die_with_parent: bool = False):
+    def __init__(self, log_dir: Path, base_env: dict[str, str], die_with_parent: bool = True):
         self.log_dir = log_dir
         self.base_env = base_env
         self.procs: dict[str, subprocess.Popen] = {}
@@ -51,8 +52,10 @@ class Processes:
         # stopped with the rest, never left behind to take a later test's work.
         self.replaced: list[subprocess.Popen] = []
         # Linux's parent-death signal: a test run that is itself killed
-        # takes its processes along. Only for processes started from the
-        # main thread (the signal follows the thread that forked).
+        # takes its processes along (a killed run once left a central, a beat
+        # and two probe nodes working on its test database for half an hour).
+        # Only for processes started from the main thread: the signal follows
+        # the thread that forked, and a helper thread's end would kill them.
         self.die_with_parent = die_with_parent
 
     def start(self, name: str, args: list[str], prefix: list[str] | None = None, **env: str) -> subprocess.Popen:
@@ -60,7 +63,9 @@ class Processes:
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen(
             [*(prefix or []), *args], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_die_with_parent if self.die_with_parent else None,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if self.die_with_parent and threading.current_thread() is threading.main_thread()
+            else None,
         )
         previous = self.procs.get(name)
         if previous is not None and previous.poll() is None:
