@@ -213,6 +213,13 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", LOOPR_HTTPS)
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if LOOPR_HTTPS else 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Whether every subdomain is HTTPS-only too, and whether browsers are asked to
+# preload HSTS, are the operator's to say; once said either way (the compose
+# file says both), Django's reminders to think about them (W005, W021) have
+# been answered. Unsaid, `check --deploy` still reminds.
+SILENCED_SYSTEM_CHECKS = [check for name, check in (("SECURE_HSTS_INCLUDE_SUBDOMAINS", "security.W005"),
+                                                    ("SECURE_HSTS_PRELOAD", "security.W021"))
+                          if os.environ.get(name, "") != ""]
 # The load balancer's health check speaks plain HTTP to the container.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 # Behind a TLS proxy: the header (and its value) by which the proxy says the
