@@ -6,11 +6,12 @@ What lives here, each written once:
   delivery attempt. `requests` timeouts apply per socket operation, so a peer
   trickling one byte at a time would never trip them; one daemon thread per
   process shuts down the sockets of any attempt whose deadline has passed.
-* `WatchedConnectionMixin` and `BoundedConnectionMixin`: urllib3 connection
-  classes whose sockets the thread's current deadline can cut; the second
-  also connects within it.
+* `BoundedConnectionMixin`: for urllib3 connection classes, connecting
+  within the thread's current deadline, which can then cut the socket.
 * `connect_first`: the address-by-address connect loop in which each attempt
-  gets only what is left of the deadline.
+  gets only what is left of the deadline, and each address is first put to
+  the attempt's target policy (`loopr.addresses.Guard`): at connect time, on
+  what the name resolves to then, for every redirect hop.
 * `exception_chain` / `find_cause`: requests wraps urllib3 which wraps the
   socket error, so what went wrong is often several links down.
 
@@ -39,6 +40,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.connection import allowed_gai_family
 
+from .addresses import OPEN, Guard, RefusedAddress
+
 log = logging.getLogger(__name__)
 
 # (family, type, proto, canonname, sockaddr), as socket.getaddrinfo returns them.
@@ -49,7 +52,8 @@ AddressInfo = tuple[int, int, int, str, Any]
 
 
 class Deadline:
-    """One attempt's deadline and the sockets to cut when it passes.
+    """One attempt's deadline and the sockets to cut when it passes, and
+    the guard of the addresses it may connect to (BoundedConnectionMixin).
 
     Entered, it is the thread's current deadline (the one watched connections
     hand their sockets to) and waits in the reaper's heap; once left, the
@@ -61,18 +65,19 @@ class Deadline:
     valid even after TLS wrapping detaches the original socket object.
     """
 
-    __slots__ = ("expires", "reaped", "_socks", "_lock", "_done")
+    __slots__ = ("expires", "guard", "reaped", "_socks", "_lock", "_done")
 
-    def __init__(self, expires: float) -> None:
+    def __init__(self, expires: float, guard: Guard = OPEN) -> None:
         self.expires = expires  # time.monotonic() value
+        self.guard = guard
         self.reaped = False  # the reaper cut this attempt's sockets
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._done = False
 
     @classmethod
-    def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
+    def after(cls, seconds: float, guard: Guard = OPEN) -> Deadline:
+        return cls(time.monotonic() + seconds, guard)
 
     def remaining(self) -> float:
         return self.expires - time.monotonic()
@@ -189,16 +194,27 @@ def connect_first(
     addresses: Iterable[AddressInfo],
     remaining: Callable[[], float],
     options: Sequence[tuple[int, int, int]] = (),
+    guard: Guard = OPEN,
 ) -> socket.socket:
-    """A socket connected to the first of `addresses` that answers in time.
+    """A socket connected to the first of `addresses` that `guard` allows
+    and that answers in time.
 
     Each attempt gets only `remaining()` seconds, what is left of the
     deadline, so a host with several addresses cannot stretch an attempt past
-    it. Raises TimeoutError when time ran out (or the last attempt timed
-    out), else the last attempt's OSError.
+    it. Raises RefusedAddress when the guard refused every address,
+    TimeoutError when time ran out (or the last attempt timed out), else the
+    last attempt's OSError.
     """
     last_error: OSError | None = None
+    refused: RefusedAddress | None = None
+    tried = 0
     for family, kind, proto, _, address in addresses:
+        try:
+            guard.check(address[0])
+        except RefusedAddress as exc:
+            refused = exc
+            continue
+        tried += 1
         left = remaining()
         if left <= 0:
             break
@@ -213,24 +229,11 @@ def connect_first(
             last_error = exc
             continue
         return sock
+    if refused is not None and not tried:
+        raise refused
     if last_error is None:
         raise TimeoutError("the deadline passed before a connection was tried")
     raise last_error
-
-
-class WatchedConnectionMixin:
-    """For urllib3 connection classes: the current deadline can cut each new socket.
-
-    urllib3 makes the connection itself, so each address gets the request's
-    full connect timeout.
-    """
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        deadline = current_deadline()
-        if deadline is not None:
-            deadline.watch(sock)
-        return sock
 
 
 class BoundedConnectionMixin:
@@ -255,7 +258,7 @@ class BoundedConnectionMixin:
         except UnicodeError:
             raise LocationParseError(f"'{host}', label empty or too long") from None
         try:
-            sock = connect_first(addresses, deadline.remaining, conn.socket_options or ())
+            sock = connect_first(addresses, deadline.remaining, conn.socket_options or (), deadline.guard)
         except TimeoutError:
             raise ConnectTimeoutError(conn, f"Connection to {conn.host} timed out.") from None
         except OSError as exc:

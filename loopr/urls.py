@@ -35,3 +35,8 @@ urlpatterns = [
     path("ping/<uuid:key>", ping, name="ping"),
     path("ping/<uuid:key>/<str:action>", ping, name="ping-action"),
 ]
+
+handler400 = "loopr.errors.bad_request"
+handler403 = "loopr.errors.permission_denied"
+handler404 = "loopr.errors.page_not_found"
+handler500 = "loopr.errors.server_error"

@@ -5,7 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import SplitResult, urlsplit
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+
+from loopr.addresses import TargetPolicy, parse, refusal
 
 SCHEMES = ("http", "https", "tcp", "dns", "icmp")
 
@@ -29,15 +32,38 @@ def validate_target_url(value: str) -> None:
         )
     if parts.scheme in ("dns", "icmp"):
         _validate_by_probe(parts.scheme, value)
+    else:
+        if not parts.hostname:
+            raise ValidationError("The URL has no host.")
+        port = _port(parts)
+        if parts.scheme == "tcp":
+            if port is None:
+                raise ValidationError("A tcp:// target needs a port: tcp://host:port.")
+            if parts.path not in ("", "/") or parts.query:
+                raise ValidationError("A tcp:// target is only tcp://host:port.")
+    if parts.hostname:  # a dns:// target's is its resolver
+        _validate_policy(parts.hostname)
+
+
+def _validate_policy(host: str) -> None:
+    """LOOPR_MONITOR_TARGETS on an address written in the URL (or localhost),
+    as a courtesy: names are judged by the probe node when it connects, on
+    what they resolve to then, and by its own setting."""
+    policy = settings.LOOPR_MONITOR_TARGETS
+    if policy == TargetPolicy.ANY:
         return
-    if not parts.hostname:
-        raise ValidationError("The URL has no host.")
-    port = _port(parts)
-    if parts.scheme == "tcp":
-        if port is None:
-            raise ValidationError("A tcp:// target needs a port: tcp://host:port.")
-        if parts.path not in ("", "/") or parts.query:
-            raise ValidationError("A tcp:// target is only tcp://host:port.")
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):  # RFC 6761: always loopback
+        addresses = ["127.0.0.1", "::1"]
+    else:
+        try:
+            addresses = [str(parse(host))]
+        except ValueError:
+            return
+    for address in addresses:
+        reason = refusal(address, policy)
+        if reason:
+            raise ValidationError(f"{host}: {reason}, which LOOPR_MONITOR_TARGETS={policy} refuses.")
 
 
 def _validate_by_probe(scheme: str, value: str) -> None:

@@ -319,3 +319,30 @@ def test_the_entry_script_refuses_a_process_the_procfile_does_not_have():
     )
     assert result.returncode != 0
     assert "one of: web, beat, dispatcher, worker, probe" in result.stderr
+
+
+def _deploy_check(services, operator_env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+    env = {
+        "PATH": "/usr/bin:/bin",
+        **dockerfile_env(),
+        **environment(services["web"], {**OPERATOR_ENV, **operator_env}),
+        "LOOPR_VAR_DIR": str(tmp_path),
+    }
+    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_the_deployment_checks_pass_in_the_compose_configuration_behind_tls(services, tmp_path):
+    # What the compose file's comments tell an operator publishing Loopr behind a TLS proxy to set.
+    tls = {"LOOPR_HTTPS": "true", "SECURE_PROXY_SSL_HEADER": "HTTP_X_FORWARDED_PROTO,https",
+           "ALLOWED_HOSTS": "loopr.example.com", "SECRET_KEY": "a" * 20 + "-operators-long-random-secret-key-0123"}
+    result = _deploy_check(services, tls, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_tls_the_deployment_checks_name_only_what_https_would_turn_on(services, tmp_path):
+    result = _deploy_check(services, {"SECRET_KEY": "b" * 20 + "-operators-long-random-secret-key-0123"}, tmp_path)
+    found = set(re.findall(r"security\.W\d+", result.stdout + result.stderr))
+    # HSTS, the HTTPS redirect and secure cookies: nothing else is left to fix.
+    assert found == {"security.W004", "security.W008", "security.W012", "security.W016"}, result.stdout

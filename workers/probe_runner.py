@@ -111,7 +111,9 @@ def _raise_open_files_limit(wanted: int) -> None:
 
 def spec_from_payload(raw: object) -> tuple[int, str, CheckSpec]:
     check = parse_check(raw)
-    return check["monitor"], check["slot"], CheckSpec(**{f: check[f] for f in SPEC_FIELDS if f in check})
+    # The node's own target policy: what the central sends cannot widen it.
+    return check["monitor"], check["slot"], CheckSpec(**{f: check[f] for f in SPEC_FIELDS if f in check},
+                                                      targets=settings.LOOPR_MONITOR_TARGETS)
 
 
 def slot_time(slot: str) -> float:

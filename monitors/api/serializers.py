@@ -6,12 +6,10 @@ from operator import attrgetter
 from django.conf import settings
 from django.db import models, transaction
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import ValidatedModelSerializer
+from loopr.api import StrictJSONTypes, ValidatedModelSerializer
 from notifications.models import Channel, EscalationPolicy
 
 from .. import rollups
@@ -71,15 +69,11 @@ class RegionNameField(serializers.SlugRelatedField):
         return LinkedRelatedField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
 
-@extend_schema_field(OpenApiTypes.STR)
 class PlainChoiceField(serializers.ChoiceField):
-    """A choice documented as a string listing its values, not as a named enum.
-
-    drf-spectacular names enums after fields, so the same choice set under two
-    field names (health / old / new) or two choice sets under one (channel
-    and window `kind`) fail `spectacular --fail-on-warn`; ENUM_NAME_OVERRIDES
-    in the settings would let these become enums again.
-    """
+    """A choice whose help text lists its values. (Its schema is an enum named
+    after the choice class: ENUM_NAME_OVERRIDES in the settings, since
+    drf-spectacular would name it after the field, and the same set goes by
+    several field names: health / old / new; and several sets by one: kind.)"""
 
     def __init__(self, choices, **kwargs):
         values = ", ".join(str(value) for value in dict(choices))
@@ -421,7 +415,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class AcknowledgementSerializer(serializers.Serializer):
+class AcknowledgementSerializer(StrictJSONTypes, serializers.Serializer):
     note = serializers.CharField(required=False, allow_blank=True, max_length=1000,
                                  help_text="Optional: what is being done, for the channels and the record.")
 

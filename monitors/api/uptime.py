@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from django.utils import timezone
 from rest_framework import renderers, serializers
@@ -23,8 +24,12 @@ DEFAULT_SPANS = {Resolution.MINUTE: DAY, Resolution.HOUR: 7 * DAY, Resolution.DA
 
 
 class RangeQuery(serializers.Serializer):
-    since = serializers.DateTimeField(required=False, help_text="ISO 8601; the range's start (inclusive).")
-    until = serializers.DateTimeField(required=False, help_text="ISO 8601; the range's end (exclusive); default now.")
+    # Read in UTC (a time without an offset is UTC; one whose offset
+    # PostgreSQL refuses, such as -20:00, is converted), or a 400.
+    since = serializers.DateTimeField(required=False, default_timezone=dt_timezone.utc,
+                                      help_text="ISO 8601; the range's start (inclusive).")
+    until = serializers.DateTimeField(required=False, default_timezone=dt_timezone.utc,
+                                      help_text="ISO 8601; the range's end (exclusive); default now.")
     region = serializers.CharField(required=False, help_text="Only this region's results.")
 
     def validate_region(self, name: str) -> Region:

@@ -15,7 +15,8 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter
+from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter, page_parameters, query_int
+from loopr.schema import error_response
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
 from ..choices import AcknowledgedVia, MonitorKind, MonitorStatus
@@ -82,6 +83,14 @@ class PingPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_page_size(self, request) -> int:
+        return query_int(request, self.page_size_query_param, self.page_size, self.max_page_size)
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [{"name": self.cursor_query_param, "required": False, "in": "query", "schema": {"type": "string"},
+                 "description": "The position after which the page starts (from `next`); a wrong one is a 404."},
+                *page_parameters("Pings per page; default 100, at most 1,000 (a larger size gets that many).")]
+
 
 class ResultPagination(BasePagination):
     """Newest first, by (scheduled_at, region), with a cursor: the position
@@ -130,13 +139,11 @@ class ResultPagination(BasePagination):
 
     def get_schema_operation_parameters(self, view) -> list:
         return [{"name": "cursor", "required": False, "in": "query", "schema": {"type": "string"},
-                 "description": "The position after which the page starts (from `next`)."}]
+                 "description": "The position after which the page starts (from `next`); a wrong one is a 404."},
+                *page_parameters("Results per page; default 100, at most 1,000 (a larger size gets that many).")]
 
     def _page_size(self, request) -> int:
-        try:
-            return max(1, min(int(request.query_params.get("page_size", self.page_size)), self.max_page_size))
-        except ValueError:
-            return self.page_size
+        return query_int(request, "page_size", self.page_size, self.max_page_size)
 
     @staticmethod
     def _decode(cursor: str | None) -> tuple[datetime, int] | None:
@@ -184,7 +191,6 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         responses=CheckResultSerializer(many=True),
         parameters=[
             OpenApiParameter("id", int, OpenApiParameter.PATH, description="The monitor's id."),
-            OpenApiParameter("page_size", int, description="Results per page, up to 1,000."),
         ],
     )
     # Its own queryset, so that its filters (and the browsable API's filter
@@ -225,7 +231,6 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         responses=PingSerializer(many=True),
         parameters=[
             OpenApiParameter("id", int, OpenApiParameter.PATH, description="The heartbeat's id."),
-            OpenApiParameter("page_size", int, description="Pings per page, up to 1,000."),
         ],
     )
     # A heartbeat's pings, newest first, with what each carried (its body included).
@@ -247,7 +252,8 @@ class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
             return AcknowledgementSerializer
         return IncidentDetailSerializer if self.action == "retrieve" else IncidentSerializer
 
-    @extend_schema(request=AcknowledgementSerializer, responses=IncidentSerializer)
+    @extend_schema(request=AcknowledgementSerializer, responses={
+        200: IncidentSerializer, 409: error_response("The incident is resolved, or acknowledged already.")})
     @action(detail=True, methods=["post"])
     def acknowledge(self, request, pk=None):
         """Someone is on it: reminders and escalation stop, and the channels

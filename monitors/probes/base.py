@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from loopr.addresses import Guard
 from monitors.choices import ErrorKind
 
 # Long error strings (a server's HTML in an exception, say) are cut so a
@@ -41,6 +42,13 @@ class CheckSpec:
     kind: str = ""  # a MonitorKind value; "" (a check queued before kinds): from the URL's scheme
     assertions: list[dict] = field(default_factory=list)  # see assertions.py
     tls_verify: bool = True  # false: a self-signed or private-CA certificate is not a failure
+    # The addresses the check may connect to (loopr.addresses.TargetPolicy):
+    # the probe node's LOOPR_MONITOR_TARGETS, never from the wire.
+    targets: str = "any"
+
+    @property
+    def guard(self) -> Guard:
+        return Guard.for_monitors(self.targets)
 
 
 @dataclass

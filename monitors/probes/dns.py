@@ -23,6 +23,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
+from loopr.addresses import RefusedAddress, refusal
 from monitors.choices import ErrorKind
 
 from .assertions import Observation, failed_assertion
@@ -79,6 +80,16 @@ def check_dns(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
         return clock.result(ErrorKind.DNS, f"could not resolve the resolver {target.resolver}: {exc.strerror or exc}")
     if not servers:
         return clock.invalid("the node has no resolver configured (/etc/resolv.conf)")
+    if target.resolver is not None:
+        # A resolver the monitor names is a target like any other; the
+        # node's own (resolv.conf) are its operator's choice, not a user's.
+        allowed = [server for server in servers if not refusal(server, spec.targets)]
+        if not allowed:
+            try:
+                spec.guard.check(servers[0])
+            except RefusedAddress as exc:
+                return clock.invalid(f"resolver {target.resolver}: {exc}")
+        servers = allowed
     response, problem = _ask(target, servers, clock)
     if response is None:
         return clock.result(ErrorKind.DNS if problem != "timeout" else ErrorKind.TIMEOUT,

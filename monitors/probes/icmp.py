@@ -10,10 +10,12 @@ all lost is a timeout.
 from __future__ import annotations
 
 import os
+import socket
 from urllib.parse import urlsplit
 
 import icmplib
 
+from loopr.addresses import RefusedAddress, refusal
 from monitors.choices import ErrorKind
 
 from .assertions import Observation, failed_assertion
@@ -47,6 +49,15 @@ def check_icmp(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     per_packet = (clock.remaining() - (PACKETS - 1) * PACKET_INTERVAL) / PACKETS
     if per_packet <= 0.05:
         return clock.invalid(f"a timeout of {spec.timeout} s is too short for {PACKETS} pings")
+    if spec.targets != "any":
+        # Resolved here, to put each address to the policy before a packet
+        # is sent (icmplib would resolve and send in one go).
+        try:
+            host = _allowed_address(host, spec)
+        except socket.gaierror:
+            return clock.result(ErrorKind.DNS, f"DNS lookup failed for {host}")
+        except RefusedAddress as exc:
+            return clock.invalid(f"{host}: {exc}")
     try:
         reply = icmplib.ping(host, count=PACKETS, interval=PACKET_INTERVAL, timeout=per_packet,
                              privileged=os.geteuid() == 0)
@@ -63,6 +74,16 @@ def check_icmp(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     result = clock.result(ErrorKind.ASSERTION if failed else ErrorKind.OK, failed or _loss(reply))
     result.latency_ms = round(reply.avg_rtt, 3)
     return result
+
+
+def _allowed_address(host: str, spec: CheckSpec) -> str:
+    """The first address of `host` the policy allows; RefusedAddress if none."""
+    addresses = list(dict.fromkeys(info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)))
+    for address in addresses:
+        if not refusal(address, spec.targets):
+            return address
+    spec.guard.check(addresses[0])
+    raise RefusedAddress(f"no address of {host} is allowed")  # not reached: check() raised
 
 
 def _loss(reply: icmplib.Host) -> str:

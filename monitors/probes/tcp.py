@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from urllib.parse import urlsplit
 
+from loopr.addresses import RefusedAddress
 from loopr.net import connect_first
 from monitors.choices import ErrorKind
 
@@ -31,7 +32,9 @@ def check_tcp(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
         return clock.result(*describe_os_error(exc, host, port))
 
     try:
-        sock = connect_first(addresses, clock.remaining)
+        sock = connect_first(addresses, clock.remaining, guard=spec.guard)
+    except RefusedAddress as exc:
+        return clock.invalid(str(exc))
     except TimeoutError:
         return clock.result(
             ErrorKind.TIMEOUT, f"no connection within {format_seconds(spec.timeout)} s"

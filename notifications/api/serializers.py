@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from loopr.api import ValidatedModelSerializer
 
 from ..choices import ChannelKind, DeliveryStatus
-from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
+from ..models import MAX_AFTER_MINUTES, MAX_STEPS, MIN_REPEAT_MINUTES, Channel, DeliveryAttempt, EscalationPolicy, Notification
 
 # Reminders more often than this would flood a channel while an outage lasts.
 MIN_REMINDER_INTERVAL = 60
@@ -113,8 +114,19 @@ class NotificationSerializer(serializers.ModelSerializer):
         return notification.next_attempt_at if notification.status == DeliveryStatus.PENDING else None
 
 
+@extend_schema_field({
+    "type": "array", "minItems": 1, "maxItems": MAX_STEPS, "items": {
+        "type": "object", "additionalProperties": False, "required": ["after_minutes", "channels"],
+        "properties": {
+            "after_minutes": {"type": "integer", "minimum": 0, "maximum": MAX_AFTER_MINUTES},
+            "channels": {"type": "array", "minItems": 1, "items": {"type": "integer", "minimum": 1}},
+        }}})
+class StepsField(serializers.JSONField):
+    """A policy's steps (checked by the model's steps_problem), with their shape in the schema."""
+
+
 class EscalationPolicySerializer(ValidatedModelSerializer):
-    steps = serializers.JSONField(
+    steps = StepsField(
         help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
                   "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
                   "(0: at once). after_minutes grows from step to step.")
@@ -123,6 +135,8 @@ class EscalationPolicySerializer(ValidatedModelSerializer):
         model = EscalationPolicy
         fields = ["id", "name", "steps", "repeat_minutes", "created_at"]
         read_only_fields = ["created_at"]
+        # The model's own rule, said here too so that the schema shows it.
+        extra_kwargs = {"repeat_minutes": {"min_value": MIN_REPEAT_MINUTES}}
 
     def validate_steps(self, steps):
         # The model checks the shape and, once it has an owner, the channels;

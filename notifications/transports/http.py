@@ -9,16 +9,16 @@ Three things a receiver must not be able to do to a worker:
   the attempt's total deadline passes.
 * Make it read a huge answer. At most `MAX_BODY_BYTES` of the body are read,
   and only `MAX_REPLY_CHARS` of it are kept.
-* Make it reach inside the network (SSRF). requests-hardened resolves the host
-  and refuses private, loopback, link-local, CGNAT and metadata addresses when
-  the connection is made, so a DNS answer that changes between validation and
-  delivery is still caught; redirects are never followed at all. Operators
-  whose receivers live on a private network set LOOPR_WEBHOOK_ALLOW_PRIVATE.
+* Make it reach inside the network (SSRF). The connection resolves the host
+  and puts every address to the `public` target policy (loopr/addresses.py,
+  the probes' guard) as it connects, so a DNS answer that changes between
+  validation and delivery is still caught; redirects are never followed at
+  all. Operators whose receivers live on a private network set
+  LOOPR_WEBHOOK_ALLOW_PRIVATE.
 
-The probe's adapter (`monitors/probes/http/session.py`) installs its own pools
-and TLS settings, which would drop the pinned host name requests-hardened hands
-to its pools; so this module mounts adapters of its own and shares only the
-deadline and its watched connections.
+The probe's adapter (`monitors/probes/http/session.py`) has TLS settings and
+pools of its own; this module mounts adapters of its own and shares the
+deadline, its guard and its bounded connections.
 """
 
 from __future__ import annotations
@@ -33,13 +33,12 @@ from typing import Any
 import requests
 from django.conf import settings
 from requests.adapters import HTTPAdapter
-from requests_hardened.ip_filter import InvalidIPAddress
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.util.url import parse_url
 
 from loopr import net
+from loopr.addresses import OPEN, Guard, RefusedAddress, TargetPolicy
 
 from .base import MAX_REPLY_CHARS, Delivery, Message, Transport, TransportError, clip
 from .validation import validate_http_url
@@ -136,7 +135,8 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Deli
 def send_request(method: str, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Delivery:
     """One request within `timeout` seconds in total; Delivery if 2xx, else TransportError."""
     allow_private = bool(getattr(settings, "LOOPR_WEBHOOK_ALLOW_PRIVATE", False))
-    with net.Deadline.after(timeout) as deadline, _session(allow_private) as session:
+    guard = OPEN if allow_private else Guard(TargetPolicy.PUBLIC, "LOOPR_WEBHOOK_ALLOW_PRIVATE")
+    with net.Deadline.after(timeout, guard) as deadline, _session() as session:
         response: requests.Response | None = None
         try:
             response = session.request(
@@ -236,10 +236,10 @@ def _read_reply(response: requests.Response) -> str:
 
 def _request_error(exc: Exception, url: str, timeout: float, reaped: bool) -> TransportError:
     host = parse_url(url).host or url
-    if isinstance(exc, InvalidIPAddress):
-        address = exc.args[0] if exc.args else "a private address"
+    if (refused := net.find_cause(exc, RefusedAddress)) is not None:
+        reason = str(refused).split(", which ")[0]
         return TransportError(
-            f"{host} resolves to a private address ({address}); "
+            f"{host} resolves to a private address ({reason}); "
             "set LOOPR_WEBHOOK_ALLOW_PRIVATE=true to allow",
             permanent=True,
         )
@@ -267,48 +267,35 @@ def _innermost(exc: BaseException) -> str:
     return str(last) or type(last).__name__
 
 
-class _WatchedHTTPConnection(net.WatchedConnectionMixin, HTTPConnection):
+# Connections that connect within the attempt's deadline, to addresses its
+# guard allows (loopr.net.BoundedConnectionMixin).
+class _GuardedHTTPConnection(net.BoundedConnectionMixin, HTTPConnection):
     pass
 
 
-class _WatchedHTTPSConnection(net.WatchedConnectionMixin, HTTPSConnection):
+class _GuardedHTTPSConnection(net.BoundedConnectionMixin, HTTPSConnection):
     pass
 
 
-class _WatchedHTTPPool(HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
+class _GuardedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _GuardedHTTPConnection
 
 
-class _WatchedHTTPSPool(HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
+class _GuardedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _GuardedHTTPSConnection
 
 
-class _WatchedPoolsMixin:
+class _GuardedAdapter(HTTPAdapter):
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]
-        self.poolmanager.pool_classes_by_scheme = {  # type: ignore[attr-defined]
-            "http": _WatchedHTTPPool,
-            "https": _WatchedHTTPSPool,
-        }
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _GuardedHTTPPool, "https": _GuardedHTTPSPool}
 
 
-class _OpenAdapter(_WatchedPoolsMixin, HTTPAdapter):
-    pass
-
-
-class _GuardedAdapter(_WatchedPoolsMixin, IPFilterAdapter):
-    pass
-
-
-def _session(allow_private: bool) -> requests.Session:
+def _session() -> requests.Session:
     session = requests.Session()
     # No proxies, netrc or CA bundles from the environment: a proxy would
-    # also be the address the private-range check looks at.
+    # also be the address the guard looks at.
     session.trust_env = False
-    if allow_private:
-        session.mount("http://", _OpenAdapter())
-        session.mount("https://", _OpenAdapter())
-    else:
-        session.mount("http://", _GuardedAdapter(is_https_proto=False))
-        session.mount("https://", _GuardedAdapter(is_https_proto=True))
+    session.mount("http://", _GuardedAdapter())
+    session.mount("https://", _GuardedAdapter())
     return session

@@ -1,9 +1,14 @@
 from __future__ import annotations
 
-import pytest
+from datetime import datetime, timedelta, timezone
 
-from monitors.models import Monitor
+import pytest
+import time_machine
+from django.utils import timezone as django_timezone
+
+from monitors.models import CheckResult, Monitor
 from tests.factories import MonitorFactory, RegionFactory
+from workers.models import Region
 
 pytestmark = pytest.mark.django_db
 
@@ -293,3 +298,63 @@ def test_a_boolean_filter_takes_true_false_1_and_0(api, user):
     for value, expected in (("true", True), ("1", True), ("false", False), ("0", False)):
         listed = api.get(f"/api/v1/monitors/?paused={value}").json()["results"]
         assert [m["paused"] for m in listed] == [expected], value
+
+
+@pytest.mark.parametrize("path", [
+    "monitors/{id}/uptime/?since=2026-01-05T12:00:00-20:00",
+    "monitors/{id}/uptime/?since=2026-01-05T12:00:00-20:00&until=2026-01-07T15:00:00%2B16:00",
+    "monitors/{id}/series/?since=2026-01-05T12:00:00-20:00",
+    "monitors/{id}/series/?since=2026-01-05T12:00:00-20:00&until=2026-01-07T15:00:00%2B16:00",
+])
+def test_uptime_and_series_read_offsets_beyond_postgresqls_in_utc(api, user, path):
+    monitor = MonitorFactory(owner=user)
+    with time_machine.travel(datetime(2026, 1, 7, tzinfo=timezone.utc), tick=False):
+        response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)))
+    assert response.status_code == 200, response.json()
+    assert datetime.fromisoformat(response.json()["since"]) <= datetime(2026, 1, 6, 8, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("path", ["monitors/{id}/uptime/", "monitors/{id}/series/", "monitors/{id}/results/",
+                                  "incidents/"])
+@pytest.mark.parametrize("since", ["0001-01-01T00:00:00%2B05:00", "yesterday", "2026-13-01T00:00:00Z",
+                                   "9999-12-31T23:59:59-05:00"])
+def test_a_datetime_with_no_utc_equivalent_or_no_date_is_a_400_naming_it(api, user, path, since):
+    monitor = MonitorFactory(owner=user)
+    response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)) + f"?since={since}")
+    assert response.status_code == 400 and "since" in response.json()
+
+
+def test_a_time_without_an_offset_is_utc_whatever_the_time_zone_setting(api, user, settings):
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+05:30: read there, the filter would reach 5.5 hours further back
+    monitor = MonitorFactory(owner=user)
+    region = Region.objects.get_or_create(name="local")[0]
+    now = django_timezone.now().replace(microsecond=0)
+    for hours in (0, 3):
+        at = now - timedelta(hours=hours)
+        CheckResult.objects.create(monitor=monitor, region=region, scheduled_at=at, checked_at=at, ok=True)
+    naive = (now - timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    results = api.get(f"{MONITORS}{monitor.pk}/results/?since={naive}").json()["results"]
+    assert [datetime.fromisoformat(r["scheduled_at"]) for r in results] == [now]
+    uptime = api.get(f"{MONITORS}{monitor.pk}/uptime/?since={naive}").json()
+    assert datetime.fromisoformat(uptime["since"]) == now - timedelta(hours=1)
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"name": 0}, "name"),
+    ({"name": ["site"]}, "name"),
+    ({"interval": "60"}, "interval"),
+    ({"interval": True}, "interval"),
+    ({"timeout": "5"}, "timeout"),
+    ({"paused": 1}, "paused"),
+    ({"paused": "yes"}, "paused"),
+    ({"expected_status": 200}, "expected_status"),
+    ({"regions": "local"}, "regions"),
+])
+def test_a_json_value_of_the_wrong_type_is_a_400_naming_it_not_coerced(api, change, field):
+    response = api.post(MONITORS, {**VALID, **change}, format="json")
+    assert response.status_code == 400 and field in response.json(), response.json()
+
+
+def test_a_form_still_sends_numbers_and_booleans_as_text(api):
+    response = api.post(MONITORS, {**VALID, "interval": "60", "paused": "true"})  # multipart
+    assert response.status_code == 201, response.json()

@@ -67,10 +67,28 @@ def test_the_monitor_list_caps_page_size_instead_of_refusing(api, user, settings
     assert len(response.json()["results"]) == MAX_PAGE_SIZE
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", str(10**30)])
-def test_a_page_size_that_is_no_size_gives_the_default_page(api, user, value):
+@pytest.mark.parametrize("value", ["0", "-1", "abc", "1.5", "", "1e3"])
+def test_a_page_size_that_is_no_size_is_a_400_naming_it(api, user, value):
+    # The schema says a whole number of at least 1; junk is not read as the default.
     MonitorFactory.create_batch(3, owner=user)
     response = api.get(f"{MONITORS}?page_size={value}")
+    assert response.status_code == 400 and "page_size" in response.json()
+
+
+@pytest.mark.parametrize("param", ["page", "page_size"])
+@pytest.mark.parametrize("path", ["/api/v1/incidents/", "/api/v1/monitors/1/results/", "/api/v1/monitors/1/pings/"])
+def test_every_kind_of_page_refuses_junk_numbers_naming_the_parameter(api, user, param, path):
+    MonitorFactory(owner=user, pk=1)
+    response = api.get(f"{path}?{param}=x")
+    if param == "page" and path != "/api/v1/incidents/":
+        assert response.status_code == 200  # cursor pages take no page number: ignored like any unknown parameter
+    else:
+        assert response.status_code == 400 and param in response.json()
+
+
+def test_a_huge_page_size_gets_the_largest_page(api, user):
+    MonitorFactory.create_batch(3, owner=user)
+    response = api.get(f"{MONITORS}?page_size={10**30}")
     assert response.status_code == 200 and len(response.json()["results"]) == 3
 
 

@@ -32,7 +32,8 @@ def check_http(spec: CheckSpec, clock: CheckClock) -> ProbeResult:
     if problem:
         return clock.invalid(problem)
 
-    with session() as current, CheckDeadline(clock.expires) as deadline:
+    # The guard is checked on every connection, redirect hops included (loopr.net).
+    with session() as current, CheckDeadline(clock.expires, spec.guard) as deadline:
         response: requests.Response | None = None
         try:
             response = _send(current, spec)

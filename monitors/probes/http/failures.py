@@ -21,6 +21,7 @@ from urllib3.exceptions import (
 )
 from urllib3.util.url import parse_url
 
+from loopr.addresses import RefusedAddress
 from loopr.net import exception_chain, find_cause
 from monitors.choices import ErrorKind
 
@@ -55,6 +56,9 @@ def classify(exc: Exception, spec: CheckSpec, reaped: bool) -> tuple[str, str]:
     requests wraps urllib3 which wraps the socket error, so the whole chain
     is searched, most specific first.
     """
+    if (refused := find_cause(exc, RefusedAddress)) is not None:
+        # The target policy, at connect time: the first hop or a redirect's.
+        return ErrorKind.INVALID, f"{_host_port(exc, spec)[0]}: {refused}"
     if reaped or _is_timeout(exc):
         if _is_connect_timeout(exc):
             return ErrorKind.TIMEOUT, f"no connection within {format_seconds(spec.timeout)} s"

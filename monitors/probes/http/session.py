@@ -17,6 +17,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import InsecureRequestWarning
 
 from loopr import net
+from loopr.addresses import OPEN, Guard
 
 from .tls import get_ssl_context, get_unverified_ssl_context
 
@@ -33,8 +34,8 @@ class CheckDeadline(net.Deadline):
 
     __slots__ = ("peer_der",)
 
-    def __init__(self, expires: float) -> None:
-        super().__init__(expires)
+    def __init__(self, expires: float, guard: Guard = OPEN) -> None:
+        super().__init__(expires, guard)
         self.peer_der: bytes | None = None
 
     def __exit__(self, *exc_info: object) -> None:

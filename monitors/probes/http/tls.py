@@ -100,7 +100,8 @@ def peer_certificate_unverified(
     if not host or remaining <= 0:
         return None
     try:
-        with socket.create_connection((host, port), timeout=remaining) as raw:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        with net.connect_first(addresses, deadline.remaining, guard=deadline.guard) as raw:
             deadline.watch(raw)
             server_name = None if urllib3_ssl.is_ipaddress(host) else host
             with _unverified_context().wrap_socket(raw, server_hostname=server_name) as tls:
