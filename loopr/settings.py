@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "monitors",
     "workers",
     "notifications",
+    "statuspages",
 ]
 
 MIDDLEWARE = [

@@ -22,7 +22,7 @@ from notifications.models import Channel, Notification
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
 from . import rollups
-from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, Resolution
+from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, uptime_status
 from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -50,11 +50,8 @@ LATEST_RESULTS = 10
 
 
 def day_color(uptime: float | None) -> str:
-    if uptime is None:
-        return NO_DATA_COLOR
-    if uptime >= 100:
-        return MonitorStatus.UP.color
-    return MonitorStatus.DEGRADED.color if uptime >= 99 else MonitorStatus.DOWN.color
+    status = uptime_status(uptime)
+    return NO_DATA_COLOR if status is None else status.color
 
 
 def uptime_bars(monitor: Monitor, now=None) -> str:
@@ -63,11 +60,11 @@ def uptime_bars(monitor: Monitor, now=None) -> str:
     but today's results since the last roll-up."""
     now = now or timezone.now()
     first = rollups.floor_to(now, rollups.DAY) - (UPTIME_DAYS - 1) * rollups.DAY
-    buckets = rollups.series(monitor.pk, Resolution.DAY, first, rollups.ceil_to(now, rollups.DAY))
+    buckets = rollups.days([monitor.pk], first, rollups.ceil_to(now, rollups.DAY))
     bars = []
     for index in range(UPTIME_DAYS):
         day = first + index * rollups.DAY
-        stats = buckets.get((None, day))
+        stats = buckets.get((monitor.pk, day))
         uptime = stats.uptime_percent if stats is not None else None
         bars.append((index * (BAR_WIDTH + BAR_GAP), BAR_WIDTH, BAR_HEIGHT, day_color(uptime),
                      f"{day:%Y-%m-%d}: {'no data' if uptime is None else percent(uptime)}"))

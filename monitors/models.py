@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 import zoneinfo
 from dataclasses import dataclass
@@ -68,6 +69,13 @@ class MonitorQuerySet(OwnedQuerySet):
         return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
 
 
+def new_badge_token() -> str:
+    """32 random bytes, URL-safe: a badge is found by this, never by the
+    monitor's id, so badges cannot be enumerated (Uptime Kuma's badges by
+    sequential id leaked every monitor's latency, GHSA-c7hf-c5p5-5g6h)."""
+    return secrets.token_urlsafe(32)
+
+
 def default_tls_alert_days() -> list[int]:
     return [30, 14, 7, 1]
 
@@ -120,6 +128,8 @@ class Monitor(models.Model):
     schedule = models.CharField(max_length=100, blank=True,
                                 help_text="Heartbeat: cron expression of when pings are expected.")
     ping_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Public badges (/badge/<token>/…); rotated, the old one is a 404 at once.
+    badge_token = models.CharField(max_length=64, unique=True, default=new_badge_token, editable=False)
     next_ping_due_at = models.DateTimeField(null=True, blank=True)
     # Runs begun with /start and not yet ended, {rid or "": ISO time}.
     run_starts = models.JSONField(default=dict, blank=True)
@@ -306,6 +316,11 @@ class Monitor(models.Model):
         if timeout is None:
             timeout = min(10.0, interval / 2, float(settings.LOOPR_MAX_TIMEOUT))
         return interval, timeout
+
+    def rotate_badge_token(self) -> str:
+        self.badge_token = new_badge_token()
+        self.save(update_fields=["badge_token", "updated_at"])
+        return self.badge_token
 
     @property
     def is_heartbeat(self) -> bool:

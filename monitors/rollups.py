@@ -565,6 +565,28 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
     return buckets
 
 
+def days(monitor_ids: list[int], since: datetime, until: datetime) -> dict[tuple[int, datetime], Stats]:
+    """Each monitor's all-regions verdict per (UTC) day in [since, until)
+    (day boundaries), keyed (monitor, day), in a fixed number of queries for
+    any number of monitors and results: day rollups for complete days, the
+    open day's hours, raw results only since the last roll-up (an hour or so)."""
+    out: dict[tuple[int, datetime], Stats] = defaultdict(Stats)
+    raw_from = since
+    done = rolled_up_to()
+    if done is not None and done > since:
+        raw_from = min(done, until)
+        hours_from = max(since, floor_to(raw_from, DAY))
+        for piece in (_rollups(monitor_ids, Resolution.DAY, since, hours_from, None, True),
+                      _rollups(monitor_ids, Resolution.HOUR, hours_from, raw_from, None, True)):
+            for (monitor_id, _, start), stats in piece.items():
+                out[(monitor_id, floor_to(start, DAY))].add(stats)
+    for (monitor_id, region_id, start), stats in sum_raw(monitor_ids, raw_from, until,
+                                                         lambda slot: floor_to(slot, DAY)).items():
+        if region_id is None:
+            out[(monitor_id, start)].add(stats)
+    return out
+
+
 def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: datetime,
              region_ids: list[int] | None, verdict_only: bool = False) -> dict[Key, Stats]:
     if since >= until:

@@ -7,7 +7,8 @@ import is still a dependency). The rules:
 - Between the apps' domains, one direction: `monitors` (monitors, results,
   probes, ingest, verdicts, the shared vocabulary) is at the bottom;
   `workers` (the fleet, dispatch, the probe node) and `notifications`
-  (channels, the outbox, transports) build on it and never on each other.
+  (channels, the outbox, transports) build on it and never on each other;
+  nor does `statuspages` (public pages, badges), which reads monitors only.
   `monitors` hands its announcements to whoever listens through a signal.
 - The interface layer — each app's `api/` and `admin.py`, `loopr.urls`,
   `loopr.admin` — sits on top and may compose the apps (a monitor's form
@@ -22,10 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("loopr", "monitors", "workers", "notifications")
-APPS = ("monitors", "workers", "notifications")
+PACKAGES = ("loopr", "monitors", "workers", "notifications", "statuspages")
+APPS = ("monitors", "workers", "notifications", "statuspages")
 # Who may import whom among the apps' domain modules.
-ALLOWED = {"monitors": set(), "workers": {"monitors"}, "notifications": {"monitors"}}
+ALLOWED = {"monitors": set(), "workers": {"monitors"}, "notifications": {"monitors"}, "statuspages": {"monitors"}}
 INTERFACE_PARTS = {"api", "admin", "management"}
 INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api"}
 # The Celery app finds every app's tasks by name; Django's settings name apps.

@@ -1,0 +1,92 @@
+"""The public side of status pages: `/status/<slug>/` (HTML), its
+`status.json` and `feed.atom`, all from the page's snapshot (snapshot.py),
+with validators and cache headers so that a CDN or a browser can hold them
+and a conditional request is a 304."""
+
+from __future__ import annotations
+
+from django.contrib.syndication.views import Feed
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.cache import get_conditional_response
+from django.utils.feedgenerator import Atom1Feed
+from django.utils.http import http_date
+
+from . import snapshot
+from .models import StatusPage
+
+
+def visible_page(request: HttpRequest, slug: str) -> tuple[StatusPage, bool]:
+    """The page and whether this is its owner's preview. A page that is not
+    public is, for anyone else, exactly an unknown slug: a 404."""
+    page = StatusPage.objects.filter(slug=slug).first()
+    if page is not None and page.public:
+        return page, False
+    user = request.user
+    if page is not None and user.is_authenticated and StatusPage.objects.owned_by(user).filter(pk=page.pk).exists():
+        return page, True
+    raise Http404("No such status page.")
+
+
+def _served(request: HttpRequest, slug: str, variant: str, content_type: str) -> HttpResponse:
+    page, preview = visible_page(request, slug)
+    shot = snapshot.current(page)
+    response = HttpResponse(getattr(shot, variant), content_type=content_type)
+    etag = shot.etag[:-1] + f"-{variant}" + '"'
+    last_modified = int(shot.generated_at.timestamp())
+    response["ETag"] = etag
+    response["Last-Modified"] = http_date(last_modified)
+    # A preview of an unpublished page must not be kept by anyone on the way.
+    response["Cache-Control"] = "private, no-store" if preview else f"public, max-age={snapshot.MAX_AGE}"
+    return get_conditional_response(request, etag=etag, last_modified=last_modified, response=response)
+
+
+def page_html(request: HttpRequest, slug: str) -> HttpResponse:
+    return _served(request, slug, "html", "text/html; charset=utf-8")
+
+
+def page_json(request: HttpRequest, slug: str) -> HttpResponse:
+    return _served(request, slug, "document", "application/json")
+
+
+class IncidentFeed(Feed):
+    """The page's outages and notices of the last 30 days (and any still open)."""
+
+    feed_type = Atom1Feed
+
+    def get_object(self, request: HttpRequest, slug: str):
+        page, _ = visible_page(request, slug)
+        return page, snapshot.current(page)
+
+    def title(self, obj) -> str:
+        return f"{obj[0].name} incidents"
+
+    def link(self, obj) -> str:
+        return reverse("status-page", args=[obj[0].slug])
+
+    def subtitle(self, obj) -> str:
+        return obj[0].description or f"Outages and notices of {obj[0].name}."
+
+    def items(self, obj) -> list[dict]:
+        page = obj[0]
+        return [{**entry, "page_url": reverse("status-page", args=[page.slug])} for entry in obj[1].entries]
+
+    def item_title(self, item: dict) -> str:
+        return f"{item['title']} ({item['status']})"
+
+    def item_description(self, item: dict) -> str:
+        lines = [f"Affects: {', '.join(item['components'])}."] if item["components"] else []
+        if item["cause"]:
+            lines.append(item["cause"])
+        lines += [f"{u['at']:%Y-%m-%d %H:%M} UTC, {u['status']}: {u['message']}" for u in item["updates"]]
+        return "\n".join(lines)
+
+    def item_link(self, item: dict) -> str:
+        return f"{item['page_url']}#{item['id']}"
+
+    def item_pubdate(self, item: dict):
+        return item["started_at"]
+
+    def item_updateddate(self, item: dict):
+        times = [item["started_at"], item["resolved_at"], *[u["at"] for u in item["updates"]]]
+        return max(t for t in times if t is not None)
