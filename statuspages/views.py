@@ -31,7 +31,10 @@ def visible_page(request: HttpRequest, slug: str) -> tuple[StatusPage, bool]:
 def _served(request: HttpRequest, slug: str, variant: str, content_type: str) -> HttpResponse:
     page, preview = visible_page(request, slug)
     shot = snapshot.current(page)
-    response = HttpResponse(getattr(shot, variant), content_type=content_type)
+    if variant == "feed":
+        response = FEED(request, page=page, shot=shot)
+    else:
+        response = HttpResponse(getattr(shot, variant), content_type=content_type)
     etag = shot.etag[:-1] + f"-{variant}" + '"'
     last_modified = int(shot.generated_at.timestamp())
     response["ETag"] = etag
@@ -49,14 +52,18 @@ def page_json(request: HttpRequest, slug: str) -> HttpResponse:
     return _served(request, slug, "document", "application/json")
 
 
+def page_feed(request: HttpRequest, slug: str) -> HttpResponse:
+    return _served(request, slug, "feed", "")
+
+
 class IncidentFeed(Feed):
-    """The page's outages and notices of the last 30 days (and any still open)."""
+    """The page's outages and notices of the last 30 days (and any still open),
+    from the snapshot `_served` read."""
 
     feed_type = Atom1Feed
 
-    def get_object(self, request: HttpRequest, slug: str):
-        page, _ = visible_page(request, slug)
-        return page, snapshot.current(page)
+    def get_object(self, request: HttpRequest, page: StatusPage, shot: snapshot.Snapshot):
+        return page, shot
 
     def title(self, obj) -> str:
         return f"{obj[0].name} incidents"
@@ -90,3 +97,6 @@ class IncidentFeed(Feed):
     def item_updateddate(self, item: dict):
         times = [item["started_at"], item["resolved_at"], *[u["at"] for u in item["updates"]]]
         return max(t for t in times if t is not None)
+
+
+FEED = IncidentFeed()
