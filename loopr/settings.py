@@ -474,6 +474,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several resources have a `status`; each vocabulary gets its own name.
+    "ENUM_NAME_OVERRIDES": {"StatusReportStatusEnum": "statuspages.choices.ReportStatus"},
 }
 
 LOGGING = {

@@ -1,18 +1,26 @@
-"""The public side of status pages: `/status/<slug>/` (HTML), its
+"""The public side: a status page at `/status/<slug>/` (HTML), its
 `status.json` and `feed.atom`, all from the page's snapshot (snapshot.py),
 with validators and cache headers so that a CDN or a browser can hold them
-and a conditional request is a 304."""
+and a conditional request is a 304; and each monitor's badges, found by its
+unguessable badge token, never by id."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib.syndication.views import Feed
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.utils.feedgenerator import Atom1Feed
+from django.utils import timezone
 from django.utils.http import http_date
 
-from . import snapshot
+from monitors import rollups
+from monitors.choices import MonitorStatus, uptime_status
+from monitors.models import Monitor
+
+from . import badges, snapshot
 from .models import StatusPage
 
 
@@ -100,3 +108,66 @@ class IncidentFeed(Feed):
 
 
 FEED = IncidentFeed()
+
+
+# --- badges ----------------------------------------------------------------------
+
+BADGE_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
+                 "90d": timedelta(days=90)}
+BADGE_MAX_AGE = 60
+
+
+def _badge_monitor(token: str) -> Monitor:
+    # One look-up by the unique token, found or not: an unknown and a rotated
+    # token are the same 404 after the same query.
+    monitor = Monitor.objects.filter(badge_token=token).only(
+        "pk", "status", "interval", "latency_threshold_ms").first()
+    if monitor is None:
+        raise Http404("No such badge.")
+    return monitor
+
+
+def _window(request: HttpRequest) -> timedelta:
+    name = request.GET.get("window", "24h")
+    if name not in BADGE_WINDOWS:
+        raise BadBadgeQuery(f"window: one of {', '.join(BADGE_WINDOWS)}.")
+    return BADGE_WINDOWS[name]
+
+
+class BadBadgeQuery(Exception):
+    pass
+
+
+def _figures(monitor: Monitor, span: timedelta) -> rollups.Stats:
+    now = timezone.now()
+    return rollups.window([monitor.pk], now - span, now).get((monitor.pk, None), rollups.Stats())
+
+
+def _badge(request: HttpRequest, token: str, kind: str) -> tuple[str, str, str]:
+    monitor = _badge_monitor(token)
+    if kind == "status":
+        return "status", monitor.status, badges.status_color(monitor.status)
+    name = request.GET.get("window", "24h")
+    stats = _figures(monitor, _window(request))
+    if kind == "uptime":
+        status = uptime_status(stats.uptime_percent)
+        return f"uptime {name}", badges.uptime_text(stats.uptime_percent), (
+            badges.NO_DATA_COLOR if status is None else status.color)
+    p95 = stats.percentile(0.95)
+    slow = p95 is not None and monitor.latency_threshold_ms is not None and p95 > monitor.latency_threshold_ms
+    color = badges.NO_DATA_COLOR if p95 is None else MonitorStatus.DEGRADED.color if slow else MonitorStatus.UP.color
+    return f"p95 {name}", badges.latency_text(p95), color
+
+
+def badge(request: HttpRequest, token: str, kind: str, fmt: str) -> HttpResponse:
+    try:
+        label, message, color = _badge(request, token, kind)
+    except BadBadgeQuery as exc:
+        return HttpResponseBadRequest(str(exc), content_type="text/plain; charset=utf-8")
+    label = request.GET.get("label", label)
+    if fmt == "json":
+        response = JsonResponse(badges.shields(label, message, color))
+    else:
+        response = HttpResponse(badges.svg(label, message, color), content_type="image/svg+xml")
+    response["Cache-Control"] = f"public, max-age={BADGE_MAX_AGE}"
+    return response

@@ -146,6 +146,10 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return instance.owner if instance is not None else self.context["request"].user
 
 
+class BadgeTokenSerializer(serializers.Serializer):
+    badge_token = serializers.CharField(help_text="Badges are at /badge/<badge_token>/status.svg and beside it.")
+
+
 class IncidentSummarySerializer(serializers.ModelSerializer):
     duration_seconds = serializers.SerializerMethodField()
     cause_kind = PlainChoiceField(ErrorKind.choices, read_only=True, help_text="The failing checks' error kind.")
@@ -208,11 +212,11 @@ class MonitorSerializer(ValidatedModelSerializer):
             "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy", "paused",
             "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
             "alerting", "uptime_24h", "uptime_30d", "latency_p95_24h_ms", "status_changed_at", "last_checked_at",
-            "next_check_at", "created_at",
+            "next_check_at", "badge_token", "created_at",
         ]
         read_only_fields = [
             "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
-            "next_check_at", "next_ping_due_at", "created_at",
+            "next_check_at", "next_ping_due_at", "badge_token", "created_at",
         ]
 
     def get_ping_url(self, monitor: Monitor) -> str | None:

@@ -24,6 +24,7 @@ from ..regions import Region
 from .serializers import (
     MAX_BULK_CREATE,
     AcknowledgementSerializer,
+    BadgeTokenSerializer,
     CheckResultSerializer,
     PingSerializer,
     IncidentDetailSerializer,
@@ -220,6 +221,14 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         answer = series_of(monitor, params["resolution"], params["since"], params["until"], params.get("region"))
         return Response(answer)
 
+
+    @extend_schema(request=None, responses=BadgeTokenSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-badge-token", filterset_class=None,
+            pagination_class=None)
+    def rotate_badge_token(self, request, pk=None):
+        """A new badge token; badges by the old one are a 404 from now on."""
+        monitor = self.get_object()
+        return Response({"badge_token": monitor.rotate_badge_token()})
 
     @extend_schema(
         responses=PingSerializer(many=True),
