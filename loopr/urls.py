@@ -12,6 +12,7 @@ from statuspages.api.urls import router as statuspages_router
 from workers.api.urls import router as workers_router
 
 from .health import healthz
+from .metrics import metrics
 
 # One router so that /api/v1/ lists every resource of every app.
 api = DefaultRouter()
@@ -31,6 +32,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("ack/<str:token>/", acknowledge_by_link, name="acknowledge"),
     # Heartbeats' pings (no login: the uuid is the secret).
     path("ping/<uuid:key>", ping, name="ping"),

@@ -31,15 +31,17 @@ Definitions (the README's "Uptime" section says the same):
 from __future__ import annotations
 
 import math
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import reduce
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import partitions
@@ -584,6 +586,39 @@ def days(monitor_ids: list[int], since: datetime, until: datetime) -> dict[tuple
                                                          lambda slot: floor_to(slot, DAY)).items():
         if region_id is None:
             out[(monitor_id, start)].add(stats)
+    return out
+
+
+def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | None = None
+                     ) -> dict[int, dict[str, float]]:
+    """Uptime ratios (0-1) of many monitors (a Monitor queryset) over windows
+    ending now, summed by the database from rolled-up rows only: hours for
+    spans under a day, else whole (UTC) days and today's hours. One GROUP BY
+    query for any number of monitors (/metrics' scrape of 10,000); the last
+    hour or so not yet rolled up is left out. A monitor and window without
+    covered time is absent."""
+    now = now or timezone.now()
+    today = floor_to(now, DAY)
+    filters, sums = [], {}
+    for name, span in windows.items():
+        if span < DAY:
+            picked = Q(resolution=Resolution.HOUR, start__gte=floor_to(now, HOUR) - span + HOUR)
+        else:
+            picked = (Q(resolution=Resolution.DAY, start__gte=today - span + DAY, start__lt=today)
+                      | Q(resolution=Resolution.HOUR, start__gte=today))
+        filters.append(picked)
+        sums[f"covered_{name}"] = Sum("covered_seconds", filter=picked)
+        sums[f"down_{name}"] = Sum("down_seconds", filter=picked)
+    rows = (Rollup.objects.filter(monitor__in=monitors, region__isnull=True)
+            .filter(reduce(operator.or_, filters)).values("monitor_id").annotate(**sums).order_by())
+    out: dict[int, dict[str, float]] = {}
+    for row in rows:
+        ratios = {}
+        for name in windows:
+            covered, down = row[f"covered_{name}"], row[f"down_{name}"]
+            if covered:
+                ratios[name] = max(0.0, 1 - down / covered)
+        out[row["monitor_id"]] = ratios
     return out
 
 

@@ -28,7 +28,7 @@ APPS = ("monitors", "workers", "notifications", "statuspages")
 # Who may import whom among the apps' domain modules.
 ALLOWED = {"monitors": set(), "workers": {"monitors"}, "notifications": {"monitors"}, "statuspages": {"monitors"}}
 INTERFACE_PARTS = {"api", "admin", "management"}
-INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api"}
+INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api", "loopr.metrics"}
 # The Celery app finds every app's tasks by name; Django's settings name apps.
 WIRING_MODULES = {"loopr.celery", "loopr.settings", "loopr", "loopr.wsgi", "loopr.health"}
 
