@@ -60,7 +60,7 @@ def uptime_bars(monitor: Monitor, now=None) -> str:
     but today's results since the last roll-up."""
     now = now or timezone.now()
     first = rollups.floor_to(now, rollups.DAY) - (UPTIME_DAYS - 1) * rollups.DAY
-    buckets = rollups.days([monitor.pk], first, rollups.ceil_to(now, rollups.DAY))
+    buckets = rollups.days([monitor.pk], first, rollups.ceil_to(now, rollups.DAY), latency=False)
     bars = []
     for index in range(UPTIME_DAYS):
         day = first + index * rollups.DAY

@@ -567,25 +567,36 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
     return buckets
 
 
-def days(monitor_ids: list[int], since: datetime, until: datetime) -> dict[tuple[int, datetime], Stats]:
+def days(monitor_ids: list[int], since: datetime, until: datetime, latency: bool = True
+         ) -> dict[tuple[int, datetime], Stats]:
     """Each monitor's all-regions verdict per (UTC) day in [since, until)
     (day boundaries), keyed (monitor, day), in a fixed number of queries for
     any number of monitors and results: day rollups for complete days, the
-    open day's hours, raw results only since the last roll-up (an hour or so)."""
-    out: dict[tuple[int, datetime], Stats] = defaultdict(Stats)
+    open day's hours, raw results only since the last roll-up (an hour or so).
+    Without `latency`, the rolled-up days carry counts and times only."""
+    out: dict[tuple[int, datetime], Stats] = {}
+
+    def merge(key: tuple[int, datetime], stats: Stats) -> None:
+        if key in out:
+            out[key].add(stats)
+        else:
+            out[key] = stats
+
     raw_from = since
     done = rolled_up_to()
     if done is not None and done > since:
         raw_from = min(done, until)
         hours_from = max(since, floor_to(raw_from, DAY))
-        for piece in (_rollups(monitor_ids, Resolution.DAY, since, hours_from, None, True),
-                      _rollups(monitor_ids, Resolution.HOUR, hours_from, raw_from, None, True)):
-            for (monitor_id, _, start), stats in piece.items():
-                out[(monitor_id, floor_to(start, DAY))].add(stats)
+        for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.DAY, since, hours_from, None,
+                                                      True, latency).items():
+            out[(monitor_id, start)] = stats
+        for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.HOUR, hours_from, raw_from, None,
+                                                      True, latency).items():
+            merge((monitor_id, floor_to(start, DAY)), stats)
     for (monitor_id, region_id, start), stats in sum_raw(monitor_ids, raw_from, until,
                                                          lambda slot: floor_to(slot, DAY)).items():
         if region_id is None:
-            out[(monitor_id, start)].add(stats)
+            merge((monitor_id, start), stats)
     return out
 
 
@@ -623,7 +634,7 @@ def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | No
 
 
 def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: datetime,
-             region_ids: list[int] | None, verdict_only: bool = False) -> dict[Key, Stats]:
+             region_ids: list[int] | None, verdict_only: bool = False, latency: bool = True) -> dict[Key, Stats]:
     if since >= until:
         return {}
     rows = Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=resolution, start__gte=since, start__lt=until)
@@ -631,6 +642,9 @@ def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: da
         rows = rows.filter(region__isnull=True)
     elif region_ids is not None:
         rows = rows.filter(Q(region_id__in=region_ids) | Q(region__isnull=True))
+    if not latency:  # counts and times only: no histogram to read and unpack
+        return {(monitor_id, region_id, start): Stats(*counts) for monitor_id, region_id, start, *counts
+                in rows.values_list("monitor_id", "region_id", "start", *STAT_FIELDS)}
     out: dict[Key, Stats] = {}
     # Plain values, not model instances: a page of monitors reads thousands of buckets.
     for monitor_id, region_id, start, minimum, maximum, histogram, *counts in rows.values_list(

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
+from django.utils.safestring import mark_safe
 
 from monitors import rollups
 from monitors.choices import ErrorKind, MonitorStatus, uptime_status
@@ -84,17 +85,20 @@ def build(page: StatusPage, mark: str, now: datetime) -> Snapshot:
 
 def _document(page: StatusPage, components: list[Component], now: datetime) -> dict:
     first = rollups.floor_to(now, rollups.DAY) - (DAYS - 1) * rollups.DAY
-    by_day = rollups.days([c.monitor_id for c in components], first, rollups.ceil_to(now, rollups.DAY))
+    by_day = rollups.days([c.monitor_id for c in components], first, rollups.ceil_to(now, rollups.DAY),
+                          latency=False)
+    dates = [(first + index * rollups.DAY, f"{first + index * rollups.DAY:%Y-%m-%d}") for index in range(DAYS)]
     shown = []
     for component in components:
+        # The 90 days' uptime from their covered and down time (what Stats.add would sum, without the latency).
         total = rollups.Stats()
         days = []
-        for index in range(DAYS):
-            day = first + index * rollups.DAY
+        for day, label in dates:
             stats = by_day.get((component.monitor_id, day))
             if stats is not None:
-                total.add(stats)
-            days.append({"date": f"{day:%Y-%m-%d}", "uptime_percent": stats.uptime_percent if stats else None})
+                total.covered_seconds += stats.covered_seconds
+                total.down_seconds += stats.down_seconds
+            days.append({"date": label, "uptime_percent": stats.uptime_percent if stats else None})
         shown.append({"name": component.name, "group": component.group or None, "status": component.monitor.status,
                       "uptime_percent_90d": total.uptime_percent, "days": days})
     return {
@@ -154,13 +158,24 @@ def _notices(page: StatusPage, components: list[Component], now: datetime) -> li
     return out
 
 
+def bars(days: list[dict]) -> str:
+    """A component's 90 day bars as HTML, each titled with its date and
+    figure. Built here, not by the template: 18,000 bars on a page of 200
+    components take the template engine seconds, this a few milliseconds.
+    Dates and numbers only: nothing to escape."""
+    return mark_safe("".join(_bar(day["date"], day["uptime_percent"]) for day in days))
+
+
+def _bar(date: str, uptime: float | None) -> str:
+    figure = "no data" if uptime is None else f"{uptime:.3f} %"
+    return f'<li class="bar bar-{uptime_status(uptime) or "none"}" title="{date}: {figure}"></li>'
+
+
 def _groups(components: list[dict], causes: list[str | None]) -> list[dict]:
     """Components under their groups, in the order each group first appears."""
     groups: dict[str | None, list] = {}
     for component, cause in zip(components, causes):
-        bars = [{"date": d["date"], "uptime_percent": d["uptime_percent"],
-                 "level": (uptime_status(d["uptime_percent"]) or "none")} for d in component["days"]]
-        groups.setdefault(component["group"], []).append({**component, "bars": bars, "cause": cause,
+        groups.setdefault(component["group"], []).append({**component, "bars": bars(component["days"]), "cause": cause,
                                                           "status_label": MonitorStatus(component["status"]).label})
     return [{"name": name, "components": members} for name, members in groups.items()]
 
