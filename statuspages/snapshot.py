@@ -73,7 +73,10 @@ def current(page: StatusPage, now: datetime | None = None) -> Snapshot:
 
 
 def build(page: StatusPage, mark: str, now: datetime) -> Snapshot:
-    components = list(Component.objects.filter(page=page).select_related("monitor").order_by("position", "pk"))
+    # Of the monitor only what is shown (its JSON columns are large and never shown).
+    components = list(Component.objects.filter(page=page).select_related("monitor").only(
+        "name", "group", "position", "show_error_message", "monitor__status", "monitor__failure_kind",
+        "monitor__failure_message").order_by("position", "pk"))
     document = _document(page, components, now)
     causes = [_cause(component) for component in components]
     context = {"page": page, "doc": document, "groups": _groups(document["components"], causes),
