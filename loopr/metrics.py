@@ -63,13 +63,14 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
-    user = authenticated_user(request)
+    user, token = authenticated(request)
     if user is None:
         response = HttpResponse("Authentication required: Authorization: Bearer <API token>.\n", status=401,
                                 content_type="text/plain; charset=utf-8")
         response["WWW-Authenticate"] = 'Bearer realm="loopr"'
         return response
-    body = "\n".join(monitor_lines(Monitor.objects.owned_by(user))) + "\n"
+    # A team token sees its team's monitors only, as in the API.
+    body = "\n".join(monitor_lines(Monitor.objects.visible_to(user, team=getattr(token, "team_id", None)))) + "\n"
     if user.is_staff:
         registry = CollectorRegistry(auto_describe=False)
         registry.register(SystemCollector())
@@ -79,22 +80,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def authenticated_user(request: HttpRequest):
-    """The user of the request's API token, by the API's own token
-    authentication (whatever class the settings name), under either keyword."""
+def authenticated(request: HttpRequest) -> tuple:
+    """The user and token of the request's API token, by the API's own token
+    authentication (whatever class the settings name), under either keyword;
+    (None, None) without a valid one."""
     scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
     key = key.strip()
     if scheme.lower() not in ("bearer", "token") or not key or " " in key:
-        return None
+        return None, None
     for authentication in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
         if not hasattr(authentication, "authenticate_credentials") or not hasattr(authentication, "keyword"):
             continue
         try:
-            user, _ = authentication().authenticate_credentials(key)
+            return authentication().authenticate_credentials(key)
         except exceptions.AuthenticationFailed:
             continue
-        return user
-    return None
+    return None, None
 
 
 def _escape(value: str) -> str:

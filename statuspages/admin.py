@@ -11,15 +11,15 @@ from .models import Component, StatusPage, StatusReport, StatusReportUpdate
 
 
 class ComponentInlineFormSet(forms.BaseInlineFormSet):
-    """Only the page owner's monitors, as the API insists (the admin would offer a superuser everyone's)."""
+    """Only monitors of the page's team, as the API insists (the admin offers those of all the user's teams)."""
 
     def clean(self) -> None:
         super().clean()
-        owner = getattr(self.instance, "owner", None)
+        team_id = self.instance.team_id
         for form in self.forms:
             monitor = form.cleaned_data.get("monitor") if hasattr(form, "cleaned_data") else None
-            if owner is not None and monitor is not None and monitor.owner_id != owner.pk:
-                form.add_error("monitor", f"Not owned by {owner}.")
+            if team_id is not None and monitor is not None and monitor.team_id != team_id:
+                form.add_error("monitor", f"Not of the page's team ({self.instance.team}).")
 
 
 class ComponentInline(admin.TabularInline):
@@ -32,19 +32,21 @@ class ComponentInline(admin.TabularInline):
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
         monitors = formset.form.base_fields["monitor"]
-        owner = obj.owner if obj is not None else request.user
-        monitors.queryset = monitors.queryset.filter(owner=owner)
+        monitors.queryset = (monitors.queryset.filter(team=obj.team) if obj is not None
+                             else monitors.queryset.visible_to(request.user))
         return formset
 
 
 @admin.register(StatusPage)
 class StatusPageAdmin(OwnedModelAdmin, admin.ModelAdmin):
-    list_display = ["name", "slug", "public", "view", "owner"]
+    list_display = ["name", "slug", "public", "view", "team", "owner"]
     list_filter = ["public"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
     readonly_fields = ["created_at", "updated_at"]
-    fieldsets = [(None, {"fields": ["owner", "name", "slug", "public", "description", "created_at", "updated_at"]})]
+    list_select_related = ["team", "owner"]
+    fieldsets = [(None, {"fields": ["team", "owner", "name", "slug", "public", "description", "created_at",
+                                    "updated_at"]})]
     inlines = [ComponentInline]
 
     @admin.display(description="page")

@@ -9,18 +9,22 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from loopr.querysets import OwnedQuerySet
+from loopr.querysets import TeamScopedQuerySet
 from monitors.models import Monitor
+from teams.models import TeamOwned
 
 from .choices import ReportStatus
 
 
-class StatusPageQuerySet(OwnedQuerySet):
+class StatusPageQuerySet(TeamScopedQuerySet):
     pass
 
 
-class StatusPage(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="status_pages")
+class StatusPage(TeamOwned):
+    """A page of a team's monitors for the public; its team's members preview it before it is public."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="status_pages", help_text="Who created it.")
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True, help_text="The page's address: /status/<slug>/.")
     public = models.BooleanField(default=False, help_text="Off: a 404 for everyone but its owner (a preview).")
@@ -73,8 +77,8 @@ class Component(models.Model):
         return self.name
 
 
-class StatusReportQuerySet(OwnedQuerySet):
-    owner_path = "page__owner"
+class StatusReportQuerySet(TeamScopedQuerySet):
+    team_path = "page__team"
 
     def shown(self, since: datetime) -> StatusReportQuerySet:
         """Open, or resolved since `since`."""

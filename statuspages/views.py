@@ -25,13 +25,13 @@ from .models import StatusPage
 
 
 def visible_page(request: HttpRequest, slug: str) -> tuple[StatusPage, bool]:
-    """The page and whether this is its owner's preview. A page that is not
-    public is, for anyone else, exactly an unknown slug: a 404."""
+    """The page and whether this is a preview by a member of its team. A
+    page that is not public is, for anyone else, exactly an unknown slug: a 404."""
     page = StatusPage.objects.filter(slug=slug).first()
     if page is not None and page.public:
         return page, False
     user = request.user
-    if page is not None and user.is_authenticated and StatusPage.objects.owned_by(user).filter(pk=page.pk).exists():
+    if page is not None and user.is_authenticated and StatusPage.objects.visible_to(user).filter(pk=page.pk).exists():
         return page, True
     raise Http404("No such status page.")
 

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.urls import reverse
-from rest_framework import serializers
+from rest_framework import exceptions, serializers
 
-from loopr.api import ValidatedModelSerializer
+from loopr.api import TeamOwnedSerializer, ValidatedModelSerializer, has_role
 from monitors.api.serializers import OwnedPrimaryKeyField
 from monitors.models import Monitor
+from teams.choices import Role
 
 from ..choices import ReportStatus
 from ..models import Component, StatusPage, StatusReport, StatusReportUpdate
@@ -38,14 +39,15 @@ class ComponentSerializer(serializers.Serializer):
                 "show_error_message": component.show_error_message}
 
 
-class StatusPageSerializer(ValidatedModelSerializer):
+class StatusPageSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
     components = ComponentSerializer(many=True, required=False, max_length=MAX_COMPONENTS,
                                      help_text="In the order shown.")
     url = serializers.SerializerMethodField(help_text="The public page.")
 
     class Meta:
         model = StatusPage
-        fields = ["id", "name", "slug", "public", "description", "components", "url", "created_at", "updated_at"]
+        fields = ["id", "team", "name", "slug", "public", "description", "components", "url", "created_at",
+                  "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def get_url(self, page: StatusPage) -> str:
@@ -53,22 +55,34 @@ class StatusPageSerializer(ValidatedModelSerializer):
         request = self.context.get("request")
         return request.build_absolute_uri(path) if request is not None else path
 
-    def validate_components(self, items: list[dict]) -> list[dict]:
-        # The monitors of the page's owner (the caller when creating), each once.
-        owner = self.instance.owner if self.instance is not None else self.context["request"].user
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        team = attrs.get("team") or getattr(self.instance, "team", None)
+        if "components" in attrs:
+            attrs["components"] = self.check_components(attrs["components"], team)
+        elif self.instance is not None and team is not None and team.pk != self.instance.team_id:
+            strangers = self.instance.components.exclude(monitor__team=team).values_list("monitor_id", flat=True)
+            if strangers:
+                raise serializers.ValidationError({"team": [
+                    f"Its components show monitors of its team ({', '.join(map(str, strangers))}): "
+                    "give components of the new team with the move."]})
+        return attrs
+
+    def check_components(self, items: list[dict], team) -> list[dict]:
+        # The monitors of the page's team, each once.
         ids = [item["monitor"] for item in items]
-        mine = {m.pk: m for m in Monitor.objects.filter(owner=owner, pk__in=ids).only("pk", "name")}
+        mine = {m.pk: m for m in Monitor.objects.filter(team=team, pk__in=ids).only("pk", "name")}
         # Keyed by position, as DRF keys the items' own field errors.
         errors, seen = {}, set()
         for index, item in enumerate(items):
             pk = item["monitor"]
             if pk not in mine:
-                errors[str(index)] = {"monitor": [f"You have no monitor with id {pk}."]}
+                errors[str(index)] = {"monitor": [f"The page's team has no monitor with id {pk}."]}
             elif pk in seen:
                 errors[str(index)] = {"monitor": [f"Monitor {pk} is on the page already."]}
             seen.add(pk)
         if errors:
-            raise serializers.ValidationError(errors)
+            raise serializers.ValidationError({"components": errors})
         return [{**item, "monitor": mine[item["monitor"]]} for item in items]
 
     @transaction.atomic
@@ -118,6 +132,14 @@ class StatusReportSerializer(ValidatedModelSerializer):
         model = StatusReport
         fields = ["id", "page", "title", "status", "monitors", "message", "updates", "created_at", "resolved_at"]
         read_only_fields = ["created_at", "resolved_at"]
+
+    def validate_page(self, page: StatusPage) -> StatusPage:
+        # Writing on a page is an editor's work in its team (reading, any member's).
+        request = self.context["request"]
+        if not has_role(request, page.team_id, Role.EDITOR):
+            raise exceptions.PermissionDenied({"page": ["Your role in the page's team does not allow notices; "
+                                                        "editor or above does."]})
+        return page
 
     def validate(self, attrs: dict) -> dict:
         if self.instance is None and not attrs.get("message"):

@@ -16,7 +16,7 @@ def fill_tokens(apps, schema_editor):
 
 class Migration(migrations.Migration):
 
-    dependencies = [("monitors", "0010_admin_console_indexes")]
+    dependencies = [("monitors", "0011_teams_owned_by_teams")]
 
     operations = [
         migrations.AddField(
