@@ -143,6 +143,8 @@ def seed(monitors: int, results: int) -> int:
         "url": "'https://site' || g || '.example/health'", "interval": "300", "timeout": "10",
         "status": "'up'", "health": "'up'", "alerted_health": "'up'", "status_changed_at": "now()",
         "next_check_at": "now() + mod(g, 300) * interval '1 second'", "last_checked_at": "now()",
+        # Unique: their defaults would be one constant for all.
+        "badge_token": "md5(random()::text || g)", "ping_uuid": "gen_random_uuid()",
     }).run("FROM generate_series(1, %s) g", (monitors,))
     first_id = Monitor.objects.order_by("id").values_list("id", flat=True)[0]
     # Every monitor alerts through the owner's channel; one in ten is checked from two chosen regions.
@@ -156,7 +158,8 @@ def seed(monitors: int, results: int) -> int:
     start = (now - timedelta(days=DAYS)).replace(second=0, microsecond=0)
     ok = ("f >= %s", [FAILURE_RATE])
     results_insert = InsertSelect(CheckResult, {
-        "monitor": ("%s + m", [first_id]), "region": "r", "node": "'probe-' || r || '@bench'",
+        # No node: results name their node through the node table now, and the bench has none.
+        "monitor": ("%s + m", [first_id]), "region": "r",
         "scheduled_at": ("%s + s * %s * interval '1 second'", [start, SLOT_SECONDS]),
         "checked_at": ("%s + s * %s * interval '1 second' + (20 + 200 * f) * interval '1 millisecond'",
                        [start, SLOT_SECONDS]),

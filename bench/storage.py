@@ -97,10 +97,10 @@ def fixtures(db: psycopg.Connection, monitors: int) -> tuple[list[int], list[int
         "expected_status, keyword, follow_redirects, retries, recovery_checks, flap_threshold, flap_window, "
         "paused, status, health, alerted_health, in_maintenance, is_flapping, next_check_at, "
         "consecutive_failures, consecutive_successes, failure_kind, failure_message, failure_regions, "
-        "region_results, created_at, updated_at) SELECT (SELECT id FROM auth_user), 'm' || n, "
+        "region_results, created_at, updated_at, badge_token) SELECT (SELECT id FROM auth_user), 'm' || n, "
         "'https://api-' || n || '.example.com/health', 60, 10, 'GET', '{}', '', '200-399', '', true, 1, 1, 5, "
-        "600, false, 'up', 'up', 'up', false, false, now(), 0, 0, '', '', '{}', '{}', now(), now() "
-        "FROM generate_series(1, %s) n RETURNING id", [monitors]).fetchall()]
+        "600, false, 'up', 'up', 'up', false, false, now(), 0, 0, '', '', '{}', '{}', now(), now(), "
+        "md5(random()::text || n) FROM generate_series(1, %s) n RETURNING id", [monitors]).fetchall()]
     return ids, regions
 
 

@@ -110,9 +110,11 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here: /api/docs/ works offline
     "django_celery_beat",
     "axes",  # login throttling: the admin's and the API's session login
+    "teams",  # before the apps whose objects teams own
     "monitors",
     "workers",
     "notifications",
+    "statuspages",
 ]
 
 MIDDLEWARE = [
@@ -501,6 +503,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several resources have a `status`; each vocabulary gets its own name.
+    "ENUM_NAME_OVERRIDES": {"StatusReportStatusEnum": "statuspages.choices.ReportStatus"},
 }
 
 LOGGING = {

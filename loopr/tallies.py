@@ -9,15 +9,21 @@ never fails the work it counts.
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Iterable
 
 from loopr.celery import app
 
 log = logging.getLogger(__name__)
 
 KEY = "loopr:tallies"
+# Each monitor's stored checks, "<monitor id>:ok" and "<monitor id>:failed"
+# (/metrics' loopr_monitor_checks_total: a counter, so a loss of the broker's
+# data reads to Prometheus as the reset it is).
+CHECKS = "loopr:checks"
 
 
-def add(counts: dict[str, int]) -> None:
+def add(counts: dict[str, int], key: str = KEY) -> None:
     counts = {name: n for name, n in counts.items() if n}
     if not counts:
         return
@@ -25,10 +31,15 @@ def add(counts: dict[str, int]) -> None:
         with app.connection_or_acquire() as conn:
             pipe = conn.default_channel.client.pipeline(transaction=False)
             for name, n in counts.items():
-                pipe.hincrby(KEY, name, n)
+                pipe.hincrby(key, name, n)
             pipe.execute()
     except Exception:
         log.warning("could not count %s", counts, exc_info=True)
+
+
+def count_checks(checks: Iterable[tuple[int, bool]]) -> None:
+    """Stored checks (monitor id, ok) added to their monitors' totals."""
+    add(Counter(f"{monitor_id}:{'ok' if ok else 'failed'}" for monitor_id, ok in checks), key=CHECKS)
 
 
 def parse(raw: dict | None) -> dict[str, int]:

@@ -8,13 +8,15 @@ from monitors.api.ping import ping
 from monitors.api.urls import router as monitors_router
 from monitors.views import acknowledge_by_link
 from notifications.api.urls import router as notifications_router
+from statuspages.api.urls import router as statuspages_router
 from workers.api.urls import router as workers_router
 
 from .health import healthz
+from .metrics import metrics
 
 # One router so that /api/v1/ lists every resource of every app.
 api = DefaultRouter()
-for app_router in (monitors_router, notifications_router, workers_router):
+for app_router in (monitors_router, notifications_router, workers_router, statuspages_router):
     api.registry.extend(app_router.registry)
 
 # The admin's "View site" link: the landing page (its branding is on LooprAdminSite).
@@ -30,10 +32,13 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="loopr/redoc.html"), name="redoc"),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("ack/<str:token>/", acknowledge_by_link, name="acknowledge"),
     # Heartbeats' pings (no login: the uuid is the secret).
     path("ping/<uuid:key>", ping, name="ping"),
     path("ping/<uuid:key>/<str:action>", ping, name="ping-action"),
+    # Public status pages (no login; a page not public is a 404 but to its owner).
+    path("", include("statuspages.urls")),
 ]
 
 handler400 = "loopr.errors.bad_request"

@@ -30,6 +30,16 @@ MONITOR_STATUS_COLORS = {
 }
 
 
+def uptime_status(percent: float | None) -> MonitorStatus | None:
+    """How a span's uptime is shown (a day's bar, wherever one is drawn):
+    up at 100 %, degraded from 99 %, down below; None for no data."""
+    if percent is None:
+        return None
+    if percent >= 100:
+        return MonitorStatus.UP
+    return MonitorStatus.DEGRADED if percent >= 99 else MonitorStatus.DOWN
+
+
 class Health(models.TextChoices):
     """The verdict of the checks alone."""
 

@@ -21,6 +21,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from loopr import tallies
+
 from .bulk import STATUS_FIELDS
 from .choices import ErrorKind, MonitorKind, PingKind
 from .models import CheckResult, Monitor, Ping
@@ -127,6 +129,7 @@ def store_result(monitor: Monitor, slot: datetime, at: datetime, ok: bool, kind:
         monitor=monitor, region_id=push_region_id(), node=None, scheduled_at=slot, checked_at=at, ok=ok,
         latency_ms=latency_ms, error_kind=kind, error=error, in_maintenance=monitor.in_maintenance,
     )
+    transaction.on_commit(lambda: tallies.count_checks([(monitor.pk, ok)]))
     judge(monitor, Check(ok=ok, slot=slot, checked_at=at, latency_ms=latency_ms, error_kind=kind, error=error,
                          region=PUSH_REGION))
 

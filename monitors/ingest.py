@@ -91,6 +91,8 @@ def store_and_judge(rows: list[Result], rid: int, region: str, node_id: int | No
         alert_expiring_certificates(monitors, inserted, timezone.now())
     if refused:
         tallies.add({"refused_rows": refused})
+    # What was inserted only: a redelivered result is not counted twice.
+    tallies.count_checks((row["monitor_id"], row["ok"]) for row in inserted)
     return outcome
 
 

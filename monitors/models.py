@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import secrets
 import uuid
 import zoneinfo
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
-from loopr.querysets import OwnedQuerySet
+from loopr.querysets import TeamScopedQuerySet
+from teams.models import TeamOwned
 
 from .choices import (
     KIND_OF_SCHEME,
@@ -62,10 +64,17 @@ class Announcement:
     degraded_only: bool = False
 
 
-class MonitorQuerySet(OwnedQuerySet):
+class MonitorQuerySet(TeamScopedQuerySet):
     def silent(self) -> MonitorQuerySet:
         """Monitors whose alerts reach no one: not one enabled channel, and no escalation policy."""
         return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
+
+
+def new_badge_token() -> str:
+    """32 random bytes, URL-safe: a badge is found by this, never by the
+    monitor's id, so badges cannot be enumerated (Uptime Kuma's badges by
+    sequential id leaked every monitor's latency, GHSA-c7hf-c5p5-5g6h)."""
+    return secrets.token_urlsafe(32)
 
 
 def default_tls_alert_days() -> list[int]:
@@ -83,8 +92,10 @@ ATTENTION = models.Case(
 )
 
 
-class Monitor(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitors")
+class Monitor(TeamOwned):
+    # Who created it; the team it belongs to decides who sees it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="monitors")
     name = models.CharField(max_length=200)
     # Empty on creation: taken from the URL's scheme (clients from before
     # kinds existed send none).
@@ -120,6 +131,8 @@ class Monitor(models.Model):
     schedule = models.CharField(max_length=100, blank=True,
                                 help_text="Heartbeat: cron expression of when pings are expected.")
     ping_uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    # Public badges (/badge/<token>/…); rotated, the old one is a 404 at once.
+    badge_token = models.CharField(max_length=64, unique=True, default=new_badge_token, editable=False)
     next_ping_due_at = models.DateTimeField(null=True, blank=True)
     # Runs begun with /start and not yet ended, {rid or "": ISO time}.
     run_starts = models.JSONField(default=dict, blank=True)
@@ -200,9 +213,9 @@ class Monitor(models.Model):
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
-            # A page of a user's monitors in their order (the API's list) and
+            # A page of a team's monitors in their order (the API's list) and
             # of everyone's (the admin's changelist), without sorting them all.
-            models.Index(fields=["owner", "name", "id"], name="monitor_owner_name_idx"),
+            models.Index(fields=["team", "name", "id"], name="monitor_team_name_idx"),
             models.Index(fields=["name", "id"], name="monitor_name_idx"),
             # The admin's changelist, down and degraded first, then by name.
             models.Index(ATTENTION, F("name"), F("id"), name="monitor_attention_idx"),
@@ -306,6 +319,11 @@ class Monitor(models.Model):
         if timeout is None:
             timeout = min(10.0, interval / 2, float(settings.LOOPR_MAX_TIMEOUT))
         return interval, timeout
+
+    def rotate_badge_token(self) -> str:
+        self.badge_token = new_badge_token()
+        self.save(update_fields=["badge_token", "updated_at"])
+        return self.badge_token
 
     @property
     def is_heartbeat(self) -> bool:
@@ -533,8 +551,8 @@ class Monitor(models.Model):
         return None  # pending -> up: nothing worth a message
 
 
-class CheckResultQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class CheckResultQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
 
 class CheckResult(models.Model):
@@ -597,8 +615,8 @@ class CheckResult(models.Model):
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
 
 
-class PingQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class PingQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
 
 class Ping(models.Model):
@@ -688,8 +706,8 @@ class RollupProgress(models.Model):
         verbose_name_plural = "rollup progress"
 
 
-class IncidentQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class IncidentQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
     def open(self) -> IncidentQuerySet:
         return self.filter(resolved_at__isnull=True)
@@ -769,15 +787,16 @@ class StatusChange(models.Model):
         return f"{self.old} → {self.new} at {self.at:%H:%M:%S}"
 
 
-class MaintenanceWindowQuerySet(OwnedQuerySet):
+class MaintenanceWindowQuerySet(TeamScopedQuerySet):
     pass
 
 
-class MaintenanceWindow(models.Model):
+class MaintenanceWindow(TeamOwned):
     """While active, checks of its monitors still run and are stored, the
     monitors show `maintenance`, and no down/up alert goes out."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="maintenance_windows")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="maintenance_windows")
     name = models.CharField(max_length=200)
     monitors = models.ManyToManyField(Monitor, related_name="maintenance_windows")
     kind = models.CharField(max_length=8, choices=MaintenanceKind.choices, default=MaintenanceKind.ONCE)

@@ -4,10 +4,12 @@ Read from the source with `ast`, function-level imports included (a lazy
 import is still a dependency). The rules:
 
 - No import cycle between any two of Loopr's modules.
-- Between the apps' domains, one direction: `monitors` (monitors, results,
+- Between the apps' domains, one direction: `teams` (who shares what, with
+  which role) is at the very bottom and imports no app; `monitors` (monitors, results,
   probes, ingest, verdicts, the shared vocabulary) is at the bottom;
   `workers` (the fleet, dispatch, the probe node) and `notifications`
-  (channels, the outbox, transports) build on it and never on each other.
+  (channels, the outbox, transports) build on it and never on each other;
+  nor does `statuspages` (public pages, badges), which reads monitors (and teams).
   `monitors` hands its announcements to whoever listens through a signal.
 - The interface layer — each app's `api/` and `admin.py`, `loopr.urls`,
   `loopr.admin` — sits on top and may compose the apps (a monitor's form
@@ -22,12 +24,13 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("loopr", "monitors", "workers", "notifications")
-APPS = ("monitors", "workers", "notifications")
+PACKAGES = ("loopr", "teams", "monitors", "workers", "notifications", "statuspages")
+APPS = ("teams", "monitors", "workers", "notifications", "statuspages")
 # Who may import whom among the apps' domain modules.
-ALLOWED = {"monitors": set(), "workers": {"monitors"}, "notifications": {"monitors"}}
+ALLOWED = {"teams": set(), "monitors": {"teams"}, "workers": {"monitors", "teams"},
+           "notifications": {"monitors", "teams"}, "statuspages": {"monitors", "teams"}}
 INTERFACE_PARTS = {"api", "admin", "management"}
-INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api"}
+INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api", "loopr.metrics"}
 # The Celery app finds every app's tasks by name; Django's settings name apps.
 WIRING_MODULES = {"loopr.celery", "loopr.settings", "loopr", "loopr.wsgi", "loopr.health"}
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import StrictJSONTypes, ValidatedModelSerializer
+from loopr.api import StrictJSONTypes, TeamOwnedSerializer, ValidatedModelSerializer, token_team
 from notifications.models import Channel, EscalationPolicy
 
 from .. import rollups
@@ -82,9 +82,10 @@ class PlainChoiceField(serializers.ChoiceField):
 
 
 class OwnedIdsField(LinkedRelatedField):
-    """A list of ids, each of an object with the same owner as the object
-    being written; anything else is named as unknown (another user's object
-    is as unknown here as it is a 404 elsewhere)."""
+    """A list of ids, each of an object the caller can see; anything else is
+    named as unknown (another team's object is as unknown here as it is a
+    404 elsewhere). That they are of the written object's team is checked
+    with the team (TeamOwnedSerializer)."""
 
     default_error_messages = {
         "too_many": f"At most {MAX_IDS} ids.",
@@ -110,7 +111,7 @@ class OwnedIdsField(LinkedRelatedField):
     def _known(self, owned: models.QuerySet, ids: list[int]) -> dict[int, models.Model]:
         # Kept for the request: the items of a bulk create mostly name the
         # same few ids, which are then read once, not once per item.
-        known = self.context.setdefault(("owned", owned.model, self.child_relation.owner().pk), {})
+        known = self.context.setdefault(("visible", owned.model), {})
         unread = [pk for pk in ids if pk not in known]
         if unread:
             known.update(owned.in_bulk(unread))
@@ -118,7 +119,7 @@ class OwnedIdsField(LinkedRelatedField):
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
-    """Set `queryset` to the model's; `get_queryset()` narrows it to the owner's rows."""
+    """Set `queryset` to the model's; `get_queryset()` narrows it to what the caller may see."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("pk_field", serializers.IntegerField(min_value=1, max_value=2**63 - 1))
@@ -130,14 +131,12 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return OwnedIdsField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
     def get_queryset(self):
-        return super().get_queryset().filter(owner=self.owner())
+        request = self.context["request"]
+        return super().get_queryset().visible_to(request.user, team=token_team(request))
 
-    def owner(self):
-        # The owner of the object being written: the caller when creating,
-        # the object's owner when updating (so even a superuser cannot wire
-        # one user's monitor to another user's channel).
-        instance = self.root.instance
-        return instance.owner if instance is not None else self.context["request"].user
+
+class BadgeTokenSerializer(serializers.Serializer):
+    badge_token = serializers.CharField(help_text="Badges are at /badge/<badge_token>/status.svg and beside it.")
 
 
 class IncidentSummarySerializer(serializers.ModelSerializer):
@@ -154,7 +153,7 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(ValidatedModelSerializer):
+class MonitorSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
     # headers as the model field makes it (its validators included), safe from deep nesting.
     serializer_field_mapping = {**ValidatedModelSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
@@ -166,13 +165,15 @@ class MonitorSerializer(ValidatedModelSerializer):
     interval = serializers.IntegerField(required=False)
     timeout = serializers.FloatField(required=False)
     clean_exclude = ("interval",)
+    team_references = ("channels", "escalation_policy")
+    team_referrers = ("maintenance_windows",)
     channels = OwnedPrimaryKeyField(
         many=True, required=False, queryset=Channel.objects.all(),
-        help_text="Ids of your channels to alert. Omitted on creation: your default channels; [] for none.",
+        help_text="Ids of its team's channels to alert. Omitted on creation: the team's default channels; [] for none.",
     )
     escalation_policy = OwnedPrimaryKeyField(
         required=False, allow_null=True, queryset=EscalationPolicy.objects.all(),
-        help_text="Id of your escalation policy: its steps, not `channels`, get an outage's down alert "
+        help_text="Id of its team's escalation policy: its steps, not `channels`, get an outage's down alert "
                   "(recovery goes to everyone told). null: plain channels.",
     )
     current_incident = IncidentSummarySerializer(read_only=True, allow_null=True)
@@ -195,18 +196,18 @@ class MonitorSerializer(ValidatedModelSerializer):
     class Meta:
         model = Monitor
         fields = [
-            "id", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
+            "id", "team", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "assertions", "tls_verify", "tls_expiry_alert_days",
             "grace", "schedule", "timezone", "ping_url", "next_ping_due_at",
             "regions", "retries", "recovery_checks",
             "latency_threshold_ms", "flap_threshold", "flap_window", "quorum", "channels", "escalation_policy", "paused",
             "status", "health", "is_flapping", "in_maintenance", "current_incident", "unserved_regions",
             "alerting", "uptime_24h", "uptime_30d", "latency_p95_24h_ms", "status_changed_at", "last_checked_at",
-            "next_check_at", "created_at",
+            "next_check_at", "badge_token", "created_at",
         ]
         read_only_fields = [
             "status", "health", "is_flapping", "in_maintenance", "status_changed_at", "last_checked_at",
-            "next_check_at", "next_ping_due_at", "created_at",
+            "next_check_at", "next_ping_due_at", "badge_token", "created_at",
         ]
 
     def get_ping_url(self, monitor: Monitor) -> str | None:
@@ -312,7 +313,7 @@ MonitorSerializer.Meta.list_serializer_class = MonitorListSerializer
 def create_monitors(items: list[dict]) -> list[Monitor]:
     """Monitors from validated data, in a few statements however many there
     are: the rows, then their regions and channels. A monitor created
-    without a `channels` list gets its owner's default channels; `[]` is none."""
+    without a `channels` list gets its team's default channels; `[]` is none."""
     monitors, regions, channels = [], [], []
     defaults: dict[int, list[Channel]] = {}
     for data in items:
@@ -325,9 +326,10 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
         if paused:
             monitor.pause()
         if chosen is None:
-            if monitor.owner_id not in defaults:
-                defaults[monitor.owner_id] = list(Channel.objects.defaults_for(monitor.owner_id))
-            chosen = defaults[monitor.owner_id]
+            monitor.fill_team()
+            if monitor.team_id not in defaults:
+                defaults[monitor.team_id] = list(Channel.objects.defaults_for(monitor.team_id))
+            chosen = defaults[monitor.team_id]
         channels.append(chosen)
         monitors.append(monitor)
     with transaction.atomic():
@@ -440,10 +442,11 @@ class IncidentDetailSerializer(IncidentSerializer):
                 "next_step": escalation.next_step + 1 if escalation.due_at else None}
 
 
-class MaintenanceWindowSerializer(ValidatedModelSerializer):
+class MaintenanceWindowSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
     kind = PlainChoiceField(MaintenanceKind.choices, required=False)
+    team_references = ("monitors",)
     monitors = OwnedPrimaryKeyField(
-        many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of your monitors."
+        many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of its team's monitors."
     )
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6), required=False, max_length=7,
@@ -454,7 +457,7 @@ class MaintenanceWindowSerializer(ValidatedModelSerializer):
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "id", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
+            "id", "team", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
             "timezone", "monitors", "active", "created_at",
         ]
         read_only_fields = ["created_at"]

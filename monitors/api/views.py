@@ -15,7 +15,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter, page_parameters, query_int
+from loopr.api import IdFilter, StrictBooleanFilter, TeamScoped, UtcDateTimeFilter, page_parameters, query_int
 from loopr.schema import error_response
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
@@ -25,6 +25,7 @@ from ..regions import Region
 from .serializers import (
     MAX_BULK_CREATE,
     AcknowledgementSerializer,
+    BadgeTokenSerializer,
     CheckResultSerializer,
     PingSerializer,
     IncidentDetailSerializer,
@@ -159,7 +160,7 @@ class ResultPagination(BasePagination):
             raise NotFound("Invalid cursor") from exc
 
 
-class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
+class MonitorViewSet(TeamScoped, viewsets.ModelViewSet):
     # Regions and channels: a page reads them all in one query each (MonitorListSerializer).
     queryset = Monitor.objects.select_related("current_incident")
     serializer_class = MonitorSerializer
@@ -227,6 +228,14 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         return Response(answer)
 
 
+    @extend_schema(request=None, responses=BadgeTokenSerializer)
+    @action(detail=True, methods=["post"], url_path="rotate-badge-token", filterset_class=None,
+            pagination_class=None)
+    def rotate_badge_token(self, request, pk=None):
+        """A new badge token; badges by the old one are a 404 from now on."""
+        monitor = self.get_object()
+        return Response({"badge_token": monitor.rotate_badge_token()})
+
     @extend_schema(
         responses=PingSerializer(many=True),
         parameters=[
@@ -241,7 +250,7 @@ class MonitorViewSet(OwnedByUser, viewsets.ModelViewSet):
         return self.get_paginated_response(PingSerializer(page, many=True).data)
 
 
-class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
+class IncidentViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
     queryset = Incident.objects.all()
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
@@ -271,7 +280,7 @@ class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
         return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
 
 
-class MaintenanceWindowViewSet(OwnedByUser, viewsets.ModelViewSet):
+class MaintenanceWindowViewSet(TeamScoped, viewsets.ModelViewSet):
     queryset = MaintenanceWindow.objects.prefetch_related("monitors")
     serializer_class = MaintenanceWindowSerializer
     filterset_class = MaintenanceWindowFilter
