@@ -497,14 +497,15 @@ SPECTACULAR_SETTINGS = {
             ("monitors", "MonitorKind"), ("monitors", "MaintenanceKind"), ("monitors", "PingKind"),
             ("monitors", "Health"), ("monitors", "ErrorKind"), ("notifications", "ChannelKind"),
         ]
+    } | {
+        # Several resources have a `status`; each vocabulary gets its own name.
+        "StatusReportStatusEnum": "statuspages.choices.ReportStatus",
     },
     # The docs pages load their scripts from drf-spectacular-sidecar's static
     # files (pinned with the rest), never from a CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    # Several resources have a `status`; each vocabulary gets its own name.
-    "ENUM_NAME_OVERRIDES": {"StatusReportStatusEnum": "statuspages.choices.ReportStatus"},
 }
 
 LOGGING = {
