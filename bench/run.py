@@ -521,10 +521,10 @@ KINDS = ["probe", "central", "dispatcher", "beat", "postgres", "redis", "target"
 def header() -> str:
     return (
         "| scenario | offered/s | stored/s | × bare loop | healthy stored / offered | lag to start p50 / p99 ms "
-        "| lag to stored p50 / p99 ms | probe CPU ms/check (× bare loop) | central | beat | postgres | redis | target "
-        "| probe cores | machine cores | load 1/5/15 min, start → end | queued batches / results, start → end "
+        "| lag to stored p50 / p99 ms | probe CPU ms/check (× bare loop) | central | dispatcher | beat | postgres "
+        "| redis | target | probe cores | machine cores | load 1/5/15 min, start → end | queued batches / results, start → end "
         "| bare loop checks/s, CPU ms | failed / missed |\n"
-        + "|---" * 19 + "|\n"
+        + "|---" * 20 + "|\n"
     )
 
 
