@@ -57,9 +57,9 @@ def run_probe_batch(self, checks: list) -> int:
     sender = publish.ResultSender(publish_report)
 
     def report(results: list[dict]) -> None:
-        impaired = node.is_impaired()
-        for result in results:
-            result["impaired"] = impaired
+        if node.is_impaired():
+            for result in results:
+                result["impaired"] = True
         node.count(len(results), sum(1 for r in results if not r["ok"]), sum(r.get("lag_ms", 0) for r in results))
         sender(results)
 
