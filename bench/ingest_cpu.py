@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile (CPU time) of the measured messages")
     args = parser.parse_args()
     sys.path.insert(0, args.root)
     os.chdir(args.root)
@@ -89,9 +90,17 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     cpu, db_cpu, wall = time.process_time(), backend_cpu(pid), time.perf_counter()
+    if profiler:
+        profiler.enable()
     for message in messages[20:]:
         ingest.ingest_results("eu", "probe@h", message, **extra)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     cpu, db_cpu, wall = time.process_time() - cpu, backend_cpu(pid) - db_cpu, time.perf_counter() - wall
     results = 100 * (len(messages) - 20)
     print(f"{args.root}: {results:,} results in {wall:.2f} s; CPU per result: Python {cpu / results * 1e6:.0f} µs, "

@@ -407,7 +407,10 @@ def run_scenario(sc: Scenario, env: dict, target_base: list[str], log_dir: Path,
             total, healthy, s50, s99, t50, t99, failed, missed = stats(cursor, id0, (db0, db1))
         connection.close()
         for kind, spy in spies.items():
-            spy.wait(30)
+            try:
+                spy.wait(120)  # py-spy writes its file after the window; slowly on a loaded machine
+            except subprocess.TimeoutExpired:
+                spy.kill()
             profiles[kind] = summarise_profile(log_dir / f"{sc.name}-{kind}.pyspy")
     finally:
         for proc in procs.values():
