@@ -59,9 +59,10 @@ class Pacer:
     every due check at once would stretch every check in flight, and targets
     that answered in time would be reported as timeouts. Instead a ticker
     measures how late the loop wakes it and hands out start permits per
-    tick, within a limit on checks in flight. While the loop lags, both
-    shrink (down to one start a tick, and to what is in flight less a
-    quarter); while it keeps up they grow again. An overloaded node starts
+    tick, within a limit on checks in flight. While the loop lags, starts
+    shrink (down to one a tick), and when it stalls outright (a tick 100 ms
+    late) so does the limit (to what is in flight less a quarter); while it
+    keeps up both grow again. An overloaded node starts
     checks late (its lag shows it) rather than making up failures; the
     lateness the loop accumulates (`stalled`) lets a check tell a timeout of
     its target from one of its own node (see `_Batch.run`). The ticker
@@ -72,7 +73,8 @@ class Pacer:
     TICK = 0.05
     LAGGING = 0.025  # a tick this late means the loop is behind
     MIN_PERMITS, MAX_PERMITS, STEP = 1, 5000, 25
-    MIN_IN_FLIGHT, IN_FLIGHT_STEP = 8, 50
+    STALLED = 0.1  # a tick this late means the loop stood still
+    MIN_IN_FLIGHT, IN_FLIGHT_STEP = 50, 50
 
     def __init__(self, max_in_flight: int) -> None:
         self.permits = Semaphore(0)
@@ -98,11 +100,15 @@ class Pacer:
         if late > self.LAGGING:
             self.stalled += late
             self.per_tick = max(self.MIN_PERMITS, self.per_tick // 2)
-            self.allowed = max(self.MIN_IN_FLIGHT, min(self.allowed, self.in_flight) * 3 // 4)
+            if late > self.STALLED:
+                # Only a real stall shrinks what is in flight: checks waiting
+                # on slow targets cost no CPU, and cutting them at every late
+                # tick would bound throughput by target latency again.
+                self.allowed = max(self.MIN_IN_FLIGHT, min(self.allowed, self.in_flight) * 3 // 4)
         else:
             self.per_tick = min(self.MAX_PERMITS, self.per_tick + self.STEP)
             if self.in_flight + self.waiting > self.allowed // 2:
-                self.allowed = min(self.max_in_flight, self.allowed + self.IN_FLIGHT_STEP)
+                self.allowed = min(self.max_in_flight, self.allowed + max(self.IN_FLIGHT_STEP, self.allowed // 4))
         # Unused permits do not pile up into a burst.
         room = min(self.per_tick, self.allowed - self.in_flight, self.waiting) - self.permits.counter
         for _ in range(room):
