@@ -5,7 +5,7 @@ same machine in the same minutes).
     python bench/ingest_cpu.py                      # this checkout
     python bench/ingest_cpu.py --root /path/to/other/checkout
 
-It creates (and drops) the database `loopr_bench_ingest`, 1,000 monitors, and
+It creates (and drops) the database `<DATABASE_URL's name>_ingest_cpu`, 1,000 monitors, and
 feeds `monitors.ingest.ingest_results` messages of 100 results (a probe
 batch), each monitor's slots a minute apart, about 2 % failing.
 """
@@ -23,7 +23,6 @@ from pathlib import Path
 
 import psycopg
 
-NAME = "loopr_bench_ingest"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -36,15 +35,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(Path(__file__).resolve().parents[1]))
     parser.add_argument("--messages", type=int, default=300)
+    parser.add_argument("--profile", metavar="FILE", help="write a cProfile (CPU time) of the measured messages")
     args = parser.parse_args()
     sys.path.insert(0, args.root)
     os.chdir(args.root)
     url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/loopr")
-    base = url.rsplit("/", 1)[0]
+    base, name = url.rsplit("/", 1)
+    # Named after the caller's database, so that runs of two checkouts (or
+    # two people) on one server do not drop each other's.
+    db_name = f"{name}_ingest_cpu"
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {NAME} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {NAME}")
-    os.environ["DATABASE_URL"] = f"{base}/{NAME}"
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {db_name}")
+    os.environ["DATABASE_URL"] = f"{base}/{db_name}"
     os.environ.setdefault("SECRET_KEY", "bench-only")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopr.settings")
     import django
@@ -87,16 +90,24 @@ def main() -> None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         pid = cursor.fetchone()[0]
+    import cProfile
+
+    profiler = cProfile.Profile(time.process_time) if args.profile else None
     cpu, db_cpu, wall = time.process_time(), backend_cpu(pid), time.perf_counter()
+    if profiler:
+        profiler.enable()
     for message in messages[20:]:
         ingest.ingest_results("eu", "probe@h", message, **extra)
+    if profiler:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     cpu, db_cpu, wall = time.process_time() - cpu, backend_cpu(pid) - db_cpu, time.perf_counter() - wall
     results = 100 * (len(messages) - 20)
     print(f"{args.root}: {results:,} results in {wall:.2f} s; CPU per result: Python {cpu / results * 1e6:.0f} µs, "
           f"PostgreSQL backend {db_cpu / results * 1e6:.0f} µs, total {(cpu + db_cpu) / results * 1e6:.0f} µs")
     connection.close()
     with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {NAME} WITH (FORCE)")
+        admin.execute(f"DROP DATABASE IF EXISTS {db_name} WITH (FORCE)")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ from django.conf import settings
 from gevent.event import Event
 from gevent.lock import BoundedSemaphore, Semaphore
 
-from monitors.probes import CheckSpec, run_check
+from monitors.choices import ErrorKind
+from monitors.probes import CheckSpec, ProbeResult, run_check
 from monitors.wire import SPEC_FIELDS, MalformedCheck, ResultPayload, parse_check, result_payload
 
 log = logging.getLogger(__name__)
@@ -50,41 +51,81 @@ def checks_running() -> BoundedSemaphore:
 
 
 class Pacer:
-    """Lets checks start only as fast as the event loop keeps up.
+    """Lets checks start only as fast as the event loop keeps up, and no more
+    of them be in flight than it can serve.
 
     Every greenlet shares one thread: a process short of CPU (more checks
     than its core can run, or a core shared with other work) that started
     every due check at once would stretch every check in flight, and targets
     that answered in time would be reported as timeouts. Instead a ticker
     measures how late the loop wakes it and hands out start permits per
-    tick, halving them while the loop lags and adding more while it keeps
-    up: an overloaded node starts checks late (its lag shows it) rather than
-    making up failures. A node with nothing to do wakes 20 times a second.
+    tick, within a limit on checks in flight. While the loop lags, starts
+    shrink (down to one a tick), and when it stalls outright (a tick 100 ms
+    late) so does the limit (to what is in flight less a quarter); while it
+    keeps up both grow again. An overloaded node starts
+    checks late (its lag shows it) rather than making up failures; the
+    lateness the loop accumulates (`stalled`) lets a check tell a timeout of
+    its target from one of its own node (see `_Batch.run`). The ticker
+    sleeps while nothing waits to start and nothing is in flight: an idle
+    node does not wake.
     """
 
     TICK = 0.05
     LAGGING = 0.025  # a tick this late means the loop is behind
-    MIN_PERMITS, MAX_PERMITS, STEP = 5, 5000, 25
+    MIN_PERMITS, MAX_PERMITS, STEP = 1, 5000, 25
+    STALLED = 0.1  # a tick this late means the loop stood still
+    MIN_IN_FLIGHT, IN_FLIGHT_STEP = 50, 50
 
-    def __init__(self) -> None:
+    def __init__(self, max_in_flight: int) -> None:
         self.permits = Semaphore(0)
         self.per_tick = 50
+        self.max_in_flight = max_in_flight
+        self.allowed = max_in_flight  # checks in flight, adapted to the loop's lag
+        self.in_flight = 0
+        self.waiting = 0  # checks due and waiting for a permit
+        self.stalled = 0.0  # seconds the loop has woken the ticker late, in all
+        self.busy = Event()
         self.ticker = gevent.spawn(self._run)
 
     def _run(self) -> None:
         while True:
+            if not (self.waiting or self.in_flight):
+                self.busy.clear()
+                self.busy.wait()
             began = time.monotonic()
             gevent.sleep(self.TICK)
-            if time.monotonic() - began - self.TICK > self.LAGGING:
-                self.per_tick = max(self.MIN_PERMITS, self.per_tick // 2)
-            else:
-                self.per_tick = min(self.MAX_PERMITS, self.per_tick + self.STEP)
-            # Unused permits do not pile up into a burst.
-            for _ in range(self.per_tick - self.permits.counter):
-                self.permits.release()
+            self.tick(time.monotonic() - began - self.TICK)
 
-    def wait_for_permit(self) -> None:
-        self.permits.acquire()
+    def tick(self, late: float) -> None:
+        if late > self.LAGGING:
+            self.stalled += late
+            self.per_tick = max(self.MIN_PERMITS, self.per_tick // 2)
+            if late > self.STALLED:
+                # Only a real stall shrinks what is in flight: checks waiting
+                # on slow targets cost no CPU, and cutting them at every late
+                # tick would bound throughput by target latency again.
+                self.allowed = max(self.MIN_IN_FLIGHT, min(self.allowed, self.in_flight) * 3 // 4)
+        else:
+            self.per_tick = min(self.MAX_PERMITS, self.per_tick + self.STEP)
+            if self.in_flight + self.waiting > self.allowed // 2:
+                self.allowed = min(self.max_in_flight, self.allowed + max(self.IN_FLIGHT_STEP, self.allowed // 4))
+        # Unused permits do not pile up into a burst.
+        room = min(self.per_tick, self.allowed - self.in_flight, self.waiting) - self.permits.counter
+        for _ in range(room):
+            self.permits.release()
+
+    def start(self) -> None:
+        """Wait for a permit to start a check; `finish` must follow."""
+        self.waiting += 1
+        self.busy.set()
+        try:
+            self.permits.acquire()
+        finally:
+            self.waiting -= 1
+        self.in_flight += 1
+
+    def finish(self) -> None:
+        self.in_flight -= 1
 
 
 _pacer: Pacer | None = None
@@ -93,7 +134,7 @@ _pacer: Pacer | None = None
 def pacer() -> Pacer:
     global _pacer
     if _pacer is None:
-        _pacer = Pacer()
+        _pacer = Pacer(settings.LOOPR_PROBE_CHECKS)
     return _pacer
 
 
@@ -107,6 +148,27 @@ def _raise_open_files_limit(wanted: int) -> None:
     if target < wanted:
         log.warning("open files limited to %d: fewer than LOOPR_PROBE_CHECKS=%d checks may run at once",
                     hard, settings.LOOPR_PROBE_CHECKS)
+
+
+# The share of a check's timeout its node's loop may stall before a timeout
+# is taken for the node's own.
+STARVED_SHARE = 0.25
+
+
+def _paced_check(spec: CheckSpec, slot_ts: float) -> tuple[ProbeResult, float, float]:
+    """Run one check when the pacer allows it: its result, how long the loop
+    stalled meanwhile, and how late it started (ms)."""
+    paced = pacer()
+    paced.start()
+    try:
+        with checks_running():
+            stalled = paced.stalled
+            lag_ms = max(0.0, (time.time() - slot_ts) * 1000)
+            # run_check never raises: every failure is a classified result.
+            outcome = run_check(spec)
+            return outcome, paced.stalled - stalled, lag_ms
+    finally:
+        paced.finish()
 
 
 def spec_from_payload(raw: object) -> tuple[int, str, CheckSpec]:
@@ -132,11 +194,22 @@ class _Batch:
         self.all_done = Event()
 
     def run(self, monitor: int, slot: str, slot_ts: float, spec: CheckSpec) -> None:
-        pacer().wait_for_permit()
-        with checks_running():
-            lag_ms = max(0.0, (time.time() - slot_ts) * 1000)
-            # run_check never raises: every failure is a classified result.
-            result = result_payload(monitor, slot, round(lag_ms, 1), run_check(spec).to_dict())
+        result = None
+        for attempt in range(2):
+            outcome, stalled, lag_ms = _paced_check(spec, slot_ts)
+            # A timeout during which this node's own loop stood still for a
+            # good part of the deadline says more about the node than about
+            # the target: the check runs once more (late, and its lag says
+            # so). Twice starved, it is reported as from an impaired node:
+            # stored, but no region's verdict counts it.
+            starved = outcome.error_kind == ErrorKind.TIMEOUT and stalled > STARVED_SHARE * spec.timeout
+            result = result_payload(monitor, slot, round(lag_ms, 1), outcome.to_dict())
+            if not starved:
+                break
+            log.info("check of monitor %s timed out while the loop stalled %.1f s; %s", monitor, stalled,
+                     "running it again" if attempt == 0 else "reported as impaired")
+            if attempt:
+                result["impaired"] = True
         self.finished.append(result)
         self.pending -= 1
         self.ready.set()

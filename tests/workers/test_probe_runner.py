@@ -143,3 +143,67 @@ def test_the_probe_uses_almost_no_cpu_while_its_checks_wait_on_hanging_targets(l
     assert batch.value == (500, 0)
     # The old engine's flush loop spun here: 4.05 s of CPU in 5.03 s.
     assert cpu / wall < 0.05, (cpu, wall)
+
+
+def test_a_lagging_loop_halves_check_starts_and_checks_in_flight_and_both_grow_back_once_it_keeps_up():
+    pacer = probe_runner.Pacer(max_in_flight=1000)
+    pacer.in_flight, pacer.waiting = 400, 600
+    for _ in range(3):
+        pacer.tick(late=0.5)
+    # Down to a handful of starts a tick, and fewer checks in flight than
+    # were running when it began to lag (those finish; no new ones join).
+    assert pacer.per_tick <= 6 and pacer.allowed <= 400 * 3 // 4
+    assert pacer.permits.counter == 0  # 400 in flight, more than allowed: nothing starts
+    assert pacer.stalled == pytest.approx(1.5)
+    pacer.in_flight = 10
+    for _ in range(20):
+        pacer.tick(late=0.0)
+    assert pacer.per_tick >= 500 and pacer.allowed == 1000
+    pacer.ticker.kill()
+
+
+def test_a_check_that_timed_out_while_its_node_stalled_runs_again_and_twice_starved_counts_as_impaired(
+        monkeypatch):
+    from monitors.probes import ProbeResult
+
+    now = datetime.now(timezone.utc)
+    outcomes = iter(["timeout", "ok", "timeout", "timeout"])
+
+    def run_check(spec):
+        kind = next(outcomes)
+        probe_runner.pacer().stalled += 2.0  # the loop stood still for 2 s of the 5 s deadline
+        return ProbeResult(ok=kind == "ok", error_kind=kind, error="" if kind == "ok" else "timed out",
+                           latency_ms=5.0, started_at=datetime.now(timezone.utc))
+
+    monkeypatch.setattr(probe_runner, "run_check", run_check)
+    _, _, reports = run([{"monitor": 1, "slot": now.isoformat(), "url": "http://127.0.0.1:9/", "timeout": 5.0}])
+    [[first]] = reports
+    assert first["ok"] and not first.get("impaired")  # run again: the target was fine
+    _, _, reports = run([{"monitor": 2, "slot": now.isoformat(), "url": "http://127.0.0.1:9/", "timeout": 5.0}])
+    [[second]] = reports
+    assert second["error_kind"] == "timeout" and second["impaired"] is True  # stored, counted by no verdict
+
+
+def test_checks_in_flight_while_the_loop_stalls_are_not_reported_as_timeouts(listening_target):
+    now = datetime.now(timezone.utc)
+    checks = [spec(listening_target.url("/delay/500"), i, now, timeout=1.0) for i in range(20)]
+    batch = gevent.spawn(probe_runner.run_batch, checks, (reports := []).append, 0.2)
+    gevent.sleep(0.2)  # every check is connected and waiting for its answer
+    stalled = probe_runner.pacer().stalled
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:  # the process's one thread busy elsewhere, as on a starved machine
+        pass
+    batch.join(timeout=10)
+    assert probe_runner.pacer().stalled - stalled > 1.0
+    outcomes = [r["error_kind"] for batch in reports for r in batch]
+    assert outcomes == ["ok"] * 20, outcomes
+
+
+def test_an_idle_probe_process_does_not_wake():
+    pacer = probe_runner.pacer()
+    gevent.sleep(0.2)  # whatever ran before has finished
+    assert not pacer.in_flight and not pacer.waiting
+    cpu = time.process_time()
+    gevent.sleep(1.0)
+    assert time.process_time() - cpu < 0.01
+    assert not pacer.busy.is_set()
