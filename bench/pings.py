@@ -5,9 +5,14 @@ web (gunicorn as the Procfile runs it) on PostgreSQL.
     .venv/bin/python bench/pings.py                 # 20 s, 64 connections, 500 heartbeats
     .venv/bin/python bench/pings.py --duration 30 --connections 32 --web-concurrency 2
 
-It creates its own database `loopr_bench_pings` afresh each run. The baseline, in
-the same run and on the same web processes, is the landing page `/` (a
-template, no database): what the web tier does with no work behind it. The
+It creates its own database `loopr_bench_pings` afresh each run. Every
+heartbeat is pinged once before the clock starts (its first ping, pending to
+up, is a state change and takes the state machine's path); what is measured
+is the steady state, success pings of heartbeats that are up. Two baselines,
+in the same run and on the same web processes: the landing page `/` (a
+template, no database, through all the site's middleware) and
+`/ping/bench-insert` (bench/pings_urls.py: the ping's handler and one
+durable INSERT, the least a durable ping can cost). The
 client is one asyncio process with keep-alive connections, so the machine's
 two cores go to the server as far as possible. Afterwards it checks that the
 database holds exactly one ping for every 200 the client got.
@@ -32,8 +37,10 @@ BIN = Path(sys.executable).parent
 from bench.run import free_port, recreate_database, wait_port, with_database  # noqa: E402
 
 
-async def hammer(port: int, paths: list[str], connections: int, seconds: float) -> tuple[int, Counter]:
-    """Keep-alive GETs round-robin over `paths` for `seconds`; returns (200s, the other statuses counted)."""
+async def hammer(port: int, paths: list[str], connections: int, seconds: float, once: bool = False
+                 ) -> tuple[int, Counter]:
+    """Keep-alive GETs round-robin over `paths` for `seconds` (or each path
+    once); returns (200s, the other statuses counted)."""
     ok, other = 0, Counter()
     deadline = time.monotonic() + seconds
 
@@ -41,7 +48,7 @@ async def hammer(port: int, paths: list[str], connections: int, seconds: float) 
         nonlocal ok, other
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         index = offset
-        while time.monotonic() < deadline:
+        while (index < len(paths)) if once else (time.monotonic() < deadline):
             path = paths[index % len(paths)]
             index += connections
             writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
@@ -78,11 +85,15 @@ def main() -> int:
     url = with_database(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
                         "loopr_bench_pings")
     recreate_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "REDIS_URL": os.environ.get(
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "DJANGO_SETTINGS_MODULE": "bench.pings_site", "REDIS_URL": os.environ.get(
         "REDIS_URL", "redis://127.0.0.1:6379/13"), "LOG_LEVEL": "WARNING",
         # A heartbeat takes LOOPR_PING_RATE pings a minute; the bench pings each far more often.
         "LOOPR_PING_RATE": "1000000"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    import psycopg
+
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz NOT NULL, body text)")
     setup = (
         "from django.contrib.auth.models import User; from monitors.models import Monitor;"
         "u = User.objects.create(username='bench');"
@@ -101,12 +112,16 @@ def main() -> int:
     try:
         wait_port(port, timeout=30)
         asyncio.run(hammer(port, ["/"], 4, 2.0))  # warm-up: workers loaded, connections open
+        first, _ = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], 4, 0.0, once=True))
         print(f"load before: {load()}")
         base_ok, base_other = asyncio.run(hammer(port, ["/"], args.connections, args.duration))
         print(f"baseline GET /: {base_ok / args.duration:.0f} req/s (non-200: {dict(base_other)})")
+        insert_ok, insert_other = asyncio.run(hammer(port, ["/ping/bench-insert"], args.connections, args.duration))
+        print(f"baseline one INSERT: {insert_ok / args.duration:.0f} req/s (non-200: {dict(insert_other)})")
         ok, other = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], args.connections, args.duration))
         print(f"pings: {ok / args.duration:.0f} pings/s (non-200: {dict(other)}), "
-              f"{ok / max(base_ok, 1):.2f} x the baseline; load after: {load()}")
+              f"{ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT; load after: {load()}")
+        ok += first
     finally:
         web.terminate()
         web.wait(30)
