@@ -24,11 +24,13 @@ import argparse
 import asyncio
 import os
 import re
-from collections import Counter
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -69,6 +71,29 @@ async def hammer(port: int, paths: list[str], connections: int, seconds: float, 
     return ok, other
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (/proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
@@ -90,8 +115,6 @@ def main() -> int:
         # A heartbeat takes LOOPR_PING_RATE pings a minute; the bench pings each far more often.
         "LOOPR_PING_RATE": "1000000"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
-    import psycopg
-
     with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
         conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz NOT NULL, body text)")
     setup = (
@@ -113,14 +136,27 @@ def main() -> int:
         wait_port(port, timeout=30)
         asyncio.run(hammer(port, ["/"], 4, 2.0))  # warm-up: workers loaded, connections open
         first, _ = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], 4, 0.0, once=True))
+        asyncio.run(hammer(port, ["/ping/bench-insert"], 4, 1.0))  # every thread's database connection open
+        workers = children(web.pid)
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+            backends = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+        def phase(label: str, paths: list[str]) -> int:
+            """One measured phase; prints its rate and the CPU it cost per request (web, database)."""
+            web_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(backends)
+            ok, other = asyncio.run(hammer(port, paths, args.connections, args.duration))
+            web_cpu, db_cpu = cpu_seconds(workers) - web_cpu, cpu_seconds(backends) - db_cpu
+            print(f"{label}: {ok / args.duration:.0f}/s (non-200: {dict(other)}); CPU per request: "
+                  f"web {web_cpu / max(ok, 1) * 1e3:.2f} ms, PostgreSQL {db_cpu / max(ok, 1) * 1e3:.2f} ms")
+            return ok
+
         print(f"load before: {load()}")
-        base_ok, base_other = asyncio.run(hammer(port, ["/"], args.connections, args.duration))
-        print(f"baseline GET /: {base_ok / args.duration:.0f} req/s (non-200: {dict(base_other)})")
-        insert_ok, insert_other = asyncio.run(hammer(port, ["/ping/bench-insert"], args.connections, args.duration))
-        print(f"baseline one INSERT: {insert_ok / args.duration:.0f} req/s (non-200: {dict(insert_other)})")
-        ok, other = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], args.connections, args.duration))
-        print(f"pings: {ok / args.duration:.0f} pings/s (non-200: {dict(other)}), "
-              f"{ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT; load after: {load()}")
+        base_ok = phase("baseline GET /", ["/"])
+        insert_ok = phase("baseline one INSERT", ["/ping/bench-insert"])
+        ok = phase("pings", [f"/ping/{k}" for k in keys])
+        print(f"pings: {ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT; "
+              f"load after: {load()}")
         ok += first
     finally:
         web.terminate()
