@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import psycopg
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from .bulk import STATUS_FIELDS
@@ -177,10 +177,23 @@ def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime) -> int 
         "kind": ping.kind, "exit_status": ping.exit_status, "rid": ping.rid, "method": ping.method,
         "remote_addr": ping.remote_addr, "user_agent": ping.user_agent[:200], "body": ping.body,
     }
-    with _prepared_cursor() as cursor:
-        cursor.execute(_sql(statement), params)
-        row = cursor.fetchone()
+    try:
+        row = _run_prepared(_sql(statement), params)
+    except (InterfaceError, OperationalError):
+        # Django's per-request health check (a `SELECT 1` round trip, a tenth
+        # of a ping's cost) is skipped here; a connection that died while
+        # idle is found by this statement instead, which then ran nowhere.
+        if connection.in_atomic_block or connection.is_usable():
+            raise
+        connection.close()
+        row = _run_prepared(_sql(statement), params)
     return row[0] if row else None
+
+
+def _run_prepared(sql: str, params: dict) -> tuple | None:
+    with _prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
 
 
 class _Prepared(psycopg.Cursor):
@@ -194,8 +207,8 @@ class _Prepared(psycopg.Cursor):
 
 def _prepared_cursor():
     # What connection.cursor() does, with the cursor above (Django's wrapper,
-    # so its error translation and query logging still apply).
-    connection.close_if_health_check_failed()
+    # so its error translation and query logging still apply), less the
+    # health check (see record_steady_ping).
     connection.ensure_connection()
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_Prepared(connection.connection))

@@ -346,6 +346,27 @@ def test_a_cron_heartbeat_that_is_up_keeps_to_its_schedule_when_the_schedule_cha
     assert monitor.next_ping_due_at == five + timedelta(seconds=60)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_ping_on_a_connection_that_died_while_idle_is_recorded_on_a_new_one(web) -> None:
+    import psycopg
+    from django.db import connection
+
+    from tests.factories import UserFactory
+
+    monitor = Monitor.objects.create(owner=UserFactory(), name="backup", kind="heartbeat", url="", interval=60)
+    assert ping(web, monitor).status_code == 200  # up: the next success is one statement
+    # The server ends the web's idle connection (a restart, an idle timeout).
+    settings = connection.settings_dict
+    with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                         password=settings["PASSWORD"], dbname=settings["NAME"], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+
+    assert ping(web, monitor).status_code == 200
+
+    assert Ping.objects.filter(monitor=monitor).count() == 2
+    assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 2
+
+
 def test_a_ping_served_by_the_wsgi_app_skips_the_sites_middleware_and_keeps_its_security_headers(api) -> None:
     from io import BytesIO
 
