@@ -5,9 +5,14 @@ web (gunicorn as the Procfile runs it) on PostgreSQL.
     .venv/bin/python bench/pings.py                 # 20 s, 64 connections, 500 heartbeats
     .venv/bin/python bench/pings.py --duration 30 --connections 32 --web-concurrency 2
 
-It creates its own database `loopr_bench_pings` afresh each run. The baseline, in
-the same run and on the same web processes, is the landing page `/` (a
-template, no database): what the web tier does with no work behind it. The
+It creates its own database `loopr_bench_pings` afresh each run. Every
+heartbeat is pinged once before the clock starts (its first ping, pending to
+up, is a state change and takes the state machine's path); what is measured
+is the steady state, success pings of heartbeats that are up. Two baselines,
+in the same run and on the same web processes: the landing page `/` (a
+template, no database, through all the site's middleware) and
+`/ping/bench-insert` (bench/pings_urls.py: the ping's handler and one
+durable INSERT, the least a durable ping can cost). The
 client is one asyncio process with keep-alive connections, so the machine's
 two cores go to the server as far as possible. Afterwards it checks that the
 database holds exactly one ping for every 200 the client got.
@@ -19,11 +24,13 @@ import argparse
 import asyncio
 import os
 import re
-from collections import Counter
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
+
+import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,8 +39,10 @@ BIN = Path(sys.executable).parent
 from bench.run import free_port, recreate_database, wait_port, with_database  # noqa: E402
 
 
-async def hammer(port: int, paths: list[str], connections: int, seconds: float) -> tuple[int, Counter]:
-    """Keep-alive GETs round-robin over `paths` for `seconds`; returns (200s, the other statuses counted)."""
+async def hammer(port: int, paths: list[str], connections: int, seconds: float, once: bool = False
+                 ) -> tuple[int, Counter]:
+    """Keep-alive GETs round-robin over `paths` for `seconds` (or each path
+    once); returns (200s, the other statuses counted)."""
     ok, other = 0, Counter()
     deadline = time.monotonic() + seconds
 
@@ -41,7 +50,7 @@ async def hammer(port: int, paths: list[str], connections: int, seconds: float) 
         nonlocal ok, other
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         index = offset
-        while time.monotonic() < deadline:
+        while (index < len(paths)) if once else (time.monotonic() < deadline):
             path = paths[index % len(paths)]
             index += connections
             writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
@@ -62,6 +71,29 @@ async def hammer(port: int, paths: list[str], connections: int, seconds: float) 
     return ok, other
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes used so far (/proc/<pid>/stat)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def children(parent: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
 def load() -> str:
     return Path("/proc/loadavg").read_text().split(" ", 3)[:3].__str__()
 
@@ -78,11 +110,13 @@ def main() -> int:
     url = with_database(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
                         "loopr_bench_pings")
     recreate_database(url)
-    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "REDIS_URL": os.environ.get(
+    env = {**os.environ, "DATABASE_URL": url, "SECRET_KEY": "bench", "DJANGO_SETTINGS_MODULE": "bench.pings_site", "REDIS_URL": os.environ.get(
         "REDIS_URL", "redis://127.0.0.1:6379/13"), "LOG_LEVEL": "WARNING",
         # A heartbeat takes LOOPR_PING_RATE pings a minute; the bench pings each far more often.
         "LOOPR_PING_RATE": "1000000"}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
+    with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, at timestamptz NOT NULL, body text)")
     setup = (
         "from django.contrib.auth.models import User; from monitors.models import Monitor;"
         "u = User.objects.create(username='bench');"
@@ -101,12 +135,29 @@ def main() -> int:
     try:
         wait_port(port, timeout=30)
         asyncio.run(hammer(port, ["/"], 4, 2.0))  # warm-up: workers loaded, connections open
+        first, _ = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], 4, 0.0, once=True))
+        asyncio.run(hammer(port, ["/ping/bench-insert"], 4, 1.0))  # every thread's database connection open
+        workers = children(web.pid)
+        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+            backends = [row[0] for row in conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+        def phase(label: str, paths: list[str]) -> int:
+            """One measured phase; prints its rate and the CPU it cost per request (web, database)."""
+            web_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(backends)
+            ok, other = asyncio.run(hammer(port, paths, args.connections, args.duration))
+            web_cpu, db_cpu = cpu_seconds(workers) - web_cpu, cpu_seconds(backends) - db_cpu
+            print(f"{label}: {ok / args.duration:.0f}/s (non-200: {dict(other)}); CPU per request: "
+                  f"web {web_cpu / max(ok, 1) * 1e3:.2f} ms, PostgreSQL {db_cpu / max(ok, 1) * 1e3:.2f} ms")
+            return ok
+
         print(f"load before: {load()}")
-        base_ok, base_other = asyncio.run(hammer(port, ["/"], args.connections, args.duration))
-        print(f"baseline GET /: {base_ok / args.duration:.0f} req/s (non-200: {dict(base_other)})")
-        ok, other = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], args.connections, args.duration))
-        print(f"pings: {ok / args.duration:.0f} pings/s (non-200: {dict(other)}), "
-              f"{ok / max(base_ok, 1):.2f} x the baseline; load after: {load()}")
+        base_ok = phase("baseline GET /", ["/"])
+        insert_ok = phase("baseline one INSERT", ["/ping/bench-insert"])
+        ok = phase("pings", [f"/ping/{k}" for k in keys])
+        print(f"pings: {ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT; "
+              f"load after: {load()}")
+        ok += first
     finally:
         web.terminate()
         web.wait(30)

@@ -3,7 +3,10 @@
 A ping (`receive_ping`) is recorded and, when it says how a run ended, is a
 result judged by the same state machine as a probe's: one transaction holds
 the monitor's lock, the ping, the result, the state change, the incident and
-the outbox rows, so a 200 means all of it is stored. A heartbeat whose
+the outbox rows, so a 200 means all of it is stored. Most pings change no
+state (a success of a heartbeat that is up, a log): those are one SQL
+statement (`record_steady_ping`), which does nothing when its conditions do not
+hold, and the ping then takes the state machine's path. A heartbeat whose
 deadline (`next_ping_due_at`) passes without a success is late: the sweep
 (`sweep_late_heartbeats`, every second from beat) records a `late` failure
 for that deadline and moves it on to the next one. Heartbeats are never sent
@@ -15,17 +18,20 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 
+import psycopg
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from loopr import tallies
 
 from .bulk import STATUS_FIELDS
-from .choices import ErrorKind, MonitorKind, PingKind
+from .choices import ErrorKind, Health, MonitorKind, PingKind
 from .models import CheckResult, Monitor, Ping
+from .ping_rate import ping_allowed
 from .quorum import Check
 from .regions import Region
 from .state import judge
@@ -63,20 +69,24 @@ class RateLimited(Exception):
     pass
 
 
-def receive_ping(key: uuid.UUID, ping: PingRequest) -> Ping | None:
-    """Record a ping for the heartbeat `key`; None when there is no such
-    heartbeat. Raises RateLimited past LOOPR_PING_RATE a minute."""
+def receive_ping(key: uuid.UUID, ping: PingRequest) -> int | None:
+    """Record a ping for the heartbeat `key`; returns its id, or None when
+    there is no such heartbeat. Raises RateLimited past LOOPR_PING_RATE a
+    minute."""
+    if not ping_allowed(key):
+        raise RateLimited
+    now = timezone.now()
+    recorded = record_steady_ping(key, ping, now)
+    if recorded is not None:
+        return recorded
     with transaction.atomic():
         monitor = Monitor.objects.select_for_update().filter(ping_uuid=key, kind=MonitorKind.HEARTBEAT).first()
         if monitor is None:
             return None
-        now = timezone.now()
+        remember_schedule(monitor)
         if monitor.last_slot_at is not None and now <= monitor.last_slot_at:
             # Each result's slot is its own (the natural key), and in order.
             now = monitor.last_slot_at + timedelta(microseconds=1)
-        recent = Ping.objects.filter(monitor=monitor, at__gt=now - timedelta(minutes=1))
-        if recent.values("id")[: settings.LOOPR_PING_RATE].count() >= settings.LOOPR_PING_RATE:
-            raise RateLimited
         record = Ping(monitor=monitor, at=now, kind=ping.kind, exit_status=ping.exit_status, rid=ping.rid,
                       method=ping.method, body=ping.body, remote_addr=ping.remote_addr,
                       user_agent=ping.user_agent[:200])
@@ -87,7 +97,129 @@ def receive_ping(key: uuid.UUID, ping: PingRequest) -> Ping | None:
             judge_ping(monitor, ping, now, record.duration_ms)
         record.save()
         monitor.save(update_fields=SAVED_FIELDS)
-    return record
+    return record.pk
+
+
+# A ping that moves no state, in one statement (one round trip, committed on
+# its own): a success of a heartbeat that is up, was announced up, is not
+# paused or flapping and has no run open (so no duration to judge), stores
+# its ping and its result and moves the counters and the deadline as
+# `Monitor.apply_check` would; a log stores its ping. When the conditions do
+# not hold it changes nothing and returns no row. The slot rule is
+# receive_ping's: now, or just after the last slot.
+_SLOT = "GREATEST(%(now)s, m.last_slot_at + interval '1 microsecond')"
+_STEADY_SUCCESS = f"""
+WITH region AS (SELECT id FROM {{region}} WHERE name = %(region)s),
+moved AS (
+    UPDATE {{monitor}} AS m SET
+        last_slot_at = {_SLOT},
+        last_checked_at = GREATEST({_SLOT}, m.last_checked_at),
+        consecutive_successes = m.consecutive_successes + 1,
+        consecutive_failures = 0,
+        failing_since = NULL,
+        next_ping_due_at = CASE WHEN m.schedule = ''
+            THEN {_SLOT} + make_interval(secs => m."interval" + m.grace) ELSE %(cron_due)s END
+    WHERE m.ping_uuid = %(key)s AND m.kind = %(heartbeat)s AND NOT m.paused AND NOT m.is_flapping
+        AND m.health = %(up)s AND m.alerted_health = %(up)s AND m.run_starts = '{{{{}}}}'::jsonb
+        AND (m.schedule = '' OR (m.schedule = %(schedule)s AND m.timezone = %(timezone)s AND m.grace = %(grace)s))
+        AND EXISTS (SELECT FROM region)
+    RETURNING m.id, m.last_slot_at AS slot, m.in_maintenance
+),
+result AS (
+    INSERT INTO {{result}} (monitor_id, region_id, node_id, scheduled_at, checked_at, ok, latency_ms,
+        status_code, error_kind, error, tls_expires_at, in_maintenance, impaired, missed_reason, missed_until)
+    SELECT moved.id, region.id, NULL, moved.slot, moved.slot, TRUE, NULL, NULL, %(ok)s, '', NULL,
+        moved.in_maintenance, FALSE, '', NULL
+    FROM moved, region
+)
+INSERT INTO {{ping}} (monitor_id, at, kind, exit_status, rid, duration_ms, method, remote_addr, user_agent, body)
+SELECT moved.id, moved.slot, %(kind)s, %(exit_status)s, %(rid)s, NULL, %(method)s, %(remote_addr)s,
+    %(user_agent)s, %(body)s
+FROM moved
+RETURNING id
+"""
+_LOG = f"""
+INSERT INTO {{ping}} (monitor_id, at, kind, exit_status, rid, duration_ms, method, remote_addr, user_agent, body)
+SELECT m.id, {_SLOT}, %(kind)s, NULL, %(rid)s, NULL, %(method)s, %(remote_addr)s, %(user_agent)s, %(body)s
+FROM {{monitor}} AS m
+WHERE m.ping_uuid = %(key)s AND m.kind = %(heartbeat)s
+RETURNING id
+"""
+# A cron heartbeat's next deadline is computed here (cronsim), not in SQL:
+# the statement applies it only while the schedule it was computed from is
+# still the monitor's. Learnt from each heartbeat's first ping in a process.
+_schedules: dict[uuid.UUID, tuple[str, str, int]] = {}
+MAX_REMEMBERED_SCHEDULES = 100_000
+
+
+@lru_cache(maxsize=None)
+def _sql(template: str) -> str:
+    quote = connection.ops.quote_name
+    return template.format(monitor=quote(Monitor._meta.db_table), result=quote(CheckResult._meta.db_table),
+                           ping=quote(Ping._meta.db_table), region=quote(Region._meta.db_table))
+
+
+def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime) -> int | None:
+    """The ping's id when it was one that moves no state, else None: it was
+    not recorded, and needs receive_ping's full path."""
+    if ping.kind == PingKind.LOG:
+        statement = _LOG
+    elif ping.ok:
+        statement = _STEADY_SUCCESS
+    else:
+        return None
+    schedule, zone, grace = _schedules.get(key, (None, None, None))
+    cron_due = None
+    if schedule:
+        probe = Monitor(schedule=schedule, timezone=zone, grace=grace)
+        cron_due = probe.next_ping_due(now)
+    params = {
+        "now": now, "key": key, "region": PUSH_REGION, "heartbeat": MonitorKind.HEARTBEAT, "up": Health.UP,
+        "ok": ErrorKind.OK, "schedule": schedule, "timezone": zone, "grace": grace, "cron_due": cron_due,
+        "kind": ping.kind, "exit_status": ping.exit_status, "rid": ping.rid, "method": ping.method,
+        "remote_addr": ping.remote_addr, "user_agent": ping.user_agent[:200], "body": ping.body,
+    }
+    try:
+        row = _run_prepared(_sql(statement), params)
+    except (InterfaceError, OperationalError):
+        # Django's per-request health check (a `SELECT 1` round trip, a tenth
+        # of a ping's cost) is skipped here; a connection that died while
+        # idle is found by this statement instead, which then ran nowhere.
+        if connection.in_atomic_block or connection.is_usable():
+            raise
+        connection.close()
+        row = _run_prepared(_sql(statement), params)
+    return row[0] if row else None
+
+
+def _run_prepared(sql: str, params: dict) -> tuple | None:
+    with _prepared_cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+class _Prepared(psycopg.Cursor):
+    """Server-side binding, and every statement prepared (planned once per
+    connection): planning the statement cost PostgreSQL about as much as
+    running it. Django's own cursors bind on the client and prepare nothing."""
+
+    def execute(self, query, params=None, *, prepare=None, binary=None):
+        return super().execute(query, params, prepare=True, binary=binary)
+
+
+def _prepared_cursor():
+    # What connection.cursor() does, with the cursor above (Django's wrapper,
+    # so its error translation and query logging still apply), less the
+    # health check (see record_steady_ping).
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_Prepared(connection.connection))
+
+
+def remember_schedule(monitor: Monitor) -> None:
+    if len(_schedules) >= MAX_REMEMBERED_SCHEDULES:
+        _schedules.clear()
+    _schedules[monitor.ping_uuid] = (monitor.schedule, monitor.timezone, monitor.grace)
 
 
 def note_start(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> None:

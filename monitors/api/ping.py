@@ -26,7 +26,10 @@ _ACTIONS = {"": PingKind.SUCCESS, "start": PingKind.START, "fail": PingKind.FAIL
 
 
 def _plain(status: int, text: str) -> HttpResponse:
-    return HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
+    # Set here: pings skip the site's middleware (loopr/wsgi.py), CommonMiddleware with it.
+    response["Content-Length"] = len(response.content)
+    return response
 
 
 @csrf_exempt

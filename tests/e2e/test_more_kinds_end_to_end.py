@@ -1,11 +1,14 @@
-"""Heartbeats, DNS and ICMP monitors through real processes: the web
+"""Heartbeats, DNS, ICMP and TLS expiry through real processes: the web
 (gunicorn) taking pings, beat and the central worker sweeping late
-heartbeats, a probe node running DNS and ICMP checks, and a notify worker
-delivering the alerts to a real webhook receiver on 127.0.0.1."""
+heartbeats, a probe node running DNS, ICMP and HTTPS checks, and a notify
+worker delivering the alerts to a real webhook receiver on 127.0.0.1."""
 
 from __future__ import annotations
 
 import json
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import redis
@@ -19,6 +22,8 @@ from notifications.models import Channel
 from tests.factories import RegionFactory, UserFactory
 from tests.support.dns_server import start_dns_server
 from tests.support.processes import wait_for
+
+from tests.monitors.conftest import self_signed  # noqa: F401  (a fixture)
 
 from .test_alerts_end_to_end import FAST_RETRIES, notify_worker, receivers  # noqa: F401  (a fixture)
 
@@ -111,3 +116,54 @@ def test_dns_and_icmp_monitors_are_checked_by_a_probe_node(processes):
         assert CheckResult.objects.filter(monitor=ping, ok=True).exists()
     finally:
         dns_server.stop()
+
+
+class _Healthy(BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_certificate_within_an_alert_threshold_is_alerted_once_through_the_outbox(
+        processes, receivers, self_signed):
+    # An HTTPS target whose self-signed certificate expires in 30 days.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*self_signed.files)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        user = UserFactory(username="ops")
+        hook = receivers(200)
+        channel = Channel(owner=user, name="hook", kind="webhook", target=hook.url)
+        channel.new_secret()
+        channel.save()
+        RegionFactory(name="local")
+        processes.central(**FAST_RETRIES)
+        processes.probe("probe1")
+        notify_worker(processes, **FAST_RETRIES)
+        wait_for(lambda: RegionFactory(name="local").is_live, timeout=60, message="a live region")
+        processes.beat(**FAST_RETRIES)
+        monitor = Monitor.objects.create(owner=user, name="site", url=f"https://127.0.0.1:{server.server_port}/",
+                                         interval=1, timeout=0.8, tls_verify=False, tls_expiry_alert_days=[60, 7])
+        monitor.channels.set([channel])
+
+        # Up (tls_verify off), and within the 60-day threshold: one alert with its days left.
+        wait_for(lambda: events(hook) == ["monitor.tls_expiring"], timeout=45, message="one tls_expiring webhook")
+        assert status_of(monitor.pk) == "up"
+        payload = json.loads(hook.requests[0][1])
+        assert "days_left 29;" in payload["data"]["details"], payload  # 30 days less the seconds since
+        # Later checks of the same certificate alert no more.
+        checked = CheckResult.objects.filter(monitor=monitor).count()
+        wait_for(lambda: CheckResult.objects.filter(monitor=monitor).count() >= checked + 3, timeout=30,
+                 message="three more checks")
+        assert events(hook) == ["monitor.tls_expiring"]
+        assert CheckResult.objects.filter(monitor=monitor, tls_expires_at=self_signed.not_after).exists()
+    finally:
+        server.shutdown()
+        server.server_close()

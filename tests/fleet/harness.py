@@ -191,6 +191,14 @@ class Fleet:
         return self._started(self.processes.probe(name, region, concurrency, prefix=host.exec_prefix(),
                                                   **self.node_env(host, region, **env)))
 
+    def start_node_on_host(self, name: str, region: str, concurrency: int = 100, **env: str) -> subprocess.Popen:
+        """A probe node in the host's own namespace: the one place that
+        reaches every node's namespace (a namespace reaches only the host and
+        the service addresses), so it can check the namespaces themselves."""
+        self.nodes.add(name)
+        return self._started(self.processes.probe(name, region, concurrency,
+                                                  **{"REDIS_URL": self.redis.url(), **env}))
+
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Kill a process (node, central, beat) and its children."""
         self.processes.kill(name, sig)

@@ -173,6 +173,7 @@ def expired_cert(test_ca: trustme.CA) -> trustme.LeafCert:
 class SelfSigned:
     context: ssl.SSLContext
     not_after: dt.datetime
+    files: tuple[str, str] = ("", "")  # (certificate, key) PEM paths
 
 
 @pytest.fixture(scope="session")
@@ -207,7 +208,7 @@ def self_signed(tmp_path_factory: pytest.TempPathFactory) -> SelfSigned:
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
-    return SelfSigned(context, not_after)
+    return SelfSigned(context, not_after, (str(cert_file), str(key_file)))
 
 
 # --- misbehaving peers -----------------------------------------------------

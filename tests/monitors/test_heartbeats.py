@@ -300,6 +300,105 @@ def test_a_cron_heartbeat_is_due_at_its_next_local_time_across_a_dst_change(api,
     assert monitor.next_ping_due_at == datetime(2026, 3, 30, 0, 40, tzinfo=dt_timezone.utc)
 
 
+def test_a_success_of_a_heartbeat_that_is_up_is_one_statement_with_the_state_machines_effects(
+        api, web, django_assert_num_queries) -> None:
+    monitor = heartbeat(api, interval=60, grace=30)
+    ping(web, monitor)  # pending -> up: a state change, the state machine's path
+
+    # No state changes: the ping, its result and the monitor's counters and
+    # deadline in one statement (the rate limit is in Redis).
+    with django_assert_num_queries(1):
+        assert ping(web, monitor, "/0").status_code == 200
+
+    monitor.refresh_from_db()
+    results = list(CheckResult.objects.filter(monitor=monitor).order_by("scheduled_at"))
+    assert [(r.ok, r.error_kind, r.region.name) for r in results] == [(True, "ok", "push")] * 2
+    last = results[-1]
+    assert monitor.last_slot_at == monitor.last_checked_at == last.scheduled_at == last.checked_at
+    assert monitor.next_ping_due_at == last.checked_at + timedelta(seconds=90)
+    assert (monitor.status, monitor.consecutive_successes, monitor.consecutive_failures) == ("up", 2, 0)
+    assert Ping.objects.filter(monitor=monitor, kind="exit", exit_status=0, at=last.scheduled_at).exists()
+    # A failure still goes through the state machine.
+    ping(web, monitor, "/fail")
+    monitor.refresh_from_db()
+    assert monitor.status == "down" and Incident.objects.filter(monitor=monitor).count() == 1
+
+
+def test_a_cron_heartbeat_that_is_up_keeps_to_its_schedule_when_the_schedule_changes_between_pings(
+        api, web) -> None:
+    monitor = heartbeat(api, schedule="0 * * * *", grace=60)
+    ping(web, monitor)
+    ping(web, monitor)  # one statement, with the deadline of the schedule the first ping showed
+
+    last = CheckResult.objects.filter(monitor=monitor).latest("scheduled_at").checked_at
+    monitor.refresh_from_db()
+    hour = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    assert monitor.next_ping_due_at == hour + timedelta(seconds=60)
+
+    # Every five minutes now: the next ping's deadline follows the new schedule.
+    assert api.patch(f"{MONITORS}{monitor.pk}/", {"schedule": "*/5 * * * *"}, format="json").status_code == 200
+    ping(web, monitor)
+
+    last = CheckResult.objects.filter(monitor=monitor).latest("scheduled_at").checked_at
+    monitor.refresh_from_db()
+    five = last.replace(second=0, microsecond=0)
+    five += timedelta(minutes=5 - five.minute % 5)
+    assert monitor.next_ping_due_at == five + timedelta(seconds=60)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_ping_on_a_connection_that_died_while_idle_is_recorded_on_a_new_one(web) -> None:
+    import psycopg
+    from django.db import connection
+
+    from tests.factories import UserFactory
+
+    monitor = Monitor.objects.create(owner=UserFactory(), name="backup", kind="heartbeat", url="", interval=60)
+    assert ping(web, monitor).status_code == 200  # up: the next success is one statement
+    # The server ends the web's idle connection (a restart, an idle timeout).
+    settings = connection.settings_dict
+    with psycopg.connect(host=settings["HOST"], port=settings["PORT"] or 5432, user=settings["USER"],
+                         password=settings["PASSWORD"], dbname=settings["NAME"], autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+
+    assert ping(web, monitor).status_code == 200
+
+    assert Ping.objects.filter(monitor=monitor).count() == 2
+    assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 2
+
+
+def test_a_ping_served_by_the_wsgi_app_skips_the_sites_middleware_and_keeps_its_security_headers(api) -> None:
+    from io import BytesIO
+
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+
+    from loopr.wsgi import application
+
+    monitor = heartbeat(api, interval=60)
+    answered = {}
+    environ = {"REQUEST_METHOD": "GET", "PATH_INFO": f"/ping/{monitor.ping_uuid}", "QUERY_STRING": "",
+               "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80", "HTTP_HOST": "127.0.0.1", "wsgi.url_scheme": "http",
+               "wsgi.input": BytesIO(), "REMOTE_ADDR": "127.0.0.1"}
+    # As Django's test client does: the request signals must not close the test's transaction.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = b"".join(application(environ, lambda status, headers: answered.update(status=status,
+                                                                                    headers=dict(headers))))
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+    assert (answered["status"], body) == ("200 OK", b"OK\n")
+    headers = answered["headers"]
+    # Answered with a length (no chunking), by SecurityMiddleware alone: no
+    # session cookie, no CSP, no X-Frame-Options of the site's stack.
+    assert headers["Content-Length"] == "3" and headers["X-Content-Type-Options"] == "nosniff"
+    assert not {"Set-Cookie", "Vary", "Content-Security-Policy", "X-Frame-Options"} & set(headers), headers
+    assert Ping.objects.filter(monitor=monitor).count() == 1
+
+
 def test_pings_past_retention_are_pruned(api, web, settings) -> None:
     monitor = heartbeat(api, interval=60)
     ping(web, monitor, "/log")
