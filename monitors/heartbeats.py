@@ -136,7 +136,7 @@ INSERT INTO {{ping}} (monitor_id, at, kind, exit_status, rid, duration_ms, metho
 SELECT moved.id, moved.slot, %(kind)s, %(exit_status)s, %(rid)s, NULL, %(method)s, %(remote_addr)s,
     %(user_agent)s, %(body)s
 FROM moved
-RETURNING id
+RETURNING id, monitor_id
 """
 _LOG = f"""
 INSERT INTO {{ping}} (monitor_id, at, kind, exit_status, rid, duration_ms, method, remote_addr, user_agent, body)
@@ -189,7 +189,12 @@ def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime) -> int 
             raise
         connection.close()
         row = _run_prepared(_sql(statement), params)
-    return row[0] if row else None
+    if row is None:
+        return None
+    if statement is _STEADY_SUCCESS:
+        # The result it stored counts in /metrics' checks_total like any other.
+        tallies.count_checks([(row[1], True)])
+    return row[0]
 
 
 def _run_prepared(sql: str, params: dict) -> tuple | None:

@@ -419,3 +419,22 @@ def test_a_new_grace_moves_the_deadline_from_the_last_success(api, web) -> None:
 
     monitor.refresh_from_db()
     assert monitor.next_ping_due_at == last + timedelta(seconds=660)
+
+
+def test_a_steady_ping_counts_in_its_monitors_checks_total_like_any_other_result(
+        web, django_capture_on_commit_callbacks) -> None:
+    import redis
+    from django.conf import settings
+
+    from loopr import tallies
+    from tests.factories import UserFactory
+
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(tallies.CHECKS)
+    monitor = Monitor.objects.create(owner=UserFactory(), name="backup", kind="heartbeat", url="", interval=60)
+    for _ in range(3):  # the first through the state machine, then steady ones in one statement each
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ping(web, monitor).status_code == 200
+
+    assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 3
+    assert int(broker.hget(tallies.CHECKS, f"{monitor.pk}:ok") or 0) == 3
