@@ -19,7 +19,7 @@ from workers.models import Region
 pytestmark = pytest.mark.django_db
 
 # Django's and Loopr's own: the staff user may not open these (no permission).
-OPERATOR_ONLY = {"auth", "authtoken", "django_celery_beat", "workers", "axes"}
+OPERATOR_ONLY = {"auth", "django_celery_beat", "workers", "axes"}
 
 
 def walk_pages(client: Client, objects_of) -> list[str]:
