@@ -250,12 +250,12 @@ def sessions(base: str):
     from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
     from django.contrib.sessions.backends.db import SessionStore
-    from rest_framework.authtoken.models import Token
+    from teams.models import ApiToken
 
     user_model = get_user_model()
     api = requests.Session()
-    token, _ = Token.objects.get_or_create(user=user_model.objects.get(username=OWNER))
-    api.headers["Authorization"] = f"Token {token.key}"
+    key = ApiToken.objects.cli_key(user_model.objects.get(username=OWNER))
+    api.headers["Authorization"] = f"Token {key}"
     root = user_model.objects.get(username=ROOT_USER)
     session = SessionStore()
     session[SESSION_KEY] = str(root.pk)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone as django_timezone
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
@@ -17,6 +17,7 @@ from rest_framework import exceptions, pagination, parsers, permissions, seriali
 from rest_framework.exceptions import ParseError
 from rest_framework.settings import api_settings
 
+from teams import audit
 from teams.choices import Role, TokenScope
 from teams.models import Membership, Team
 
@@ -87,19 +88,22 @@ def token_team(request) -> int | None:
     return getattr(request.auth, "team_id", None)
 
 
-class TeamRolePermission(permissions.BasePermission):
-    """Who may write what: reading is for every member (the queryset has
-    already hidden other teams' objects: a 404); any write needs a write
-    token (or a session) and at least the view's `write_role` (editor) in
-    the object's team, or it is a 403."""
+class TokenScopePermission(permissions.BasePermission):
+    """A read token reads: any other method is a 403."""
+
+    message = "This token may only read."
 
     def has_permission(self, request, view) -> bool:
         if request.method in permissions.SAFE_METHODS:
             return True
-        if getattr(request.auth, "scope", TokenScope.WRITE) != TokenScope.WRITE:
-            self.message = "This token may only read."
-            return False
-        return True
+        return getattr(request.auth, "scope", TokenScope.WRITE) == TokenScope.WRITE
+
+
+class TeamRolePermission(TokenScopePermission):
+    """Who may write what: reading is for every member (the queryset has
+    already hidden other teams' objects: a 404); any write needs a write
+    token (or a session) and at least the view's `write_role` (editor) in
+    the object's team, or it is a 403."""
 
     def has_object_permission(self, request, view, obj) -> bool:
         if request.method in permissions.SAFE_METHODS:
@@ -136,8 +140,27 @@ class TeamScoped:
             return queryset.none()
         return queryset.visible_to(self.request.user, team=token_team(self.request))
 
+    # Each change and its audit entry commit together (savepoint=False: no
+    # extra statements when the request already runs in a transaction).
     def perform_create(self, serializer) -> None:
-        serializer.save(owner=self.request.user)
+        with transaction.atomic(savepoint=False):
+            created = serializer.save(owner=self.request.user)
+            audit.record_many(self.request, "create", created if isinstance(created, list) else [created])
+
+    def perform_update(self, serializer) -> None:
+        before = audit.snapshot(serializer.instance)
+        with transaction.atomic(savepoint=False):
+            obj = serializer.save()
+            changes = audit.diff(before, audit.snapshot(obj))
+            action = "update"
+            if "paused" in changes:  # what follows from it (status, schedule) is in `changes` too
+                action = "pause" if obj.paused else "resume"
+            audit.record(self.request, action, obj, changes)
+
+    def perform_destroy(self, instance) -> None:
+        with transaction.atomic(savepoint=False):
+            audit.record(self.request, "delete", instance)
+            instance.delete()
 
 
 # What JSON type each kind of field takes. DRF reads leniently ("5" for a

@@ -104,7 +104,6 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here: /api/docs/ works offline
@@ -467,7 +466,7 @@ LOOPR_PUSHOVER_URL = env_url("LOOPR_PUSHOVER_URL", "https://api.pushover.net")
 # --- API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "teams.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -480,7 +479,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "loopr.api.PageNumberPagination",
     "PAGE_SIZE": 100,
     "DEFAULT_SCHEMA_CLASS": "loopr.schema.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"channel-test": env_str("LOOPR_CHANNEL_TEST_RATE", "10/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        "channel-test": env_str("LOOPR_CHANNEL_TEST_RATE", "10/min"),
+        "token-create": env_str("LOOPR_TOKEN_CREATE_RATE", "20/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Loopr API",

@@ -9,6 +9,7 @@ from monitors.api.urls import router as monitors_router
 from monitors.views import acknowledge_by_link
 from notifications.api.urls import router as notifications_router
 from statuspages.api.urls import router as statuspages_router
+from teams.api.urls import router as teams_router
 from workers.api.urls import router as workers_router
 
 from .health import healthz
@@ -16,7 +17,7 @@ from .metrics import metrics
 
 # One router so that /api/v1/ lists every resource of every app.
 api = DefaultRouter()
-for app_router in (monitors_router, notifications_router, workers_router, statuspages_router):
+for app_router in (monitors_router, notifications_router, workers_router, statuspages_router, teams_router):
     api.registry.extend(app_router.registry)
 
 # The admin's "View site" link: the landing page (its branding is on LooprAdminSite).

@@ -5,10 +5,17 @@ Nothing here imports the apps whose objects teams own: they point at a team
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models, transaction
+from django.utils import timezone
 
-from .choices import Role
+from .choices import Role, TokenScope
 
 
 class TeamQuerySet(models.QuerySet):
@@ -109,3 +116,121 @@ class TeamOwned(models.Model):
         # creator's personal team, as the API does.
         if self.team_id is None and getattr(self, "owner_id", None) is not None:
             self.team = Team.objects.personal_for(self.owner)
+
+
+KEY_PREFIX = "lpr_"
+# Characters of a key shown in lists, to tell keys apart ("lpr_" and 8 more).
+SHOWN_PREFIX = 12
+
+
+def hash_key(key: str) -> str:
+    # One SHA-256, no salt or stretching: a key is 256 random bits, not a
+    # password a dictionary could guess, and every API request checks one.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiTokenQuerySet(models.QuerySet):
+    def issue(self, user, name: str, team: Team | None = None, scope: str = TokenScope.WRITE,
+              expires_at=None) -> tuple[ApiToken, str]:
+        """A new token and its key: the key is shown once, only its hash is kept."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        token = self.create(user=user, name=name, team=team, scope=scope, expires_at=expires_at,
+                            prefix=key[:SHOWN_PREFIX], key_hash=hash_key(key))
+        return token, key
+
+    def cli_key(self, user, reset: bool = False) -> str:
+        """The key of `user`'s personal write token for scripts
+        (`manage.py create_token`): the same key on every call until reset.
+        It is derived from SECRET_KEY and the token's row, so the database
+        alone still holds no usable key; after SECRET_KEY changes a new one is made."""
+        if reset:
+            self.filter(user=user, name=CLI_TOKEN_NAME, team=None).delete()
+        for token in self.filter(user=user, name=CLI_TOKEN_NAME, team=None):
+            if token.key_hash == hash_key(token.derived_key()):
+                return token.derived_key()
+            token.delete()  # derived from an earlier SECRET_KEY
+        with transaction.atomic():
+            token = self.create(user=user, name=CLI_TOKEN_NAME, scope=TokenScope.WRITE, key_hash=secrets.token_hex(32))
+            key = token.derived_key()
+            token.prefix, token.key_hash = key[:SHOWN_PREFIX], hash_key(key)
+            token.save(update_fields=["prefix", "key_hash"])
+        return key
+
+    def usable(self, key: str, now=None) -> ApiToken | None:
+        """The token whose key this is, unless it expired (a revoked one is gone)."""
+        now = now or timezone.now()
+        token = self.select_related("user").filter(key_hash=hash_key(key)).first()
+        if token is None or (token.expires_at is not None and token.expires_at <= now):
+            return None
+        return token
+
+
+CLI_TOKEN_NAME = "create_token"
+
+
+class ApiToken(models.Model):
+    """A key for the API: acts as its user, limited to one team (a team
+    token) or not (a personal token: all the user's teams), reading only or
+    also writing. Revoking deletes it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens",
+                             help_text="Only this team's objects; empty: all of its user's teams.")
+    name = models.CharField(max_length=100)
+    scope = models.CharField(max_length=8, choices=TokenScope.choices, default=TokenScope.WRITE)
+    prefix = models.CharField(max_length=SHOWN_PREFIX, help_text="The key's first characters, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    def derived_key(self) -> str:
+        digest = hmac.new(settings.SECRET_KEY.encode(), f"loopr-cli-token:{self.user_id}:{self.pk}".encode(),
+                          hashlib.sha256).digest()
+        return KEY_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def record_use(self, now=None) -> None:
+        # At most once a minute: a script polling every second would otherwise write on every request.
+        now = now or timezone.now()
+        if self.last_used_at is None or now - self.last_used_at >= timedelta(minutes=1):
+            ApiToken.objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+
+class AuditEntry(models.Model):
+    """Who changed what in a team, and when: written in the transaction of
+    the change itself, so that a change without its entry cannot commit."""
+
+    team = models.ForeignKey(Team, null=True, on_delete=models.SET_NULL, related_name="audit_entries")
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    # The username (kept when the user is deleted), and the token's name when a token did it.
+    actor_name = models.CharField(max_length=150, blank=True)
+    token_name = models.CharField(max_length=100, blank=True)
+    action = models.CharField(max_length=32)
+    object_type = models.CharField(max_length=64)
+    object_id = models.CharField(max_length=64)
+    object_repr = models.CharField(max_length=200, blank=True)
+    # For updates: {field: [old, new]}, secrets redacted.
+    changes = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            # A team's log, newest first (the API's list and its `since` filter).
+            models.Index(fields=["team", "-at"], name="auditentry_team_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_name or 'someone'} {self.action} {self.object_type} {self.object_repr}"

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from monitors.models import CheckResult
+from teams.models import ApiToken, AuditEntry, Team
 from tests.factories import (
     ChannelFactory, IncidentFactory, MaintenanceWindowFactory, MonitorFactory, NotificationFactory, UserFactory,
 )
@@ -19,7 +20,7 @@ from workers.models import Region
 pytestmark = pytest.mark.django_db
 
 # Django's and Loopr's own: the staff user may not open these (no permission).
-OPERATOR_ONLY = {"auth", "authtoken", "django_celery_beat", "workers", "axes"}
+OPERATOR_ONLY = {"auth", "django_celery_beat", "workers", "axes"}
 
 
 def walk_pages(client: Client, objects_of) -> list[str]:
@@ -50,6 +51,10 @@ def test_a_staff_user_finds_no_other_users_name_or_id_on_any_admin_page():
     NotificationFactory(channel=their_channel, monitor=their_monitor, incident=incident)
     CheckResult.objects.create(monitor=their_monitor, region=region, scheduled_at=timezone.now(),
                                checked_at=timezone.now(), ok=False, error_kind="status", error="bobs-secret-error")
+    ApiToken.objects.issue(bob, "bobs-secret-token")
+    AuditEntry.objects.create(team=Team.objects.personal_for(bob), actor=bob, actor_name=bob.username,
+                              action="update", object_type="monitor", object_id=str(their_monitor.pk),
+                              object_repr="bobs-secret-entry")
     # And the staff user's own, so that every page has something to show.
     mine = MonitorFactory(owner=staff, name="my-monitor")
     ChannelFactory(owner=staff, name="my-channel")
@@ -60,6 +65,8 @@ def test_a_staff_user_finds_no_other_users_name_or_id_on_any_admin_page():
     secrets = ["bob-the-other", "bobs-secret"]
 
     def objects_of(model):
+        if model is Team:
+            return list(Team.objects.of(staff).values_list("pk", flat=True))
         return list(model._default_manager.owned_by(staff).values_list("pk", flat=True)) if hasattr(
             model._default_manager, "owned_by") else []
 

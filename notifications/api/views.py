@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -7,6 +8,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from loopr.api import TeamScoped
+from teams import audit
 
 from ..models import Channel, EscalationPolicy, Notification
 from ..services import send_test
@@ -37,7 +39,9 @@ class ChannelViewSet(TeamScoped, viewsets.ModelViewSet):
         channel = self.get_object()
         if not channel.is_signed:
             raise serializers.ValidationError({"kind": "Only webhook channels have a signing secret."})
-        channel.rotate_secret()
+        with transaction.atomic(savepoint=False):
+            channel.rotate_secret()
+            audit.record(request, "rotate-secret", channel, {"secret": [audit.REDACTED, audit.REDACTED]})
         return Response(self.get_serializer(channel).data)
 
     @extend_schema(request=None, responses=ChannelTestSerializer)

@@ -8,11 +8,11 @@ from datetime import datetime
 import pytest
 import requests
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from monitors.models import CheckResult, Monitor
 from workers import reports
 from workers.models import NodeToken
+from teams.models import ApiToken
 from tests.factories import MonitorFactory, RegionFactory, UserFactory
 from tests.support.processes import wait_for
 
@@ -23,7 +23,7 @@ def test_a_monitor_created_through_the_api_is_checked_on_schedule_and_follows_th
     processes, live_server, target
 ):
     user = UserFactory(username="ops")
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {ApiToken.objects.issue(user, 'e2e')[1]}"}
     processes.central()
     processes.probe("probe1")
     processes.beat()

@@ -14,11 +14,11 @@ import pytest
 import redis
 import requests
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
 from loopr import freshness
 from monitors.models import CheckResult, Monitor
 from notifications.models import Channel
+from teams.models import ApiToken
 from tests.factories import RegionFactory, UserFactory
 from tests.support.dns_server import start_dns_server
 from tests.support.processes import wait_for
@@ -42,7 +42,7 @@ def status_of(monitor_id: int) -> str:
 
 def test_a_heartbeat_goes_down_when_late_alerts_once_and_comes_back_with_a_ping(processes, receivers):
     user = UserFactory(username="ops")
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {ApiToken.objects.issue(user, 'e2e')[1]}"}
     hook = receivers(200)
     channel = Channel(owner=user, name="hook", kind="webhook", target=hook.url)
     channel.new_secret()

@@ -11,10 +11,10 @@ from datetime import timedelta
 import pytest
 import requests
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from monitors import rollups
 from monitors.models import CheckResult, Incident
+from teams.models import ApiToken
 from tests.factories import UserFactory
 from tests.support.processes import wait_for
 
@@ -27,7 +27,7 @@ def iso(at) -> str:
 
 def test_the_uptime_api_agrees_with_the_raw_results_of_a_fast_slow_failing_target(processes, live_server, target):
     user = UserFactory(username="ops")
-    headers = {"Authorization": f"Token {Token.objects.create(user=user).key}"}
+    headers = {"Authorization": f"Token {ApiToken.objects.issue(user, 'e2e')[1]}"}
     processes.central()
     processes.probe("probe1")
     processes.beat()

@@ -58,3 +58,32 @@ def test_each_users_objects_move_into_their_personal_team_and_stay_theirs(before
                        ("notifications", "EscalationPolicy")):
         rows = apps.get_model(*model_name).objects.values_list("name", "owner__username", "team__personal_of__username")
         assert len(rows) == 2 and all(name.startswith(f"{owner}-") and team == owner for name, owner, team in rows)
+
+
+@pytest.fixture
+def before_tokens(transactional_db):
+    apps = migrate([("teams", "0002_personal_teams")])
+    with connection.cursor() as cursor:
+        # DRF's authtoken table as it was (the app is no longer installed).
+        cursor.execute("CREATE TABLE authtoken_token (key varchar(40) PRIMARY KEY, "
+                       "user_id integer NOT NULL, created timestamp with time zone NOT NULL)")
+    yield apps
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS authtoken_token")
+    migrate(executor_leaf_nodes())
+
+
+def test_existing_drf_keys_keep_working_and_their_plain_text_is_gone(before_tokens):
+    from rest_framework.test import APIClient
+
+    user = before_tokens.get_model("auth", "User").objects.create(username="scripted")
+    key = "9944b09199c62bcf9418ad846dd0e4bbdfc6ee4b"
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO authtoken_token VALUES (%s, %s, now())", [key, user.pk])
+    migrate(executor_leaf_nodes())
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/api/v1/monitors/").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM authtoken_token")
+        assert cursor.fetchone()[0] == 0

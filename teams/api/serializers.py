@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from rest_framework import exceptions, serializers
+
+from loopr.api import token_team
+
+from ..choices import Role, TokenScope
+from ..models import ApiToken, AuditEntry, Membership, Team
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField(help_text="Your role in the team.")
+
+    class Meta:
+        model = Team
+        fields = ["id", "name", "is_personal", "role", "created_at"]
+        read_only_fields = ["is_personal", "created_at"]
+
+    def get_role(self, team: Team) -> str | None:
+        role = getattr(team, "caller_role", None)
+        if role is None and self.context["request"].user.is_superuser:
+            return Role.OWNER
+        return role
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(required=False, max_length=150,
+                                     help_text="Who to add (or `email`); read: the member's username.")
+    email = serializers.EmailField(required=False, write_only=True, help_text="Who to add, by their account's email.")
+    role = serializers.ChoiceField(Role.choices, help_text="viewer, editor, admin or owner.")
+
+    class Meta:
+        model = Membership
+        fields = ["id", "user", "username", "email", "role", "created_at"]
+        read_only_fields = ["user", "created_at"]
+
+    def to_representation(self, membership: Membership) -> dict:
+        data = super().to_representation(membership)
+        data["username"] = membership.user.get_username()
+        return data
+
+    def validate(self, attrs: dict) -> dict:
+        if self.instance is not None:
+            attrs.pop("username", None), attrs.pop("email", None)  # a membership's user never changes
+            return attrs
+        users = get_user_model().objects.filter(is_active=True)
+        if attrs.get("username"):
+            field, user = "username", users.filter(username=attrs["username"]).first()
+        elif attrs.get("email"):
+            field, user = "email", users.filter(email__iexact=attrs["email"]).first()
+        else:
+            raise serializers.ValidationError({"username": ["Give the `username` or the `email` of who to add."]})
+        if user is None:
+            raise serializers.ValidationError({field: [f"No user with this {field}; invite them instead."]})
+        team = self.context["team"]
+        if team.memberships.filter(user=user).exists():
+            raise serializers.ValidationError({field: ["Already a member of this team."]})
+        attrs.pop("username", None), attrs.pop("email", None)
+        return {**attrs, "user": user}
+
+
+class TokenSerializer(serializers.ModelSerializer):
+    team = serializers.PrimaryKeyRelatedField(
+        queryset=Team.objects.all(), required=False, allow_null=True,
+        pk_field=serializers.IntegerField(min_value=1, max_value=2**63 - 1),
+        help_text="Only this team's objects (you must be its admin or owner); omitted or null: a personal token, "
+                  "acting as you in all your teams.")
+    scope = serializers.ChoiceField(TokenScope.choices, default=TokenScope.WRITE,
+                                    help_text="read: every write is refused (403); write: as your role allows.")
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "name", "team", "scope", "prefix", "created_at", "expires_at", "last_used_at"]
+        read_only_fields = ["prefix", "created_at", "last_used_at"]
+
+    def validate_team(self, team: Team | None) -> Team | None:
+        request = self.context["request"]
+        limited_to = token_team(request)
+        if team is None:
+            if limited_to is not None:
+                raise exceptions.PermissionDenied({"team": ["A team token can make tokens of its own team only."]})
+            return None
+        if limited_to is not None and team.pk != limited_to or not Team.objects.of(request.user).filter(
+                pk=team.pk).exists():
+            raise serializers.ValidationError(f'Invalid pk "{team.pk}" - object does not exist.')
+        if not request.user.is_superuser and Role.rank(team.role_of(request.user)) < Role.rank(Role.ADMIN):
+            raise exceptions.PermissionDenied({"team": ["Only the team's admins and owners make its tokens."]})
+        return team
+
+    def validate_expires_at(self, value):
+        if value is not None and value <= timezone.now():
+            raise serializers.ValidationError("Must be in the future.")
+        return value
+
+    def create(self, validated_data: dict) -> ApiToken:
+        token, self.new_key = ApiToken.objects.issue(self.context["request"].user, **validated_data)
+        return token
+
+
+class NewTokenSerializer(TokenSerializer):
+    key = serializers.SerializerMethodField(help_text="The key: shown only in this answer, store it now.")
+
+    class Meta(TokenSerializer.Meta):
+        fields = [*TokenSerializer.Meta.fields, "key"]
+
+    def get_key(self, token: ApiToken) -> str:
+        return getattr(self, "new_key", "")
+
+
+class AuditEntrySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = AuditEntry
+        fields = ["id", "team", "at", "actor", "actor_name", "token_name", "action", "object_type", "object_id",
+                  "object_repr", "changes"]
+        read_only_fields = fields
