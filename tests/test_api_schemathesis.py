@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import requests
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
 from monitors.models import CheckResult
 from notifications.models import EscalationPolicy
+from teams.models import ApiToken
 from tests.factories import (
     ChannelFactory,
     IncidentFactory,
@@ -62,7 +62,7 @@ def a_user_with_data(username: str = "fuzzer") -> str:
         CheckResult.objects.create(monitor=monitor, region=region, scheduled_at=at, checked_at=at, ok=minutes != 2,
                                    latency_ms=12.5, status_code=200 if minutes != 2 else 503,
                                    error_kind="ok" if minutes != 2 else "status")
-    return Token.objects.create(user=user).key
+    return ApiToken.objects.cli_key(user)
 
 
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(processes, tmp_path):

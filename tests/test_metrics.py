@@ -10,10 +10,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
-from rest_framework.authtoken.models import Token
 
 from monitors import ingest, rollups
 from monitors.models import Monitor
+from teams.models import ApiToken
 from tests.factories import MonitorFactory, UserFactory, WorkerNodeFactory
 from tests.monitors.test_ingest import result
 
@@ -32,7 +32,7 @@ def no_counts_from_before():
 
 
 def scrape(user, scheme: str = "Bearer") -> dict:
-    key = Token.objects.get_or_create(user=user)[0].key
+    key = ApiToken.objects.cli_key(user)
     response = Client().get("/metrics", HTTP_AUTHORIZATION=f"{scheme} {key}")
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=")

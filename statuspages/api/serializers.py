@@ -144,7 +144,8 @@ class StatusReportSerializer(ValidatedModelSerializer):
     def validate(self, attrs: dict) -> dict:
         if self.instance is None and not attrs.get("message"):
             raise serializers.ValidationError({"message": ["Required: the notice's first update."]})
-        if self.instance is not None and "status" in attrs:
+        # A PUT repeats the status as it is; changing it takes an update.
+        if self.instance is not None and attrs.get("status", self.instance.status) != self.instance.status:
             raise serializers.ValidationError({"status": ["Post an update to change the status."]})
         if self.instance is not None and "page" in attrs and attrs["page"] != self.instance.page:
             raise serializers.ValidationError({"page": ["A notice stays on its page."]})

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 import requests
-from rest_framework.authtoken.models import Token
 
+from teams.models import ApiToken
 from tests.factories import UserFactory
 from tests.support.processes import wait_for
 
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.e2e
 def test_a_component_going_down_shows_on_the_public_page_and_its_badge(processes, live_server, target):
     user = UserFactory(username="ops")
     api = requests.Session()
-    api.headers["Authorization"] = f"Token {Token.objects.create(user=user).key}"
+    api.headers["Authorization"] = f"Token {ApiToken.objects.cli_key(user)}"
     processes.central()
     processes.probe("probe1")
     processes.beat()

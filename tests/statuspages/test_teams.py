@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from statuspages.models import StatusPage
-from teams.models import Team
+from teams.models import ApiToken, Team
 from tests.factories import MonitorFactory, TeamFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 def client_of(user) -> APIClient:
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {ApiToken.objects.cli_key(user)}")
     return client
 
 

@@ -21,6 +21,7 @@ from rest_framework.test import APIClient
 
 from monitors.models import CheckResult, Ping
 from notifications.models import EscalationPolicy
+from statuspages.models import Component, StatusPage, StatusReport
 from teams.choices import Role, TokenScope
 from teams.models import ApiToken, AuditEntry
 from tests.factories import (
@@ -103,6 +104,20 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("get", "/api/v1/regions/{name}/"): Route("any-user", target="region"),
     ("get", "/api/v1/nodes/"): Route("staff"),
     ("get", "/api/v1/nodes/{name}/"): Route("staff", target="node"),
+    ("post", "/api/v1/monitors/{id}/rotate-badge-token/"): Route("write", 200, target="monitor"),
+    ("get", "/api/v1/status-pages/"): Route("any-user"),
+    ("post", "/api/v1/status-pages/"): Route("write", 201, "page"),
+    ("get", "/api/v1/status-pages/{id}/"): Route("read", target="page"),
+    ("put", "/api/v1/status-pages/{id}/"): Route("write", 200, "page", "page"),
+    ("patch", "/api/v1/status-pages/{id}/"): Route("write", 200, "rename", "page"),
+    ("delete", "/api/v1/status-pages/{id}/"): Route("write", 204, target="page"),
+    ("get", "/api/v1/status-reports/"): Route("any-user"),
+    ("post", "/api/v1/status-reports/"): Route("write", 201, "report"),
+    ("get", "/api/v1/status-reports/{id}/"): Route("read", target="report"),
+    ("put", "/api/v1/status-reports/{id}/"): Route("write", 200, "report", "report"),
+    ("patch", "/api/v1/status-reports/{id}/"): Route("write", 200, "retitle", "report"),
+    ("delete", "/api/v1/status-reports/{id}/"): Route("write", 204, target="report"),
+    ("post", "/api/v1/status-reports/{id}/updates/"): Route("write", 201, "report-update", "report"),
     ("get", "/api/v1/teams/"): Route("any-user"),
     ("post", "/api/v1/teams/"): Route("new-team", 201, "new-team"),
     ("get", "/api/v1/teams/{id}/"): Route("read", target="team"),
@@ -201,6 +216,12 @@ def world(settings):
         "member": {"username": "joiner", "role": "viewer"},
         "role": {"role": "editor"},
         "token": {"name": "new", "team": team.pk},
+        "page": {"name": f"new {OURS}", "slug": "walked-new", "team": team.pk,
+                 "components": [{"monitor": objects["monitor"].pk}]},
+        "report": {"page": objects["page"].pk, "title": f"new {OURS}", "status": "investigating",
+                   "message": "looking", "monitors": [objects["monitor"].pk]},
+        "retitle": {"title": f"retitled {OURS}"},
+        "report-update": {"status": "identified", "message": "found it"},
     }
     return {"team": team, "objects": objects, "foreign": foreign, "clients": clients, "bodies": bodies,
             "region": region}
@@ -213,6 +234,9 @@ def world_of(team, owner, mark: str, region) -> dict:
     webhook = ChannelFactory(owner=owner, team=team, name=f"webhook {mark}", kind="webhook",
                              target="http://127.0.0.1:9/hook", secret="whsec_dGVzdA==")
     incident = IncidentFactory(monitor=monitor, cause=f"cause {mark}")
+    page = StatusPage.objects.create(owner=owner, team=team, name=f"page {mark}", slug=f"page-{team.pk}")
+    Component.objects.create(page=page, monitor=monitor, name=f"component {mark}")
+    report = StatusReport.objects.create(page=page, title=f"report {mark}")
     now = timezone.now()
     CheckResult.objects.create(monitor=monitor, region=region, scheduled_at=now, checked_at=now, ok=False,
                                error=f"error {mark}")
@@ -223,7 +247,7 @@ def world_of(team, owner, mark: str, region) -> dict:
         "policy": EscalationPolicy.objects.create(owner=owner, team=team, name=f"policy {mark}",
                                                   steps=[{"after_minutes": 0, "channels": [channel.pk]}]),
         "window": MaintenanceWindowFactory(owner=owner, team=team, name=f"window {mark}", monitors=[monitor]),
-        "team": team, "region": region,
+        "team": team, "region": region, "page": page, "report": report,
     }
 
 
