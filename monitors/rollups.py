@@ -39,12 +39,12 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from . import partitions
 from .choices import Resolution
-from .models import CheckResult, Incident, Monitor, Rollup, RollupProgress
+from .models import CheckResult, Incident, Monitor, MonitorSummary, Rollup, RollupProgress
 from .regions import Region
 
 HOUR, DAY, MINUTE = timedelta(hours=1), timedelta(days=1), timedelta(minutes=1)
@@ -335,8 +335,9 @@ def _fetch(queryset) -> Iterable[tuple]:
 
 
 def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[int, bool]:
-    """Roll up late results, then every closed hour not yet rolled up, within
-    a time budget. Returns (hours rolled up, more_left)."""
+    """Roll up late results, then every closed hour not yet rolled up, then
+    the monitors' summaries, within a time budget. Returns (hours rolled
+    up, more_left)."""
     now = now or timezone.now()
     deadline = timezone.now() + timedelta(seconds=budget_seconds)
     roll_up_late_results()
@@ -346,16 +347,15 @@ def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[
         with transaction.atomic():
             progress = _progress()
             hour = progress.rolled_up_to or _first_hour(now)
-            if hour is None:
-                return rolled, False
-            if hour >= target:
-                return rolled, False
+            if hour is None or hour >= target:
+                break
             roll_up_hour(hour, day_complete=floor_to(hour + HOUR, DAY) == hour + HOUR)
             progress.rolled_up_to = hour + HOUR
             progress.save()
         rolled += 1
         if timezone.now() >= deadline:
             return rolled, True
+    return rolled, not refresh_summaries(deadline=deadline)
 
 
 def _first_hour(now: datetime) -> datetime | None:
@@ -394,6 +394,8 @@ def roll_up_late_results() -> int:
             roll_up_hour(hour, sorted(monitor_ids), day_complete=floor_to(hour, DAY) + DAY <= progress.rolled_up_to)
         progress.previous_seen_id, progress.seen_id = progress.seen_id, newest
         progress.save()
+        # Their summaries summed the hours as they were.
+        refresh_summaries(sorted(set().union(*touched.values())))
     return sum(len(ids) for ids in touched.values())
 
 
@@ -502,42 +504,155 @@ def window(monitor_ids: list[int], since: datetime, until: datetime, region_ids:
 
 @dataclass(frozen=True)
 class Summary:
-    """What the monitor list shows of each monitor."""
+    """What the monitor lists show of each monitor."""
 
     uptime_24h: float | None = None
     uptime_30d: float | None = None
     latency_p95_24h_ms: float | None = None
+    # The 24 hours of uptime_24h, oldest first: (start, average latency ms or
+    # None, uptime percent or None) each, for the admin's sparkline.
+    hours: tuple[tuple[datetime, float | None, float | None], ...] = ()
+
+
+SPARK_HOURS = 24
+
+
+def summary_spans(now: datetime) -> tuple[datetime, datetime]:
+    """Where the spans of uptime_24h and uptime_30d start: the current hour
+    and the 23 before it; today (UTC) and the 29 days before."""
+    return floor_to(now, HOUR) - (SPARK_HOURS - 1) * HOUR, floor_to(now, DAY) - 29 * DAY
 
 
 def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, Summary]:
-    """Uptime of the last 24 hours and 30 days and the 24 hours' p95 for a
-    page of monitors in a few queries. The spans start on an hour and a (UTC)
-    day, so that they are whole rollups but for the raw results since the
-    last roll-up, which both share."""
+    """Uptime of the last 24 hours and 30 days, the 24 hours' p95 and their
+    hours for a page of monitors in a few queries: each monitor's
+    MonitorSummary row (its rolled-up part, refreshed after each roll-up)
+    and the raw results since the last roll-up. A monitor whose row is not
+    of the last roll-up (new, or the hour just turned and not yet rolled up)
+    is summed from its rollups instead: the same figures, more rows read."""
     now = now or timezone.now()
-    hours_from, days_from = floor_to(now, HOUR) - 23 * HOUR, floor_to(now, DAY) - 29 * DAY
+    if not monitor_ids:
+        return {}
+    hours_from, days_from = summary_spans(now)
     done = rolled_up_to()
     raw_from = hours_from if done is None else max(min(done, now), hours_from)
-    recent = sum_raw(monitor_ids, raw_from, now, lambda slot: now)
-    hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, floor_to(raw_from, DAY)), raw_from, None, True)
-    whole_days_to = floor_to(raw_from, DAY)
-    last_24h = [recent, {key: stats for key, stats in hours.items() if key[2] >= hours_from}]
-    last_30d = [recent, _rollups(monitor_ids, Resolution.DAY, days_from, whole_days_to, None, True),
-                {key: stats for key, stats in hours.items() if key[2] >= whole_days_to}]
-    day, month = _verdicts(last_24h), _verdicts(last_30d)
-    return {
-        pk: Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)))
-        for pk in monitor_ids
-    }
+    stored: dict[int, MonitorSummary] = {}
+    if done is not None and done == floor_to(now, HOUR):
+        stored = {row.monitor_id: row for row in MonitorSummary.objects.filter(monitor_id__in=monitor_ids,
+                                                                                rolled_up_to=done)}
+    rest = [pk for pk in monitor_ids if pk not in stored]
+    day: dict[int, Stats] = defaultdict(Stats)
+    month: dict[int, Stats] = defaultdict(Stats)
+    hourly: dict[tuple[int, datetime], Stats] = {}
+    for pk, row in stored.items():
+        day[pk] = Stats(covered_seconds=row.day_covered_seconds, down_seconds=row.day_down_seconds,
+                        latency_count=row.day_latency_count, latency_sum=row.day_latency_sum,
+                        latency_min=row.day_latency_min, latency_max=row.day_latency_max,
+                        histogram=unpack_histogram(bytes(row.day_histogram)))
+        month[pk] = Stats(covered_seconds=row.month_covered_seconds, down_seconds=row.month_down_seconds)
+        for index, point in enumerate(row.hours):
+            if point is not None:
+                hourly[(pk, hours_from + index * HOUR)] = _point_stats(point)
+    if rest:
+        whole_days_to = floor_to(raw_from, DAY)
+        hours = _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), raw_from, None, True)
+        for (pk, _, start), stats in hours.items():
+            if start >= hours_from:
+                day[pk].add(stats)
+                hourly[(pk, start)] = stats
+            if start >= whole_days_to:
+                month[pk].add(stats)
+        for (pk, _), stats in _sums(rest, Resolution.DAY, days_from, whole_days_to).items():
+            month[pk].add(stats)
+    # Since the last roll-up: raw results, per hour, every monitor of the page.
+    for (pk, region_id, start), stats in sum_raw(monitor_ids, raw_from, now, lambda slot: floor_to(slot, HOUR)
+                                                  ).items():
+        if region_id is None:
+            day[pk].add(stats)
+            month[pk].add(stats)
+            hourly.setdefault((pk, start), Stats()).add(stats)
+    out = {}
+    for pk in monitor_ids:
+        points = []
+        for index in range(SPARK_HOURS):
+            start = hours_from + index * HOUR
+            stats = hourly.get((pk, start))
+            points.append((start, _average(stats), stats.uptime_percent if stats else None))
+        out[pk] = Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)),
+                          tuple(points))
+    return out
 
 
-def _verdicts(pieces: list[dict[Key, Stats]]) -> dict[int, Stats]:
-    total: dict[int, Stats] = defaultdict(Stats)
-    for piece in pieces:
-        for (monitor_id, region_id, _), stats in piece.items():
-            if region_id is None:
-                total[monitor_id].add(stats)
-    return total
+def _average(stats: Stats | None) -> float | None:
+    if stats is None or not stats.latency_count:
+        return None
+    return round(stats.latency_sum / stats.latency_count, 1)
+
+
+def _point_stats(point: list) -> Stats:
+    """An hour of a MonitorSummary's sparkline back as the sums it shows."""
+    average, covered, down = point
+    return Stats(covered_seconds=covered, down_seconds=down, latency_count=1 if average is not None else 0,
+                 latency_sum=average or 0.0)
+
+
+def refresh_summaries(monitor_ids: list[int] | None = None, deadline: datetime | None = None) -> bool:
+    """Write the MonitorSummary rows of the last roll-up: of these monitors,
+    or of every monitor whose row is older. False when the deadline came
+    first (the next run goes on where this one stopped)."""
+    done = rolled_up_to()
+    if done is None:
+        return True
+    if monitor_ids is None:
+        current = MonitorSummary.objects.filter(rolled_up_to=done).values("monitor_id")
+        monitor_ids = list(Monitor.objects.exclude(pk__in=current).order_by("pk").values_list("pk", flat=True))
+    for first in range(0, len(monitor_ids), MONITOR_CHUNK):
+        _refresh_summaries(monitor_ids[first : first + MONITOR_CHUNK], done)
+        if deadline is not None and timezone.now() >= deadline and first + MONITOR_CHUNK < len(monitor_ids):
+            return False
+    return True
+
+
+def _refresh_summaries(monitor_ids: list[int], done: datetime) -> None:
+    # The rolled-up part of what summaries() shows when `done` is the current hour.
+    hours_from, days_from = summary_spans(done)
+    whole_days_to = floor_to(done, DAY)
+    hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, whole_days_to), done, None, True)
+    months = _sums(monitor_ids, Resolution.DAY, days_from, whole_days_to)
+    rows = []
+    for pk in monitor_ids:
+        day, month = Stats(), months.get((pk, None), Stats())
+        points: list = []
+        for index in range(SPARK_HOURS - 1):
+            start = hours_from + index * HOUR
+            stats = hours.get((pk, None, start))
+            if stats is not None:
+                day.add(stats)
+            points.append(None if stats is None else
+                          [_average(stats), stats.covered_seconds, stats.down_seconds])
+        for (monitor_id, _, start), stats in hours.items():
+            if monitor_id == pk and start >= whole_days_to:
+                month.add(stats)
+        rows.append(MonitorSummary(
+            monitor_id=pk, rolled_up_to=done, day_covered_seconds=day.covered_seconds,
+            day_down_seconds=day.down_seconds, day_latency_count=day.latency_count,
+            day_latency_sum=day.latency_sum, day_latency_min=day.latency_min, day_latency_max=day.latency_max,
+            day_histogram=pack_histogram(day.histogram), month_covered_seconds=month.covered_seconds,
+            month_down_seconds=month.down_seconds, hours=points))
+    fields = [f.name for f in MonitorSummary._meta.concrete_fields if not f.primary_key]
+    MonitorSummary.objects.bulk_create(rows, update_conflicts=True, unique_fields=["monitor"], update_fields=fields)
+
+
+def _sums(monitor_ids: list[int], resolution: str, since: datetime, until: datetime) -> dict[tuple[int, None], Stats]:
+    """Each monitor's verdict time, covered and down, summed by the database
+    (no histograms: uptime needs none)."""
+    if since >= until or not monitor_ids:
+        return {}
+    rows = (Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=resolution, start__gte=since,
+                                  start__lt=until, region__isnull=True)
+            .values("monitor_id").annotate(covered=Sum("covered_seconds"), down=Sum("down_seconds"))
+            .values_list("monitor_id", "covered", "down"))
+    return {(pk, None): Stats(covered_seconds=covered or 0.0, down_seconds=down or 0.0) for pk, covered, down in rows}
 
 
 def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None
