@@ -23,6 +23,7 @@ from notifications.models import Channel, Notification
 from .acknowledgement import NotAcknowledgeable, acknowledge
 from . import rollups
 from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, Resolution
+from .regions import Region
 from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -80,6 +81,73 @@ def uptime_bars(monitor: Monitor, now=None) -> str:
     )
 
 
+SPARK_BAR, SPARK_HEIGHT = 4, 16
+
+
+def sparkline(hours) -> str:
+    """A monitor's last 24 hours as an inline SVG for its row in the list: a
+    bar an hour, as tall as its average latency (against the row's slowest
+    hour), coloured by its uptime (grey: no data). From rollups.summaries."""
+    slowest = max((average for _, average, _ in hours if average), default=0)
+    bars = []
+    for index, (start, average, uptime) in enumerate(hours):
+        height = max(2, round(SPARK_HEIGHT * average / slowest)) if average and slowest else 2
+        label = timezone.localtime(start).strftime("%H:%M")
+        label += ": no data" if uptime is None else f": {percent(uptime)}" + (
+            f", {average:.0f} ms" if average is not None else "")
+        bars.append((index * (SPARK_BAR + 1), SPARK_HEIGHT - height, SPARK_BAR, height, day_color(uptime), label))
+    width = len(hours) * (SPARK_BAR + 1)
+    return format_html(
+        '<svg class="loopr-sparkline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="last 24 hours: latency and uptime per hour">{}</svg>',
+        width, SPARK_HEIGHT, width, SPARK_HEIGHT,
+        format_html_join("", '<rect x="{}" y="{}" width="{}" height="{}" fill="{}"><title>{}</title></rect>', bars),
+    )
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 480, 120, 4
+CHART_COLORS = ["#417690", "#e07b00", "#6f42c1", "#2e8540", "#c0392b", "#7f8c8d"]
+
+
+def latency_chart(monitor: Monitor, now=None) -> str:
+    """The last 24 hours' average response time per region (a line each, an
+    hour a point) as an inline SVG, from the hour rollups and the raw results
+    since the last roll-up: one monitor's 48-odd buckets."""
+    now = now or timezone.now()
+    first = rollups.floor_to(now, rollups.HOUR) - (rollups.SPARK_HOURS - 1) * rollups.HOUR
+    buckets = rollups.series(monitor.pk, Resolution.HOUR, first, rollups.ceil_to(now, rollups.HOUR))
+    lines: dict[int, dict[int, float]] = {}
+    for (region_id, start), stats in buckets.items():
+        if region_id is not None and stats.latency_count:
+            index = int((start - first) / rollups.HOUR)
+            lines.setdefault(region_id, {})[index] = stats.latency_sum / stats.latency_count
+    if not lines:
+        return format_html("<p>{}</p>", "No response times in the last 24 hours.")
+    names = dict(Region.objects.filter(pk__in=lines).values_list("pk", "name"))
+    slowest = max(max(points.values()) for points in lines.values())
+    step = (CHART_WIDTH - 2 * CHART_PAD) / (rollups.SPARK_HOURS - 1)
+    height = CHART_HEIGHT - 2 * CHART_PAD
+    shapes, legend = [], []
+    for n, region_id in enumerate(sorted(lines, key=lambda r: names.get(r, ""))):
+        color = CHART_COLORS[n % len(CHART_COLORS)]
+        points = sorted(lines[region_id].items())
+        xy = [(CHART_PAD + i * step, CHART_PAD + height * (1 - ms / slowest), ms) for i, ms in points]
+        shapes.append(format_html('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>', color,
+                                  " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in xy)))
+        shapes.extend(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{} {}: {} ms</title>'
+                                  '</circle>', f"{x:.1f}", f"{y:.1f}", color, names.get(region_id, "?"),
+                                  timezone.localtime(first + i * rollups.HOUR).strftime("%H:%M"), f"{ms:.0f}")
+                      for (x, y, ms), (i, _) in zip(xy, points))
+        legend.append(format_html('<span style="color: {}">■ {}</span>', color, names.get(region_id, "?")))
+    return format_html(
+        '<svg class="loopr-latency-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="average response time per hour and region, last 24 hours">'
+        '<text x="{}" y="12" font-size="10" fill="#666">{} ms</text>{}</svg><p>{}</p>',
+        CHART_WIDTH, CHART_HEIGHT, CHART_WIDTH, CHART_HEIGHT, CHART_PAD, f"{slowest:.0f}",
+        format_html_join("", "{}", ((shape,) for shape in shapes)), format_html_join(" ", "{}", ((l,) for l in legend)),
+    )
+
+
 def incident_link(incident: Incident | None) -> str:
     if incident is None:
         return "—"
@@ -123,7 +191,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     ordering = [ATTENTION.asc(), "name", "id"]
     sortable_by = ["name"]
     list_display = ["name", "colored_status", "health", "open_incident", "uptime_24h", "uptime_30d", "p95_24h",
-                    "alerting", "url", "interval", "last_checked_at", "paused", "owner"]
+                    "last_24h", "alerting", "url", "interval", "last_checked_at", "paused", "owner"]
     list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
@@ -162,6 +230,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
                 "incident": incident_link(monitor.current_incident) if monitor.current_incident_id else None,
                 "cause": monitor.current_incident.cause if monitor.current_incident_id else "",
                 "uptime_bars": uptime_bars(monitor),
+                "latency_chart": latency_chart(monitor),
                 "days": UPTIME_DAYS,
                 # Newest first along the results' key (monitor, slot, region): one short index read.
                 "latest_results": monitor.results.select_related("region").order_by("-scheduled_at")[:LATEST_RESULTS],
@@ -198,6 +267,10 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     def p95_24h(self, obj: Monitor) -> str:
         p95 = obj.summary.latency_p95_24h_ms
         return "—" if p95 is None else f"{p95:.0f} ms"
+
+    @admin.display(description="last 24 h")
+    def last_24h(self, obj: Monitor) -> str:
+        return sparkline(obj.summary.hours)
 
     def get_changeform_initial_data(self, request) -> dict:
         # As in the API: a new monitor starts with its owner's default channels.
