@@ -64,7 +64,7 @@ def uptime_bars(monitor: Monitor, now=None) -> str:
     but today's results since the last roll-up."""
     now = now or timezone.now()
     first = rollups.floor_to(now, rollups.DAY) - (UPTIME_DAYS - 1) * rollups.DAY
-    buckets = rollups.series(monitor.pk, Resolution.DAY, first, rollups.ceil_to(now, rollups.DAY))
+    buckets = rollups.series(monitor.pk, Resolution.DAY, first, rollups.ceil_to(now, rollups.DAY), per_region=False)
     bars = []
     for index in range(UPTIME_DAYS):
         day = first + index * rollups.DAY

@@ -233,10 +233,11 @@ class MonitorTerms:
 Key = tuple[int, int | None, datetime]  # monitor, region (None: the verdict), bucket start
 
 
-def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime]
-              ) -> dict[Key, Stats]:
+def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime],
+              per_region: bool = True) -> dict[Key, Stats]:
     """Sum raw rows (ROW_FIELDS) per monitor, region and bucket, and each
-    monitor's all-regions verdict per bucket (region None).
+    monitor's all-regions verdict per bucket (region None); only the
+    verdict without `per_region`.
 
     One pass, the hot loop of rolling up: a region's figures row by row; the
     verdict's counts are its regions' summed, its time comes from its slots."""
@@ -247,9 +248,10 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
         start = starts.get(slot)
         if start is None:
             start = starts[slot] = bucket(slot)
-        stats = out.get((monitor_id, region_id, start))
+        key = (monitor_id, region_id if per_region else None, start)
+        stats = out.get(key)
         if stats is None:
-            stats = out[(monitor_id, region_id, start)] = Stats()
+            stats = out[key] = Stats()
         flags = slots.get((monitor_id, slot))
         if flags is None:
             flags = slots[(monitor_id, slot)] = [False, False, start]
@@ -273,9 +275,11 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
             stats.note_latency(latency)
             if term.latency_threshold_ms is not None and latency > term.latency_threshold_ms:
                 stats.degraded_checks += 1
-    verdicts: dict[Key, Stats] = defaultdict(Stats)
-    for (monitor_id, _, start), stats in out.items():
-        verdicts[(monitor_id, None, start)].add(stats)
+    verdicts: dict[Key, Stats] = out  # counted row by row above
+    if per_region:
+        verdicts = defaultdict(Stats)
+        for (monitor_id, _, start), stats in out.items():
+            verdicts[(monitor_id, None, start)].add(stats)
     for verdict in verdicts.values():
         verdict.covered_seconds = verdict.down_seconds = 0.0
     for (monitor_id, slot), (ran, in_maintenance, start) in slots.items():
@@ -284,7 +288,8 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
             verdict.covered_seconds += term.interval
             if term.incidents and term.is_down(slot):
                 verdict.down_seconds += term.interval
-    out.update(verdicts)
+    if per_region:
+        out.update(verdicts)
     return out
 
 
@@ -310,11 +315,11 @@ def raw_rows(monitor_ids: list[int], since: datetime, until: datetime, region_id
 
 
 def sum_raw(monitor_ids: list[int], since: datetime, until: datetime, bucket: Callable[[datetime], datetime],
-            region_ids: list[int] | None = None) -> dict[Key, Stats]:
+            region_ids: list[int] | None = None, per_region: bool = True) -> dict[Key, Stats]:
     if since >= until:
         return {}
     return aggregate(_fetch(raw_rows(monitor_ids, since, until, region_ids)),
-                     monitor_terms(monitor_ids, since, until), bucket)
+                     monitor_terms(monitor_ids, since, until), bucket, per_region)
 
 
 def _fetch(queryset) -> Iterable[tuple]:
@@ -565,8 +570,8 @@ def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, 
         for (pk, _), stats in _sums(rest, Resolution.DAY, days_from, whole_days_to).items():
             month[pk].add(stats)
     # Since the last roll-up: raw results, per hour, every monitor of the page.
-    for (pk, region_id, start), stats in sum_raw(monitor_ids, raw_from, now, lambda slot: floor_to(slot, HOUR)
-                                                  ).items():
+    for (pk, region_id, start), stats in sum_raw(monitor_ids, raw_from, now, lambda slot: floor_to(slot, HOUR),
+                                                  per_region=False).items():
         if region_id is None:
             day[pk].add(stats)
             month[pk].add(stats)
@@ -655,11 +660,11 @@ def _sums(monitor_ids: list[int], resolution: str, since: datetime, until: datet
     return {(pk, None): Stats(covered_seconds=covered or 0.0, down_seconds=down or 0.0) for pk, covered, down in rows}
 
 
-def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None
-           ) -> dict[tuple[int | None, datetime], Stats]:
+def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None,
+           per_region: bool = True) -> dict[tuple[int | None, datetime], Stats]:
     """One monitor's buckets of `resolution` in [since, until) (since and until
-    on bucket boundaries), per region and verdict: rollups where they are
-    complete, raw results after."""
+    on bucket boundaries), per region and verdict (only the verdict without
+    `per_region`): rollups where they are complete, raw results after."""
     size = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}[resolution]
     buckets: dict[tuple[int | None, datetime], Stats] = defaultdict(Stats)
     raw_from = since
@@ -669,13 +674,13 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
             raw_from = min(done, until)
             # Whole days from day rows; the open day from its hours so far.
             hours_from = max(since, floor_to(raw_from, DAY)) if resolution == Resolution.DAY else since
-            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids),
-                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids)]
+            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids, not per_region),
+                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids, not per_region)]
             for piece in pieces:
                 for (_, region_id, start), stats in piece.items():
                     buckets[(region_id, floor_to(start, size))].add(stats)
     for (_, region_id, start), stats in sum_raw([monitor_id], raw_from, until, lambda slot: floor_to(slot, size),
-                                                region_ids).items():
+                                                region_ids, per_region).items():
         buckets[(region_id, start)].add(stats)
     return buckets
 
