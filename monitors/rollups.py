@@ -177,6 +177,9 @@ class Stats:
         """Nearest-rank percentiles, ascending `qs`, in one walk of the histogram."""
         if not self.latency_count:
             return [None] * len(qs)
+        if len(self.histogram) == 1:  # a minute's bucket, often: every percentile is its value
+            (bucket,) = self.histogram
+            return [min(max(bucket_value(bucket), self.latency_min), self.latency_max)] * len(qs)
         ranks = [max(1, math.ceil(q * self.latency_count)) for q in qs]
         found: list[float | None] = []
         seen = 0
@@ -681,7 +684,10 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
                     buckets[(region_id, floor_to(start, size))].add(stats)
     for (_, region_id, start), stats in sum_raw([monitor_id], raw_from, until, lambda slot: floor_to(slot, size),
                                                 region_ids, per_region).items():
-        buckets[(region_id, start)].add(stats)
+        if (region_id, start) in buckets:
+            buckets[(region_id, start)].add(stats)
+        else:  # most buckets (every minute's): no copy
+            buckets[(region_id, start)] = stats
     return buckets
 
 
