@@ -164,11 +164,7 @@ class Stats:
 
     @property
     def uptime_percent(self) -> float | None:
-        """Floored to three decimals: any downtime shows below 100."""
-        if self.covered_seconds <= 0:
-            return None
-        share = max(0.0, 1 - self.down_seconds / self.covered_seconds)
-        return math.floor(round(share * 100_000, 6)) / 1000
+        return uptime_percent(self.covered_seconds, self.down_seconds)
 
     def percentile(self, q: float) -> float | None:
         return self.percentiles((q,))[0]
@@ -199,6 +195,14 @@ class Stats:
             "min": self.latency_min, "max": self.latency_max,
             "p50": _round(p50), "p95": _round(p95), "p99": _round(p99),
         }
+
+
+def uptime_percent(covered_seconds: float, down_seconds: float) -> float | None:
+    """Floored to three decimals: any downtime shows below 100."""
+    if covered_seconds <= 0:
+        return None
+    share = max(0.0, 1 - down_seconds / covered_seconds)
+    return math.floor(round(share * 100_000, 6)) / 1000
 
 
 def _least(a: float | None, b: float | None) -> float | None:
@@ -552,6 +556,7 @@ def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, 
     day: dict[int, Stats] = defaultdict(Stats)
     month: dict[int, Stats] = defaultdict(Stats)
     hourly: dict[tuple[int, datetime], Stats] = {}
+    points: dict[tuple[int, datetime], tuple] = {}  # the summary rows' hours, as shown
     for pk, row in stored.items():
         day[pk] = Stats(covered_seconds=row.day_covered_seconds, down_seconds=row.day_down_seconds,
                         latency_count=row.day_latency_count, latency_sum=row.day_latency_sum,
@@ -560,7 +565,8 @@ def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, 
         month[pk] = Stats(covered_seconds=row.month_covered_seconds, down_seconds=row.month_down_seconds)
         for index, point in enumerate(row.hours):
             if point is not None:
-                hourly[(pk, hours_from + index * HOUR)] = _point_stats(point)
+                average, covered, down = point
+                points[(pk, hours_from + index * HOUR)] = (average, uptime_percent(covered, down))
     if rest:
         whole_days_to = floor_to(raw_from, DAY)
         hours = _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), raw_from, None, True)
@@ -580,14 +586,17 @@ def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, 
             month[pk].add(stats)
             hourly.setdefault((pk, start), Stats()).add(stats)
     out = {}
+    starts = [hours_from + index * HOUR for index in range(SPARK_HOURS)]
     for pk in monitor_ids:
-        points = []
-        for index in range(SPARK_HOURS):
-            start = hours_from + index * HOUR
-            stats = hourly.get((pk, start))
-            points.append((start, _average(stats), stats.uptime_percent if stats else None))
+        hours = []
+        for start in starts:
+            point = points.get((pk, start))
+            if point is None:
+                stats = hourly.get((pk, start))
+                point = (_average(stats), stats.uptime_percent) if stats else (None, None)
+            hours.append((start, *point))
         out[pk] = Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)),
-                          tuple(points))
+                          tuple(hours))
     return out
 
 
@@ -595,13 +604,6 @@ def _average(stats: Stats | None) -> float | None:
     if stats is None or not stats.latency_count:
         return None
     return round(stats.latency_sum / stats.latency_count, 1)
-
-
-def _point_stats(point: list) -> Stats:
-    """An hour of a MonitorSummary's sparkline back as the sums it shows."""
-    average, covered, down = point
-    return Stats(covered_seconds=covered, down_seconds=down, latency_count=1 if average is not None else 0,
-                 latency_sum=average or 0.0)
 
 
 def refresh_summaries(monitor_ids: list[int] | None = None, deadline: datetime | None = None) -> bool:
