@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import escape, format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 from loopr.admin import (
     BigTableAdmin,
@@ -24,7 +27,8 @@ from teams.models import Team
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
 from . import rollups
-from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, uptime_status
+from .choices import AcknowledgedVia, MaintenanceKind, MonitorStatus, Resolution, uptime_status
+from .regions import Region
 from .models import ATTENTION, CheckResult, Incident, MaintenanceWindow, Monitor, StatusChange
 
 
@@ -79,6 +83,85 @@ def uptime_bars(monitor: Monitor, now=None) -> str:
     )
 
 
+SPARK_BAR, SPARK_HEIGHT = 4, 16
+
+
+def sparkline(hours) -> str:
+    """A monitor's last 24 hours as an inline SVG for its row in the list: a
+    bar an hour, as tall as its average latency (against the row's slowest
+    hour), coloured by its uptime (grey: no data). From rollups.summaries.
+    Built as one string (numbers and fixed colours; labels escaped): a
+    page draws 2,400 bars, and format_html per bar cost most of the page."""
+    slowest = max((average for _, average, _ in hours if average), default=0)
+    bars = []
+    for index, (start, average, uptime) in enumerate(hours):
+        height = max(2, round(SPARK_HEIGHT * average / slowest)) if average and slowest else 2
+        label = timezone.localtime(start).strftime("%H:%M")
+        label += ": no data" if uptime is None else f": {percent(uptime)}" + (
+            f", {average:.0f} ms" if average is not None else "")
+        bars.append(f'<rect x="{index * (SPARK_BAR + 1)}" y="{SPARK_HEIGHT - height}" width="{SPARK_BAR}" '
+                    f'height="{height}" fill="{day_color(uptime)}"><title>{escape(label)}</title></rect>')
+    width = len(hours) * (SPARK_BAR + 1)
+    return mark_safe(  # noqa: S308 (every value above is a number, a fixed colour or escaped)
+        f'<svg class="loopr-sparkline" width="{width}" height="{SPARK_HEIGHT}" viewBox="0 0 {width} {SPARK_HEIGHT}" '
+        f'role="img" aria-label="last 24 hours: latency and uptime per hour">{"".join(bars)}</svg>')
+
+
+CHART_WIDTH, CHART_HEIGHT, CHART_PAD = 480, 120, 4
+CHART_COLORS = ["#417690", "#e07b00", "#6f42c1", "#2e8540", "#c0392b", "#7f8c8d"]
+
+
+def latency_chart(monitor: Monitor, now=None) -> str:
+    """The last 24 hours' average response time per region (a line each, an
+    hour a point) as an inline SVG, from the hour rollups and the raw results
+    since the last roll-up: one monitor's 48-odd buckets."""
+    now = now or timezone.now()
+    first = rollups.floor_to(now, rollups.HOUR) - (rollups.SPARK_HOURS - 1) * rollups.HOUR
+    buckets = rollups.series(monitor.pk, Resolution.HOUR, first, rollups.ceil_to(now, rollups.HOUR))
+    lines: dict[int, dict[int, float]] = {}
+    for (region_id, start), stats in buckets.items():
+        if region_id is not None and stats.latency_count:
+            index = int((start - first) / rollups.HOUR)
+            lines.setdefault(region_id, {})[index] = stats.latency_sum / stats.latency_count
+    if not lines:
+        return format_html("<p>{}</p>", "No response times in the last 24 hours.")
+    names = dict(Region.objects.filter(pk__in=lines).values_list("pk", "name"))
+    slowest = max(max(points.values()) for points in lines.values())
+    step = (CHART_WIDTH - 2 * CHART_PAD) / (rollups.SPARK_HOURS - 1)
+    height = CHART_HEIGHT - 2 * CHART_PAD
+    shapes, legend = [], []
+    for n, region_id in enumerate(sorted(lines, key=lambda r: names.get(r, ""))):
+        color = CHART_COLORS[n % len(CHART_COLORS)]
+        points = sorted(lines[region_id].items())
+        xy = [(CHART_PAD + i * step, CHART_PAD + height * (1 - ms / slowest), ms) for i, ms in points]
+        shapes.append(format_html('<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>', color,
+                                  " ".join(f"{x:.1f},{y:.1f}" for x, y, _ in xy)))
+        shapes.extend(format_html('<circle cx="{}" cy="{}" r="2.5" fill="{}"><title>{} {}: {} ms</title>'
+                                  '</circle>', f"{x:.1f}", f"{y:.1f}", color, names.get(region_id, "?"),
+                                  timezone.localtime(first + i * rollups.HOUR).strftime("%H:%M"), f"{ms:.0f}")
+                      for (x, y, ms), (i, _) in zip(xy, points))
+        legend.append(format_html('<span style="color: {}">■ {}</span>', color, names.get(region_id, "?")))
+    return format_html(
+        '<svg class="loopr-latency-chart" width="{}" height="{}" viewBox="0 0 {} {}" role="img" '
+        'aria-label="average response time per hour and region, last 24 hours">'
+        '<text x="{}" y="12" font-size="10" fill="#666">{} ms</text>{}</svg><p>{}</p>',
+        CHART_WIDTH, CHART_HEIGHT, CHART_WIDTH, CHART_HEIGHT, CHART_PAD, f"{slowest:.0f}",
+        format_html_join("", "{}", ((shape,) for shape in shapes)), format_html_join(" ", "{}", ((l,) for l in legend)),
+    )
+
+
+def latest_results(monitor: Monitor) -> list[CheckResult]:
+    """Newest first. The key (monitor, region, slot) orders each region's
+    results, not all of them: a short index read per region, merged here
+    (one query ordering every region's would sort all the monitor's results)."""
+    rows: list[CheckResult] = []
+    for region_id in Region.objects.order_by("pk").values_list("pk", flat=True):
+        rows += monitor.results.filter(region_id=region_id).select_related("region").order_by(
+            "-scheduled_at")[:LATEST_RESULTS]
+    rows.sort(key=lambda r: (r.scheduled_at, r.region_id), reverse=True)
+    return rows[:LATEST_RESULTS]
+
+
 def incident_link(incident: Incident | None) -> str:
     if incident is None:
         return "—"
@@ -122,7 +205,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     ordering = [ATTENTION.asc(), "name", "id"]
     sortable_by = ["name"]
     list_display = ["name", "colored_status", "health", "open_incident", "uptime_24h", "uptime_30d", "p95_24h",
-                    "alerting", "url", "interval", "last_checked_at", "paused", "team", "owner"]
+                    "last_24h", "alerting", "url", "interval", "last_checked_at", "paused", "team", "owner"]
     list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
@@ -161,9 +244,9 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
                 "incident": incident_link(monitor.current_incident) if monitor.current_incident_id else None,
                 "cause": monitor.current_incident.cause if monitor.current_incident_id else "",
                 "uptime_bars": uptime_bars(monitor),
+                "latency_chart": latency_chart(monitor),
                 "days": UPTIME_DAYS,
-                # Newest first along the results' key (monitor, slot, region): one short index read.
-                "latest_results": monitor.results.select_related("region").order_by("-scheduled_at")[:LATEST_RESULTS],
+                "latest_results": latest_results(monitor),
                 "results_url": reverse("admin:monitors_checkresult_changelist") + f"?monitor__id__exact={monitor.pk}",
             }}
         return super().change_view(request, object_id, form_url, extra_context)
@@ -197,6 +280,10 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     def p95_24h(self, obj: Monitor) -> str:
         p95 = obj.summary.latency_p95_24h_ms
         return "—" if p95 is None else f"{p95:.0f} ms"
+
+    @admin.display(description="last 24 h")
+    def last_24h(self, obj: Monitor) -> str:
+        return sparkline(obj.summary.hours)
 
     def get_changeform_initial_data(self, request) -> dict:
         # As in the API: a new monitor starts with its team's default channels.
@@ -238,11 +325,42 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
         self.message_user(request, f"{verb} {count} monitor(s).", messages.SUCCESS)
 
 
+class ResultPeriodFilter(admin.SimpleListFilter):
+    """Results of the last hour unless asked otherwise. The table is
+    partitioned by day and keyed by (monitor, region, slot), with no index
+    on the slot alone (it would cost a fifth of a result's bytes), only a
+    BRIN one: the last hour is a few block ranges read and sorted, a day a
+    sort of its partition, every retained day a sort of them all (10 M
+    results: tens of seconds)."""
+
+    title = "scheduled"
+    parameter_name = "period"
+    DEFAULT = "1h"
+    PERIODS = {"1h": timedelta(hours=1), "24h": timedelta(days=1), "7d": timedelta(days=7), "all": None}
+
+    def lookups(self, request, model_admin):
+        return [("1h", "Last hour"), ("24h", "Last 24 hours"), ("7d", "Last 7 days"), ("all", "All (slow)")]
+
+    def value(self):
+        value = super().value()
+        return value if value in self.PERIODS else self.DEFAULT
+
+    def choices(self, changelist):
+        for lookup, title in self.lookup_choices:
+            yield {"selected": self.value() == lookup, "display": title,
+                   "query_string": changelist.get_query_string({self.parameter_name: lookup})}
+
+    def queryset(self, request, queryset):
+        period = self.PERIODS[self.value()]
+        return queryset if period is None else queryset.filter(scheduled_at__gte=timezone.now() - period)
+
+
 @admin.register(CheckResult)
 class CheckResultAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelAdmin):
     list_display = ["scheduled", "monitor", "region", "node", "ok", "latency_ms", "status_code", "error_kind",
                     "missed_reason", "checked"]
-    list_filter = [("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind", "missed_reason"]
+    list_filter = [ResultPeriodFilter, ("monitor", OwnedRelatedFieldListFilter), "region", "ok", "error_kind",
+                   "missed_reason"]
     search_fields = ["monitor__name"]
     list_select_related = ["monitor", "region", "node"]
     raw_id_fields = ["monitor"]

@@ -691,6 +691,36 @@ class Rollup(models.Model):
         return f"{self.monitor_id} {self.resolution} {self.start:%Y-%m-%d %H:%M} {self.region_id or 'all'}"
 
 
+class MonitorSummary(models.Model):
+    """What the monitor lists show of a monitor, summed from its rollups up
+    to `rolled_up_to` (rollups.refresh_summaries, after each roll-up): the
+    rolled-up part of its 24-hour and 30-day spans and of its 24-hour
+    sparkline. A page of monitors then reads one row each, plus the raw
+    results since the last roll-up; a row for an older roll-up is not used."""
+
+    monitor = models.OneToOneField(Monitor, primary_key=True, on_delete=models.CASCADE, related_name="+")
+    rolled_up_to = models.DateTimeField()
+    # The hours [rolled_up_to - 23 h, rolled_up_to): the 24-hour span but for its open hour.
+    day_covered_seconds = models.FloatField(default=0)
+    day_down_seconds = models.FloatField(default=0)
+    day_latency_count = models.PositiveIntegerField(default=0)
+    day_latency_sum = models.FloatField(default=0)
+    day_latency_min = models.FloatField(null=True, blank=True)
+    day_latency_max = models.FloatField(null=True, blank=True)
+    day_histogram = models.BinaryField(default=b"")
+    # The 30 days: whole days from the day rollups, then the hours of rolled_up_to's day.
+    month_covered_seconds = models.FloatField(default=0)
+    month_down_seconds = models.FloatField(default=0)
+    # Per hour of the 23, oldest first: [average latency ms or null, failed checks, checks].
+    hours = models.JSONField(default=list)
+
+    class Meta:
+        verbose_name_plural = "monitor summaries"
+
+    def __str__(self) -> str:
+        return f"{self.monitor_id} to {self.rolled_up_to:%Y-%m-%d %H:%M}"
+
+
 class RollupProgress(models.Model):
     """Where rolling up stands (one row): hours before `rolled_up_to` are in
     rollups; results inserted after `seen_id` may be late ones for them."""

@@ -46,7 +46,7 @@ from django.utils import timezone
 
 from . import partitions
 from .choices import Resolution
-from .models import CheckResult, Incident, Monitor, Rollup, RollupProgress
+from .models import CheckResult, Incident, Monitor, MonitorSummary, Rollup, RollupProgress
 from .regions import Region
 
 HOUR, DAY, MINUTE = timedelta(hours=1), timedelta(days=1), timedelta(minutes=1)
@@ -166,11 +166,7 @@ class Stats:
 
     @property
     def uptime_percent(self) -> float | None:
-        """Floored to three decimals: any downtime shows below 100."""
-        if self.covered_seconds <= 0:
-            return None
-        share = max(0.0, 1 - self.down_seconds / self.covered_seconds)
-        return math.floor(round(share * 100_000, 6)) / 1000
+        return uptime_percent(self.covered_seconds, self.down_seconds)
 
     def percentile(self, q: float) -> float | None:
         return self.percentiles((q,))[0]
@@ -179,6 +175,9 @@ class Stats:
         """Nearest-rank percentiles, ascending `qs`, in one walk of the histogram."""
         if not self.latency_count:
             return [None] * len(qs)
+        if len(self.histogram) == 1:  # a minute's bucket, often: every percentile is its value
+            (bucket,) = self.histogram
+            return [min(max(bucket_value(bucket), self.latency_min), self.latency_max)] * len(qs)
         ranks = [max(1, math.ceil(q * self.latency_count)) for q in qs]
         found: list[float | None] = []
         seen = 0
@@ -198,6 +197,14 @@ class Stats:
             "min": self.latency_min, "max": self.latency_max,
             "p50": _round(p50), "p95": _round(p95), "p99": _round(p99),
         }
+
+
+def uptime_percent(covered_seconds: float, down_seconds: float) -> float | None:
+    """Floored to three decimals: any downtime shows below 100."""
+    if covered_seconds <= 0:
+        return None
+    share = max(0.0, 1 - down_seconds / covered_seconds)
+    return math.floor(round(share * 100_000, 6)) / 1000
 
 
 def _least(a: float | None, b: float | None) -> float | None:
@@ -235,10 +242,11 @@ class MonitorTerms:
 Key = tuple[int, int | None, datetime]  # monitor, region (None: the verdict), bucket start
 
 
-def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime]
-              ) -> dict[Key, Stats]:
+def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Callable[[datetime], datetime],
+              per_region: bool = True) -> dict[Key, Stats]:
     """Sum raw rows (ROW_FIELDS) per monitor, region and bucket, and each
-    monitor's all-regions verdict per bucket (region None).
+    monitor's all-regions verdict per bucket (region None); only the
+    verdict without `per_region`.
 
     One pass, the hot loop of rolling up: a region's figures row by row; the
     verdict's counts are its regions' summed, its time comes from its slots."""
@@ -249,9 +257,10 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
         start = starts.get(slot)
         if start is None:
             start = starts[slot] = bucket(slot)
-        stats = out.get((monitor_id, region_id, start))
+        key = (monitor_id, region_id if per_region else None, start)
+        stats = out.get(key)
         if stats is None:
-            stats = out[(monitor_id, region_id, start)] = Stats()
+            stats = out[key] = Stats()
         flags = slots.get((monitor_id, slot))
         if flags is None:
             flags = slots[(monitor_id, slot)] = [False, False, start]
@@ -275,9 +284,11 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
             stats.note_latency(latency)
             if term.latency_threshold_ms is not None and latency > term.latency_threshold_ms:
                 stats.degraded_checks += 1
-    verdicts: dict[Key, Stats] = defaultdict(Stats)
-    for (monitor_id, _, start), stats in out.items():
-        verdicts[(monitor_id, None, start)].add(stats)
+    verdicts: dict[Key, Stats] = out  # counted row by row above
+    if per_region:
+        verdicts = defaultdict(Stats)
+        for (monitor_id, _, start), stats in out.items():
+            verdicts[(monitor_id, None, start)].add(stats)
     for verdict in verdicts.values():
         verdict.covered_seconds = verdict.down_seconds = 0.0
     for (monitor_id, slot), (ran, in_maintenance, start) in slots.items():
@@ -286,7 +297,8 @@ def aggregate(rows: Iterable[tuple], terms: dict[int, MonitorTerms], bucket: Cal
             verdict.covered_seconds += term.interval
             if term.incidents and term.is_down(slot):
                 verdict.down_seconds += term.interval
-    out.update(verdicts)
+    if per_region:
+        out.update(verdicts)
     return out
 
 
@@ -312,11 +324,11 @@ def raw_rows(monitor_ids: list[int], since: datetime, until: datetime, region_id
 
 
 def sum_raw(monitor_ids: list[int], since: datetime, until: datetime, bucket: Callable[[datetime], datetime],
-            region_ids: list[int] | None = None) -> dict[Key, Stats]:
+            region_ids: list[int] | None = None, per_region: bool = True) -> dict[Key, Stats]:
     if since >= until:
         return {}
     return aggregate(_fetch(raw_rows(monitor_ids, since, until, region_ids)),
-                     monitor_terms(monitor_ids, since, until), bucket)
+                     monitor_terms(monitor_ids, since, until), bucket, per_region)
 
 
 def _fetch(queryset) -> Iterable[tuple]:
@@ -337,8 +349,9 @@ def _fetch(queryset) -> Iterable[tuple]:
 
 
 def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[int, bool]:
-    """Roll up late results, then every closed hour not yet rolled up, within
-    a time budget. Returns (hours rolled up, more_left)."""
+    """Roll up late results, then every closed hour not yet rolled up, then
+    the monitors' summaries, within a time budget. Returns (hours rolled
+    up, more_left)."""
     now = now or timezone.now()
     deadline = timezone.now() + timedelta(seconds=budget_seconds)
     roll_up_late_results()
@@ -348,16 +361,15 @@ def roll_up(now: datetime | None = None, budget_seconds: float = 20.0) -> tuple[
         with transaction.atomic():
             progress = _progress()
             hour = progress.rolled_up_to or _first_hour(now)
-            if hour is None:
-                return rolled, False
-            if hour >= target:
-                return rolled, False
+            if hour is None or hour >= target:
+                break
             roll_up_hour(hour, day_complete=floor_to(hour + HOUR, DAY) == hour + HOUR)
             progress.rolled_up_to = hour + HOUR
             progress.save()
         rolled += 1
         if timezone.now() >= deadline:
             return rolled, True
+    return rolled, not refresh_summaries(deadline=deadline)
 
 
 def _first_hour(now: datetime) -> datetime | None:
@@ -396,6 +408,8 @@ def roll_up_late_results() -> int:
             roll_up_hour(hour, sorted(monitor_ids), day_complete=floor_to(hour, DAY) + DAY <= progress.rolled_up_to)
         progress.previous_seen_id, progress.seen_id = progress.seen_id, newest
         progress.save()
+        # Their summaries summed the hours as they were.
+        refresh_summaries(sorted(set().union(*touched.values())))
     return sum(len(ids) for ids in touched.values())
 
 
@@ -504,49 +518,160 @@ def window(monitor_ids: list[int], since: datetime, until: datetime, region_ids:
 
 @dataclass(frozen=True)
 class Summary:
-    """What the monitor list shows of each monitor."""
+    """What the monitor lists show of each monitor."""
 
     uptime_24h: float | None = None
     uptime_30d: float | None = None
     latency_p95_24h_ms: float | None = None
+    # The 24 hours of uptime_24h, oldest first: (start, average latency ms or
+    # None, uptime percent or None) each, for the admin's sparkline.
+    hours: tuple[tuple[datetime, float | None, float | None], ...] = ()
+
+
+SPARK_HOURS = 24
+
+
+def summary_spans(now: datetime) -> tuple[datetime, datetime]:
+    """Where the spans of uptime_24h and uptime_30d start: the current hour
+    and the 23 before it; today (UTC) and the 29 days before."""
+    return floor_to(now, HOUR) - (SPARK_HOURS - 1) * HOUR, floor_to(now, DAY) - 29 * DAY
 
 
 def summaries(monitor_ids: list[int], now: datetime | None = None) -> dict[int, Summary]:
-    """Uptime of the last 24 hours and 30 days and the 24 hours' p95 for a
-    page of monitors in a few queries. The spans start on an hour and a (UTC)
-    day, so that they are whole rollups but for the raw results since the
-    last roll-up, which both share."""
+    """Uptime of the last 24 hours and 30 days, the 24 hours' p95 and their
+    hours for a page of monitors in a few queries: each monitor's
+    MonitorSummary row (its rolled-up part, refreshed after each roll-up)
+    and the raw results since the last roll-up. A monitor whose row is not
+    of the last roll-up (new, or the hour just turned and not yet rolled up)
+    is summed from its rollups instead: the same figures, more rows read."""
     now = now or timezone.now()
-    hours_from, days_from = floor_to(now, HOUR) - 23 * HOUR, floor_to(now, DAY) - 29 * DAY
+    if not monitor_ids:
+        return {}
+    hours_from, days_from = summary_spans(now)
     done = rolled_up_to()
     raw_from = hours_from if done is None else max(min(done, now), hours_from)
-    recent = sum_raw(monitor_ids, raw_from, now, lambda slot: now)
-    hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, floor_to(raw_from, DAY)), raw_from, None, True)
-    whole_days_to = floor_to(raw_from, DAY)
-    last_24h = [recent, {key: stats for key, stats in hours.items() if key[2] >= hours_from}]
-    last_30d = [recent, _rollups(monitor_ids, Resolution.DAY, days_from, whole_days_to, None, True),
-                {key: stats for key, stats in hours.items() if key[2] >= whole_days_to}]
-    day, month = _verdicts(last_24h), _verdicts(last_30d)
-    return {
-        pk: Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)))
-        for pk in monitor_ids
-    }
+    stored: dict[int, MonitorSummary] = {}
+    if done is not None and done == floor_to(now, HOUR):
+        stored = {row.monitor_id: row for row in MonitorSummary.objects.filter(monitor_id__in=monitor_ids,
+                                                                                rolled_up_to=done)}
+    rest = [pk for pk in monitor_ids if pk not in stored]
+    day: dict[int, Stats] = defaultdict(Stats)
+    month: dict[int, Stats] = defaultdict(Stats)
+    hourly: dict[tuple[int, datetime], Stats] = {}
+    points: dict[tuple[int, datetime], tuple] = {}  # the summary rows' hours, as shown
+    for pk, row in stored.items():
+        day[pk] = Stats(covered_seconds=row.day_covered_seconds, down_seconds=row.day_down_seconds,
+                        latency_count=row.day_latency_count, latency_sum=row.day_latency_sum,
+                        latency_min=row.day_latency_min, latency_max=row.day_latency_max,
+                        histogram=unpack_histogram(bytes(row.day_histogram)))
+        month[pk] = Stats(covered_seconds=row.month_covered_seconds, down_seconds=row.month_down_seconds)
+        for index, point in enumerate(row.hours):
+            if point is not None:
+                average, covered, down = point
+                points[(pk, hours_from + index * HOUR)] = (average, uptime_percent(covered, down))
+    if rest:
+        whole_days_to = floor_to(raw_from, DAY)
+        hours = _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), raw_from, None, True)
+        for (pk, _, start), stats in hours.items():
+            if start >= hours_from:
+                day[pk].add(stats)
+                hourly[(pk, start)] = stats
+            if start >= whole_days_to:
+                month[pk].add(stats)
+        for (pk, _), stats in _sums(rest, Resolution.DAY, days_from, whole_days_to).items():
+            month[pk].add(stats)
+    # Since the last roll-up: raw results, per hour, every monitor of the page.
+    for (pk, region_id, start), stats in sum_raw(monitor_ids, raw_from, now, lambda slot: floor_to(slot, HOUR),
+                                                  per_region=False).items():
+        if region_id is None:
+            day[pk].add(stats)
+            month[pk].add(stats)
+            hourly.setdefault((pk, start), Stats()).add(stats)
+    out = {}
+    starts = [hours_from + index * HOUR for index in range(SPARK_HOURS)]
+    for pk in monitor_ids:
+        hours = []
+        for start in starts:
+            point = points.get((pk, start))
+            if point is None:
+                stats = hourly.get((pk, start))
+                point = (_average(stats), stats.uptime_percent) if stats else (None, None)
+            hours.append((start, *point))
+        out[pk] = Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)),
+                          tuple(hours))
+    return out
 
 
-def _verdicts(pieces: list[dict[Key, Stats]]) -> dict[int, Stats]:
-    total: dict[int, Stats] = defaultdict(Stats)
-    for piece in pieces:
-        for (monitor_id, region_id, _), stats in piece.items():
-            if region_id is None:
-                total[monitor_id].add(stats)
-    return total
+def _average(stats: Stats | None) -> float | None:
+    if stats is None or not stats.latency_count:
+        return None
+    return round(stats.latency_sum / stats.latency_count, 1)
 
 
-def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None
-           ) -> dict[tuple[int | None, datetime], Stats]:
+def refresh_summaries(monitor_ids: list[int] | None = None, deadline: datetime | None = None) -> bool:
+    """Write the MonitorSummary rows of the last roll-up: of these monitors,
+    or of every monitor whose row is older. False when the deadline came
+    first (the next run goes on where this one stopped)."""
+    done = rolled_up_to()
+    if done is None:
+        return True
+    if monitor_ids is None:
+        current = MonitorSummary.objects.filter(rolled_up_to=done).values("monitor_id")
+        monitor_ids = list(Monitor.objects.exclude(pk__in=current).order_by("pk").values_list("pk", flat=True))
+    for first in range(0, len(monitor_ids), MONITOR_CHUNK):
+        _refresh_summaries(monitor_ids[first : first + MONITOR_CHUNK], done)
+        if deadline is not None and timezone.now() >= deadline and first + MONITOR_CHUNK < len(monitor_ids):
+            return False
+    return True
+
+
+def _refresh_summaries(monitor_ids: list[int], done: datetime) -> None:
+    # The rolled-up part of what summaries() shows when `done` is the current hour.
+    hours_from, days_from = summary_spans(done)
+    whole_days_to = floor_to(done, DAY)
+    hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, whole_days_to), done, None, True)
+    months = _sums(monitor_ids, Resolution.DAY, days_from, whole_days_to)
+    rows = []
+    for pk in monitor_ids:
+        day, month = Stats(), months.get((pk, None), Stats())
+        points: list = []
+        for index in range(SPARK_HOURS - 1):
+            start = hours_from + index * HOUR
+            stats = hours.get((pk, None, start))
+            if stats is not None:
+                day.add(stats)
+            points.append(None if stats is None else
+                          [_average(stats), stats.covered_seconds, stats.down_seconds])
+        for (monitor_id, _, start), stats in hours.items():
+            if monitor_id == pk and start >= whole_days_to:
+                month.add(stats)
+        rows.append(MonitorSummary(
+            monitor_id=pk, rolled_up_to=done, day_covered_seconds=day.covered_seconds,
+            day_down_seconds=day.down_seconds, day_latency_count=day.latency_count,
+            day_latency_sum=day.latency_sum, day_latency_min=day.latency_min, day_latency_max=day.latency_max,
+            day_histogram=pack_histogram(day.histogram), month_covered_seconds=month.covered_seconds,
+            month_down_seconds=month.down_seconds, hours=points))
+    fields = [f.name for f in MonitorSummary._meta.concrete_fields if not f.primary_key]
+    MonitorSummary.objects.bulk_create(rows, update_conflicts=True, unique_fields=["monitor"], update_fields=fields)
+
+
+def _sums(monitor_ids: list[int], resolution: str, since: datetime, until: datetime) -> dict[tuple[int, None], Stats]:
+    """Each monitor's verdict time, covered and down, summed by the database
+    (no histograms: uptime needs none)."""
+    if since >= until or not monitor_ids:
+        return {}
+    rows = (Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=resolution, start__gte=since,
+                                  start__lt=until, region__isnull=True)
+            .values("monitor_id").annotate(covered=Sum("covered_seconds"), down=Sum("down_seconds"))
+            .values_list("monitor_id", "covered", "down"))
+    return {(pk, None): Stats(covered_seconds=covered or 0.0, down_seconds=down or 0.0) for pk, covered, down in rows}
+
+
+def series(monitor_id: int, resolution: str, since: datetime, until: datetime, region_ids: list[int] | None = None,
+           per_region: bool = True) -> dict[tuple[int | None, datetime], Stats]:
     """One monitor's buckets of `resolution` in [since, until) (since and until
-    on bucket boundaries), per region and verdict: rollups where they are
-    complete, raw results after."""
+    on bucket boundaries), per region and verdict (only the verdict without
+    `per_region`): rollups where they are complete, raw results after."""
     size = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}[resolution]
     buckets: dict[tuple[int | None, datetime], Stats] = defaultdict(Stats)
     raw_from = since
@@ -556,14 +681,17 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
             raw_from = min(done, until)
             # Whole days from day rows; the open day from its hours so far.
             hours_from = max(since, floor_to(raw_from, DAY)) if resolution == Resolution.DAY else since
-            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids),
-                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids)]
+            pieces = [_rollups([monitor_id], resolution, since, hours_from, region_ids, not per_region),
+                      _rollups([monitor_id], Resolution.HOUR, hours_from, raw_from, region_ids, not per_region)]
             for piece in pieces:
                 for (_, region_id, start), stats in piece.items():
                     buckets[(region_id, floor_to(start, size))].add(stats)
     for (_, region_id, start), stats in sum_raw([monitor_id], raw_from, until, lambda slot: floor_to(slot, size),
-                                                region_ids).items():
-        buckets[(region_id, start)].add(stats)
+                                                region_ids, per_region).items():
+        if (region_id, start) in buckets:
+            buckets[(region_id, start)].add(stats)
+        else:  # most buckets (every minute's): no copy
+            buckets[(region_id, start)] = stats
     return buckets
 
 

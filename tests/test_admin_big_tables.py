@@ -114,3 +114,22 @@ def test_the_silent_monitor_warning_names_five_and_counts_the_rest(user, rows):
     # Twelve monitors, none with a channel.
     page = client.get("/admin/monitors/monitor/").content.decode()
     assert "about 12 of your monitors" in page and "and 7 more" in page
+
+
+def test_check_results_list_the_last_hour_unless_asked_for_more(root, user):
+    region = RegionFactory(name="eu-west")
+    monitor = MonitorFactory(owner=user)
+    now = timezone.now()
+    CheckResult.objects.bulk_create(
+        CheckResult(monitor=monitor, region=region, scheduled_at=now - timedelta(minutes=minutes),
+                    checked_at=now - timedelta(minutes=minutes), ok=True)
+        for minutes in (5, 50, 70, 60 * 30)
+    )
+    shown = {path: root.get(path).context["cl"].result_count for path in (
+        "/admin/monitors/checkresult/", "/admin/monitors/checkresult/?period=24h",
+        "/admin/monitors/checkresult/?period=7d", "/admin/monitors/checkresult/?period=all",
+        f"/admin/monitors/checkresult/?monitor__id__exact={monitor.pk}")}
+    assert list(shown.values()) == [2, 3, 4, 4, 2]
+    # The sidebar offers the periods, the default marked chosen.
+    page = root.get("/admin/monitors/checkresult/").content.decode()
+    assert "Last hour" in page and "?period=all" in page

@@ -228,6 +228,14 @@ def test_the_monitor_list_shows_uptime_and_p95_from_the_rollups(root, user):
     assert 90 <= p95 <= 110  # the histogram's bucket around 100 ms
     empty = re.search(r'<tr>.*?>never checked</a>.*?</tr>', html, re.S).group(0)
     assert '<td class="field-uptime_24h">—</td>' in empty and '<td class="field-p95_24h">—</td>' in empty
+    # The 24 h sparkline: a bar an hour, this hour's (its results not yet rolled up) up and 100 ms.
+    bars = re.findall(r'<rect x="\d+" y="\d+" width="\d+" height="(\d+)" fill="([^"]+)"><title>([^<]+)</title>', row)
+    assert len(bars) == 24
+    assert bars[-1][1:] == (MonitorStatus.UP.color, f"{timezone.localtime(now):%H}:00: 100.000 %, 100 ms")
+    assert bars[0][1:] == ("#d0d0d0", f"{timezone.localtime(now - timedelta(hours=23)):%H}:00: no data")
+    quiet = html[html.rindex("<tr", 0, html.index(">never checked</a>")):]
+    quiet = quiet[:quiet.index("</tr>")]
+    assert len(re.findall("<rect", quiet)) == 24 and "100 ms" not in quiet
 
 
 def test_the_monitor_list_takes_the_same_number_of_queries_for_a_page_of_any_size(root, user):
@@ -284,3 +292,28 @@ def test_a_monitor_never_checked_shows_only_grey_bars_and_no_incident(root, user
     assert fills == ["#d0d0d0"] * 90
     assert "Open incident:" in html and "none" in html
     assert "None yet." in html
+
+
+def test_a_monitors_page_charts_24_hours_of_response_time_per_region(root, user):
+    from monitors import rollups
+    from monitors.models import CheckResult
+
+    monitor = MonitorFactory(owner=user, name="payments api")
+    now = timezone.now()
+    hour = rollups.floor_to(now, rollups.HOUR) - 3 * rollups.HOUR
+    for name, latency in (("eu-west", 50.0), ("us-east", 150.0)):
+        region = RegionFactory(name=name)
+        node = WorkerNodeFactory(region=region)
+        for minutes in range(0, 180, 5):
+            slot = hour + timedelta(minutes=minutes)
+            CheckResult.objects.create(monitor=monitor, region=region, node=node, scheduled_at=slot,
+                                       checked_at=slot, ok=True, latency_ms=latency)
+    rollups.roll_up(now)
+
+    html = login(root).get(f"/admin/monitors/monitor/{monitor.pk}/change/").content.decode()
+    chart = html[html.index('class="loopr-latency-chart"'):html.index("Uptime per day")]
+    # A line per region; a point per hour with results (three), each titled with its average.
+    assert chart.count("<polyline") == 2
+    points = re.findall(r"<title>([\w-]+) (\d\d:\d\d): (\d+) ms</title>", chart)
+    assert sorted({(name, ms) for name, _, ms in points}) == [("eu-west", "50"), ("us-east", "150")]
+    assert len(points) == 6 and "<script" not in chart

@@ -8,10 +8,12 @@ import io
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from monitors import ingest, rollups
-from monitors.models import CheckResult
+from monitors.models import CheckResult, MonitorSummary
 from tests.factories import MonitorFactory, RegionFactory
 from tests.monitors.test_ingest import result
 
@@ -171,3 +173,59 @@ def test_another_users_monitor_is_a_404(api, other_user):
     RegionFactory(name="eu")
     for endpoint in ("uptime/", "series/", "series.csv"):
         assert api.get(f"/api/v1/monitors/{theirs.pk}/{endpoint}").status_code == 404
+
+
+@pytest.fixture
+def outage(user, hour):
+    """A monitor checked every minute from two regions for three hours, both
+    failing for ten minutes of the second (an outage: downtime); rolled up."""
+    monitor = MonitorFactory(owner=user, interval=60, retries=0)
+    slots = [hour + timedelta(minutes=i) for i in range(180)]
+    for region, latency in (("eu", 100.0), ("us", 300.0)):
+        for i, slot in enumerate(slots):
+            ingest.ingest_results(region, f"{region}@h", [
+                result(monitor, slot, ok=not 70 <= i < 80, latency_ms=latency + i % 7)])
+    rollups.roll_up()
+    return monitor
+
+
+def test_the_monitor_lists_figures_from_summary_rows_equal_those_summed_from_rollups_and_raw_results(
+        user, outage, hour):
+    done = rollups.rolled_up_to()
+    now = done + timedelta(minutes=5)  # the hour the last roll-up closed is the current one
+    # Raw results since the roll-up are counted too.
+    ingest.ingest_results("eu", "eu@h", [result(outage, done + timedelta(minutes=1), ok=False)])
+    # The roll-up wrote the monitor's summary row for where it stopped.
+    assert MonitorSummary.objects.get(monitor=outage).rolled_up_to == done
+    with CaptureQueriesContext(connection) as read:
+        fast = rollups.summaries([outage.pk], now=now)[outage.pk]
+    assert not any('"monitors_rollup"' in q["sql"] for q in read.captured_queries)
+    MonitorSummary.objects.all().delete()
+    with CaptureQueriesContext(connection) as read:
+        slow = rollups.summaries([outage.pk], now=now)[outage.pk]
+    assert any('"monitors_rollup"' in q["sql"] for q in read.captured_queries)
+    assert fast == slow
+    # And both are what the uptime endpoint sums for the same span (rollups and raw results).
+    since, _ = rollups.summary_spans(now)
+    verdict = rollups.window([outage.pk], since, now)[(outage.pk, None)]
+    assert 0 < verdict.down_seconds and fast.uptime_24h == verdict.uptime_percent < 100
+    assert fast.latency_p95_24h_ms == round(verdict.percentile(0.95), 3)
+    month = rollups.window([outage.pk], rollups.summary_spans(now)[1], now)[(outage.pk, None)]
+    assert fast.uptime_30d == month.uptime_percent
+    # The sparkline's hours: 24, the outage's hour below 100 %, hours without data empty.
+    assert len(fast.hours) == 24 and fast.hours[-1][0] == rollups.floor_to(now, rollups.HOUR)
+    by_start = {start: (average, uptime) for start, average, uptime in fast.hours}
+    assert by_start[hour + timedelta(hours=1)][1] < 100 and by_start[hour][1] == 100.0
+    assert by_start[hour][0] == pytest.approx(203, abs=1)
+    assert by_start[hour - timedelta(hours=1)] == (None, None)
+
+
+def test_a_summary_row_of_an_older_roll_up_is_not_used(user, outage):
+    done = rollups.rolled_up_to()
+    MonitorSummary.objects.filter(monitor=outage).update(rolled_up_to=done - rollups.HOUR, day_down_seconds=0,
+                                                         month_down_seconds=0)
+    figures = rollups.summaries([outage.pk], now=done + timedelta(minutes=5))[outage.pk]
+    assert figures.uptime_24h < 100
+    # The next roll-up brings it up to date.
+    rollups.refresh_summaries()
+    assert MonitorSummary.objects.get(monitor=outage).rolled_up_to == done
