@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -70,6 +70,32 @@ def _without_owner(fields) -> list:
         elif entry != "owner":
             kept.append(entry)
     return kept
+
+
+class DeclaredAdmin:
+    """For a model a loopr.yaml can declare (loopr/declarative.py): its slug
+    and whether a file manages it are shown, not edited here (a slug is made
+    from the name; a file or the API sets another). Editing a managed object
+    is allowed, with a warning: the next plan shows the edit as drift, and
+    the next apply puts the file's values back."""
+
+    MANAGED_WARNING = ("“{}” is managed by a loopr.yaml: changes made here show as drift in the next plan, and "
+                       "the next apply of the file puts its values back. Change the file instead.")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "slug", "managed"]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            obj = self.get_object(request, object_id)
+            if obj is not None and obj.managed:
+                self.message_user(request, self.MANAGED_WARNING.format(obj), messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and obj.managed and form.has_changed():
+            self.message_user(request, self.MANAGED_WARNING.format(obj), messages.WARNING)
 
 
 class ReadOnlyAdmin:

@@ -54,6 +54,19 @@ class OwnedByUser:
         serializer.save(owner=self.request.user)
 
 
+class WarnsWhenManaged:
+    """An update of an object a loopr.yaml manages is made, and answered
+    with a `Warning` header (RFC 9111's 299, "miscellaneous persistent"):
+    the next plan shows the edit as drift, the next apply undoes it."""
+
+    def update(self, request, *args, **kwargs):
+        response = super().update(request, *args, **kwargs)
+        if response.status_code == 200 and response.data.get("managed"):
+            response["Warning"] = ('299 loopr "managed by a loopr.yaml: this edit shows as drift in the next plan, '
+                                   'and the next apply of the file undoes it"')
+        return response
+
+
 # Runs the model's own validation, as NetBox's serializer of that name does:
 # `full_clean()` on the object as it would be stored, so that the API keeps
 # the rules the admin's forms keep (they call it too). Its errors become a 400
@@ -94,6 +107,32 @@ class ValidatedModelSerializer(serializers.ModelSerializer):
 def _keyed_by_field(exc: DjangoValidationError) -> dict[str, list[str]]:
     return {api_settings.NON_FIELD_ERRORS_KEY if name == NON_FIELD_ERRORS else name: messages
             for name, messages in exc.message_dict.items()}
+
+
+class DeclaredSerializer(ValidatedModelSerializer):
+    """For a model a loopr.yaml can declare (loopr/declarative.py): its
+    `slug`, checked unique among the owner's objects of its type, and
+    `managed`, which only applying a file sets."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        fields["slug"].required = False
+        fields["managed"].read_only = True
+        return fields
+
+    def validate_slug(self, slug: str) -> str:
+        if slug:
+            probe = self.instance if self.instance is not None else self.Meta.model()
+            if probe.slug_taken(self.slug_owner_id(), slug):
+                noun = self.Meta.model._meta.verbose_name
+                raise serializers.ValidationError(f"Another {noun} of yours has the slug {slug!r}.")
+        return slug
+
+    def slug_owner_id(self) -> int:
+        if self.instance is not None:
+            return self.instance.owner_id
+        owner = self.context.get("owner") or self.context["request"].user
+        return owner.pk
 
 
 class UtcDateTimeField(IsoDateTimeField):

@@ -10,6 +10,7 @@ from django.utils.html import format_html, format_html_join
 from loopr.admin import (
     BigTableAdmin,
     CountedDeleteAdmin,
+    DeclaredAdmin,
     OwnedByUserAdmin,
     OwnedModelAdmin,
     OwnedRelatedFieldListFilter,
@@ -116,7 +117,8 @@ class MaintenanceWindowForm(SameOwnerForm):
 
 
 @admin.register(Monitor)
-class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedModelAdmin, admin.ModelAdmin):
+class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, DeclaredAdmin, OwnedModelAdmin,
+                   admin.ModelAdmin):
     form = MonitorForm
     # Down, then degraded, then the rest, each by name: monitor_attention_idx
     # serves it. By name alone (indexed) on request; the filters find the rest.
@@ -137,7 +139,8 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     # What a monitor gathers by the thousand: the delete page counts these.
     delete_counts = (CheckResult, StatusChange, Notification)
     fieldsets = [
-        (None, {"fields": ["owner", "name", "kind", "url", "interval", "timeout", "retries", "regions", "paused"]}),
+        (None, {"fields": ["owner", "name", "slug", "managed", "kind", "url", "interval", "timeout", "retries",
+                           "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects",
                              "tls_verify", "tls_expiry_alert_days"]}),
         ("Assertions", {"fields": ["assertions"]}),
@@ -346,7 +349,7 @@ class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelA
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
+class MaintenanceWindowAdmin(DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = ["name", "kind", "schedule", "active", "owner"]
     list_filter = ["kind"]
@@ -355,7 +358,7 @@ class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
     list_select_related = ["owner"]
     readonly_fields = ["created_at"]
     fieldsets = [
-        (None, {"fields": ["owner", "name", "monitors", "kind", "timezone"]}),
+        (None, {"fields": ["owner", "name", "slug", "managed", "monitors", "kind", "timezone"]}),
         ("One-off", {"fields": ["starts_at", "ends_at"]}),
         ("Weekly or cron", {"fields": ["weekdays", "start_time", "cron", "duration_minutes"]}),
         (None, {"fields": ["created_at"]}),

@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from loopr.declarative import Declared
 from loopr.querysets import OwnedQuerySet
 
 from .choices import (
@@ -83,7 +84,7 @@ ATTENTION = models.Case(
 )
 
 
-class Monitor(models.Model):
+class Monitor(Declared):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitors")
     name = models.CharField(max_length=200)
     # Empty on creation: taken from the URL's scheme (clients from before
@@ -191,6 +192,11 @@ class Monitor(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per owner (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["owner", "slug"], condition=~Q(slug=""), name="monitor_owner_slug"),
+        ]
         indexes = [
             # The dispatcher's claim: unpaused probed monitors ordered by due
             # time. Heartbeats stay out: their next_check_at never moves, and
@@ -773,7 +779,7 @@ class MaintenanceWindowQuerySet(OwnedQuerySet):
     pass
 
 
-class MaintenanceWindow(models.Model):
+class MaintenanceWindow(Declared):
     """While active, checks of its monitors still run and are stored, the
     monitors show `maintenance`, and no down/up alert goes out."""
 
@@ -794,6 +800,11 @@ class MaintenanceWindow(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per owner (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["owner", "slug"], condition=~Q(slug=""), name="maintenancewindow_owner_slug"),
+        ]
 
     def __str__(self) -> str:
         return self.name

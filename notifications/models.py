@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from loopr.declarative import Declared
 from loopr.querysets import OwnedQuerySet
 
 from .choices import AttemptOutcome, ChannelKind, DeliveryStatus, Event
@@ -25,7 +26,7 @@ class ChannelQuerySet(OwnedQuerySet):
         return self.filter(owner=user, is_default=True)
 
 
-class Channel(models.Model):
+class Channel(Declared):
     """Somewhere alerts go: an email address or a webhook URL of some kind."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels")
@@ -57,6 +58,11 @@ class Channel(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per owner (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["owner", "slug"], condition=~models.Q(slug=""), name="channel_owner_slug"),
+        ]
         indexes = [
             # The reminder sweep, every 30 s: does any enabled channel want
             # reminders at all (usually none, and then that is all it asks).
@@ -308,7 +314,7 @@ class EscalationPolicyQuerySet(OwnedQuerySet):
     pass
 
 
-class EscalationPolicy(models.Model):
+class EscalationPolicy(Declared):
     """Who is told about an outage, and who next while nobody acknowledges
     it: ordered steps `{"after_minutes": N, "channels": [ids]}`, N counted
     from the incident's confirmation (0: at once, as plain channels are)."""
@@ -327,6 +333,11 @@ class EscalationPolicy(models.Model):
     class Meta:
         ordering = ["name", "id"]
         verbose_name_plural = "escalation policies"
+        constraints = [
+            # A file's key for the object: one per owner (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["owner", "slug"], condition=~models.Q(slug=""), name="escalationpolicy_owner_slug"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -11,7 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import ValidatedModelSerializer
+from loopr.api import DeclaredSerializer
+from loopr.declarative import fill_slugs
 from notifications.models import Channel, EscalationPolicy
 
 from .. import rollups
@@ -160,9 +161,9 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(ValidatedModelSerializer):
+class MonitorSerializer(DeclaredSerializer):
     # headers as the model field makes it (its validators included), safe from deep nesting.
-    serializer_field_mapping = {**ValidatedModelSerializer.serializer_field_mapping, models.JSONField: HeadersField}
+    serializer_field_mapping = {**DeclaredSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
         many=True, required=False, slug_field="name", queryset=Region.objects.all(),
         help_text="Region names; empty means every region with a live probe worker.",
@@ -201,7 +202,7 @@ class MonitorSerializer(ValidatedModelSerializer):
     class Meta:
         model = Monitor
         fields = [
-            "id", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
+            "id", "slug", "managed", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "assertions", "tls_verify", "tls_expiry_alert_days",
             "grace", "schedule", "timezone", "ping_url", "next_ping_due_at",
             "regions", "retries", "recovery_checks",
@@ -302,6 +303,13 @@ class MonitorListSerializer(serializers.ListSerializer):
         kwargs.setdefault("allow_empty", False)
         super().__init__(*args, **kwargs)
 
+    def validate(self, attrs: list[dict]) -> list[dict]:
+        given = [item["slug"] for item in attrs if item.get("slug")]
+        twice = sorted({slug for slug in given if given.count(slug) > 1})
+        if twice:
+            raise serializers.ValidationError(f"Slugs given to more than one monitor: {', '.join(twice)}.")
+        return super().validate(attrs)
+
     def create(self, validated_data: list[dict]) -> list[Monitor]:
         return create_monitors(validated_data)
 
@@ -336,6 +344,7 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
             chosen = defaults[monitor.owner_id]
         channels.append(chosen)
         monitors.append(monitor)
+    fill_slugs(monitors)
     with transaction.atomic():
         Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
         _add_related(monitors, "regions", regions)
@@ -446,7 +455,7 @@ class IncidentDetailSerializer(IncidentSerializer):
                 "next_step": escalation.next_step + 1 if escalation.due_at else None}
 
 
-class MaintenanceWindowSerializer(ValidatedModelSerializer):
+class MaintenanceWindowSerializer(DeclaredSerializer):
     kind = PlainChoiceField(MaintenanceKind.choices, required=False)
     monitors = OwnedPrimaryKeyField(
         many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of your monitors."
@@ -460,7 +469,7 @@ class MaintenanceWindowSerializer(ValidatedModelSerializer):
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "id", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
+            "id", "slug", "managed", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
             "timezone", "monitors", "active", "created_at",
         ]
         read_only_fields = ["created_at"]

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from rest_framework import serializers
 
-from loopr.api import ValidatedModelSerializer
+from loopr.api import DeclaredSerializer
 
 from ..choices import ChannelKind, DeliveryStatus
 from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
@@ -13,7 +13,7 @@ from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 MIN_REMINDER_INTERVAL = 60
 
 
-class ChannelSerializer(ValidatedModelSerializer):
+class ChannelSerializer(DeclaredSerializer):
     """Never returns a secret: a webhook's signing secret is only in the
     creation and rotation answers (ChannelWithSecretSerializer); the tokens
     and keys of the other kinds are write-only."""
@@ -29,7 +29,7 @@ class ChannelSerializer(ValidatedModelSerializer):
     class Meta:
         model = Channel
         fields = [
-            "id", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
+            "id", "slug", "managed", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
             "disabled_reason", "notify_degraded", "reminder_interval", "events", "quiet_hours_start",
             "quiet_hours_end", "quiet_hours_timezone", "created_at",
         ]
@@ -113,7 +113,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         return notification.next_attempt_at if notification.status == DeliveryStatus.PENDING else None
 
 
-class EscalationPolicySerializer(ValidatedModelSerializer):
+class EscalationPolicySerializer(DeclaredSerializer):
     steps = serializers.JSONField(
         help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
                   "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
@@ -121,7 +121,7 @@ class EscalationPolicySerializer(ValidatedModelSerializer):
 
     class Meta:
         model = EscalationPolicy
-        fields = ["id", "name", "steps", "repeat_minutes", "created_at"]
+        fields = ["id", "slug", "managed", "name", "steps", "repeat_minutes", "created_at"]
         read_only_fields = ["created_at"]
 
     def validate_steps(self, steps):

@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from loopr.api import OwnedByUser
+from loopr.api import OwnedByUser, WarnsWhenManaged
 
 from ..models import Channel, EscalationPolicy, Notification
 from ..services import send_test
@@ -20,7 +20,7 @@ from .serializers import (
 )
 
 
-class ChannelViewSet(OwnedByUser, viewsets.ModelViewSet):
+class ChannelViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
     queryset = Channel.objects.all()
     serializer_class = ChannelSerializer
     filterset_class = ChannelFilter
@@ -69,6 +69,6 @@ class NotificationViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
     filterset_class = NotificationFilter
 
 
-class EscalationPolicyViewSet(OwnedByUser, viewsets.ModelViewSet):
+class EscalationPolicyViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
     queryset = EscalationPolicy.objects.all()
     serializer_class = EscalationPolicySerializer
