@@ -116,19 +116,23 @@ class DeclaredSerializer(ValidatedModelSerializer):
 
     def get_fields(self):
         fields = super().get_fields()
-        fields["slug"].required = False
-        fields["managed"].read_only = True
+        if "slug" in fields:
+            fields["slug"].required = False
+        if "managed" in fields:
+            fields["managed"].read_only = True
         return fields
 
     def validate_slug(self, slug: str) -> str:
         if slug:
             probe = self.instance if self.instance is not None else self.Meta.model()
-            if probe.slug_taken(self.slug_owner_id(), slug):
+            if probe.slug_taken(self.writer_owner_id(), slug):
                 noun = self.Meta.model._meta.verbose_name
                 raise serializers.ValidationError(f"Another {noun} of yours has the slug {slug!r}.")
         return slug
 
-    def slug_owner_id(self) -> int:
+    def writer_owner_id(self) -> int:
+        """The owner of the object being written: its own when updating, else
+        the context's `owner` (a loopr.yaml's scope) or the caller."""
         if self.instance is not None:
             return self.instance.owner_id
         owner = self.context.get("owner") or self.context["request"].user

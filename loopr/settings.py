@@ -106,6 +106,7 @@ INSTALLED_APPS = [
     "monitors",
     "workers",
     "notifications",
+    "configfile",  # monitoring as code: loopr.yaml plan, apply, export (on top of the others)
 ]
 
 MIDDLEWARE = [

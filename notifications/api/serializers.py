@@ -132,7 +132,7 @@ class EscalationPolicySerializer(DeclaredSerializer):
         problem = steps_problem(steps)
         if problem:
             raise serializers.ValidationError(problem)
-        owner = self.instance.owner if self.instance else self.context["request"].user
+        owner = self.writer_owner_id()
         wanted = {pk for step in steps for pk in step["channels"]}
         unknown = sorted(wanted - set(Channel.objects.filter(owner=owner, pk__in=wanted).values_list("pk", flat=True)))
         if unknown:
