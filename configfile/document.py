@@ -149,6 +149,11 @@ _Loader.yaml_implicit_resolvers = {
 }
 
 
+def dumped(data: dict) -> str:
+    """A file as YAML, keys in the order given (slug and name first)."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, default_flow_style=False)
+
+
 def read(data: dict) -> Document:
     """The document's shape checked: known keys (else a "did you mean"),
     sections as lists of objects, a slug on each and none twice."""

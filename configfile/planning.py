@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 from django.db import transaction
+from rest_framework.exceptions import ValidationError
 
 from loopr.declarative import fill_slugs
 
@@ -23,6 +24,8 @@ from .scope import Scope
 
 # What a change says instead of a secret's value.
 HIDDEN = "(hidden)"
+# The slug of the throwaway object that finds a new object's defaults.
+PROBE_SLUG = "--loopr-defaults--"
 
 
 class Conflict(Exception):
@@ -145,7 +148,14 @@ def _write(scope: Scope, document: Document, before: dict) -> None:
         existing = {obj.slug: obj for obj in scope.objects(section.model)}
         for index, item in enumerate(document.sections.get(section.key, [])):
             instance = existing.get(item["slug"])
-            serializer = section.serializer(instance, data=item, partial=instance is not None, context=context)
+            if instance is None:
+                serializer = section.serializer(data=item, context=context)
+            else:
+                whole = _as_declared(scope, section, item, context)
+                if isinstance(whole, Exception):
+                    problems.extend(problems_of(f"{section.key}[{index}]", whole.detail))
+                    continue
+                serializer = section.serializer(instance, data=whole, context=context)
             if not serializer.is_valid():
                 problems.extend(problems_of(f"{section.key}[{index}]", serializer.errors))
                 continue
@@ -153,6 +163,25 @@ def _write(scope: Scope, document: Document, before: dict) -> None:
             serializer.save(**extra)
     if problems:
         raise FileInvalid(problems)
+
+
+def _as_declared(scope: Scope, section: Section, item: dict, context: dict) -> dict | ValidationError:
+    """The item with each field it leaves out at the value a new object
+    would get (the API's defaults, whatever they depend on): what the file
+    declares is the whole object, so that an edit of a field the file does
+    not list still shows as drift. Found by creating the object in a
+    savepoint that is rolled back; the item's errors if it could not be."""
+    if all(name in item for name in section.declarable_fields() if name != "secret"):
+        return item
+    with transaction.atomic():
+        probe = section.serializer(data={**item, "slug": PROBE_SLUG}, context=context)
+        if not probe.is_valid():
+            transaction.set_rollback(True)
+            return ValidationError(probe.errors)
+        created = probe.save(**scope.new_object_fields())
+        defaults = dict(section.serializer(created, context=context).data)
+        transaction.set_rollback(True)
+    return {**defaults, **item}
 
 
 def _prune(scope: Scope, document: Document) -> None:

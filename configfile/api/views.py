@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import yaml
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -10,7 +10,7 @@ from rest_framework.decorators import api_view, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
-from ..document import FileInvalid, Problem, parse, read
+from ..document import FileInvalid, Problem, dumped, parse, read
 from ..planning import Conflict, apply, exported, plan
 from ..schema import file_schema
 from ..scope import ScopeError, scope_for
@@ -74,10 +74,7 @@ def export_view(request):
     document = exported(scope)
     if request.query_params.get("format") == "json":
         return Response(document)
-    text = yaml.safe_dump(document, sort_keys=False, allow_unicode=True, default_flow_style=False)
-    from django.http import HttpResponse
-
-    return HttpResponse(text, content_type="application/yaml; charset=utf-8")
+    return HttpResponse(dumped(document), content_type="application/yaml; charset=utf-8")
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
