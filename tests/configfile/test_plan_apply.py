@@ -187,4 +187,8 @@ def test_objects_inserted_without_a_slug_get_one_and_export_round_trips(api, use
                                          timeout=5)])
     exported = api.get(EXPORT).content.decode()
     assert yaml.safe_load(exported)["monitors"][0]["slug"] == "bulk"
-    assert changes_of(api, exported) == []
+    # Made by hand: applying the export changes nothing but that the file now manages it.
+    assert changes_of(api, exported) == [
+        {"action": "update", "type": "monitor", "slug": "bulk", "diff": {"managed": [False, True]}}]
+    apply_planned(api, exported)
+    assert changes_of(api, api.get(EXPORT).content.decode()) == []
