@@ -63,6 +63,8 @@ def render_changes(changes: list[dict]) -> str:
     for change in changes:
         out.append(f"{marks.get(change['action'], '?')} {change['action']} {change['type']} {change['slug']}")
         for name, (old, new) in change["diff"].items():
+            if name == "managed" and change["action"] != "update":
+                continue  # every object a file creates is managed; only adopting one is news
             if change["action"] == "create":
                 out.append(f"    {name}: {_value(new)}")
             elif change["action"] == "delete":
