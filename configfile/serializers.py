@@ -6,6 +6,7 @@ as a `${VARIABLE}` reference, resolved when the file is applied."""
 
 from __future__ import annotations
 
+import copy
 import re
 
 from rest_framework import serializers
@@ -16,6 +17,26 @@ from notifications.api.serializers import ChannelSerializer, EscalationPolicySer
 from notifications.models import Channel, EscalationPolicy
 
 SECRET_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class FileSerializer:
+    """What every object's serializer in a file does besides its API
+    serializer's work. Its fields are built once per class and copied, not
+    built again for each of the thousands of objects a plan reads and
+    writes (building a model serializer's fields is most of its cost)."""
+
+    def get_fields(self):
+        cls = type(self)
+        if "_field_template" not in cls.__dict__:
+            cls._field_template = super().get_fields()
+        fields = copy.deepcopy(cls._field_template)
+        fields["slug"].required = False  # as DeclaredSerializer sets it; a copy is made from the arguments
+        return fields
+
+    def validate_slug(self, slug: str) -> str:
+        # A file's object is matched to the scope's object of that slug, if
+        # any: its slug is never another object's.
+        return slug
 
 
 class SlugReferenceField(serializers.SlugRelatedField):
@@ -37,10 +58,16 @@ class SlugReferenceField(serializers.SlugRelatedField):
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        found = self.get_queryset().filter(slug=data).first()
-        if found is None:
-            self.fail("does_not_exist", noun=self.model._meta.verbose_name, value=data)
-        return found
+        # Kept for the whole write: a thousand monitors name the same few
+        # channels. Only found objects are kept; one the file creates later
+        # is looked up again.
+        known = self.context.setdefault(("slugs", self.model), {})
+        if data not in known:
+            found = self.get_queryset().filter(slug=data).first()
+            if found is None:
+                self.fail("does_not_exist", noun=self.model._meta.verbose_name, value=data)
+            known[data] = found
+        return known[data]
 
     def to_representation(self, obj) -> str:
         return obj.slug
@@ -58,7 +85,7 @@ def slug_list(model, **kwargs) -> SortedSlugsField:
     return SortedSlugsField(child_relation=SlugReferenceField(model), **kwargs)
 
 
-class FileMonitorSerializer(MonitorSerializer):
+class FileMonitorSerializer(FileSerializer, MonitorSerializer):
     channels = slug_list(Channel, required=False, help_text="Slugs of channels to alert; omitted on creation: "
                          "your default channels; [] for none.")
     escalation_policy = SlugReferenceField(EscalationPolicy, required=False, allow_null=True,
@@ -79,7 +106,7 @@ class FileMonitorSerializer(MonitorSerializer):
         return data
 
 
-class FileChannelSerializer(ChannelSerializer):
+class FileChannelSerializer(FileSerializer, ChannelSerializer):
     secret = serializers.CharField(
         write_only=True, required=False, allow_blank=False, max_length=500,
         help_text="Only as a ${VARIABLE} reference, resolved when the file is applied (the client sends the "
@@ -104,7 +131,7 @@ class FileChannelSerializer(ChannelSerializer):
         return variables[match[1]]
 
 
-class FileEscalationPolicySerializer(EscalationPolicySerializer):
+class FileEscalationPolicySerializer(FileSerializer, EscalationPolicySerializer):
     steps = serializers.JSONField(
         help_text='Ordered steps, each {"after_minutes": N, "channels": [channel slugs]}: N minutes after an '
                   "incident is confirmed, if still open and unacknowledged, those channels are alerted.")
@@ -144,7 +171,7 @@ class FileEscalationPolicySerializer(EscalationPolicySerializer):
         return data
 
 
-class FileMaintenanceWindowSerializer(MaintenanceWindowSerializer):
+class FileMaintenanceWindowSerializer(FileSerializer, MaintenanceWindowSerializer):
     monitors = slug_list(Monitor, allow_empty=False, help_text="Slugs of the monitors it covers.")
 
     class Meta(MaintenanceWindowSerializer.Meta):
