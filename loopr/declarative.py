@@ -22,6 +22,10 @@ class Declared(models.Model):
         default=False,
         help_text="Created or last applied from a loopr.yaml: edits made elsewhere show as drift in the next plan.")
 
+    # What a slug is unique within, besides the type: the field naming the
+    # objects' owner (the one place to change when objects belong to teams).
+    slug_scope = "owner"
+
     class Meta:
         abstract = True
 
@@ -34,8 +38,8 @@ class Declared(models.Model):
         too: bulk_create does not go through save)."""
         fill_slugs([self])
 
-    def slug_taken(self, owner_id: int | None, slug: str) -> bool:
-        return type(self).objects.filter(owner_id=owner_id, slug=slug).exclude(pk=self.pk).exists()
+    def slug_taken(self, scope_id: int | None, slug: str) -> bool:
+        return type(self).objects.filter(**{f"{self.slug_scope}_id": scope_id}, slug=slug).exclude(pk=self.pk).exists()
 
 
 def base_slug(name: str) -> str:
@@ -59,12 +63,12 @@ def fill_slugs(objects: Iterable[Declared]) -> None:
     queries per owner: which of their names' slugs are taken, then the
     numbered variants of those."""
     pending = [obj for obj in objects if not obj.slug]
-    by_owner: dict[int, list[Declared]] = {}
+    by_scope: dict[int, list[Declared]] = {}
     for obj in pending:
-        by_owner.setdefault(obj.owner_id, []).append(obj)
-    for owner_id, group in by_owner.items():
+        by_scope.setdefault(getattr(obj, f"{obj.slug_scope}_id"), []).append(obj)
+    for scope_id, group in by_scope.items():
         model = type(group[0])
-        owned = model.objects.filter(owner_id=owner_id)
+        owned = model.objects.filter(**{f"{model.slug_scope}_id": scope_id})
         bases = {base_slug(obj.name) for obj in group}
         taken = set(owned.filter(slug__in=bases).values_list("slug", flat=True))
         if taken:
