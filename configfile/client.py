@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None, environ: dict[str, str] | None = None) -
     parser.add_argument("-f", "--file", default="loopr.yaml", help="the file (export: where to write; - for stdout)")
     parser.add_argument("--url", default=environ.get("LOOPR_URL"), help="the Loopr server (LOOPR_URL)")
     parser.add_argument("--token", default=environ.get("LOOPR_TOKEN"), help="an API token (LOOPR_TOKEN)")
-    parser.add_argument("--team", help="the team the file describes (default: the file's, else your own)")
+    parser.add_argument("--team", help="the id of the team the file describes (default: the file's `team`, "
+                                       "else your personal team, or a team token's team)")
     parser.add_argument("--prune", action="store_true", help="delete managed objects the file no longer lists")
     parser.add_argument("--detailed-exitcode", action="store_true", help="plan: exit 2 when there are changes")
     args = parser.parse_args(argv)

@@ -51,7 +51,7 @@ SECTIONS = (
 # Besides the sections: what the request says about the file.
 SETTINGS_KEYS = {
     "version": "The format's version: 1.",
-    "team": "The team whose objects the file describes; left out: your own.",
+    "team": "The id of the team whose objects the file describes; left out: your personal team (a team token's team).",
     "prune": "true: delete managed objects the file no longer lists (never objects made by hand).",
     "revision": "apply only: the revision its plan answered, so that exactly the planned changes are made.",
     "variables": "The values of the ${VARIABLE} references (sent by the client from its environment; never stored).",

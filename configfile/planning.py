@@ -97,7 +97,7 @@ def state(scope: Scope) -> dict[str, dict[str, dict]]:
     """Every object of the scope as the file would declare it, by section
     and slug, with whether it is managed and a digest of a channel's secret
     (so that a changed secret shows, though never its value)."""
-    context = {"scope": scope, "owner": scope.owner}
+    context = scope.context()
     found = {}
     for section in SECTIONS:
         objects = _with_relations(section, scope.objects(section.model)).order_by("slug")
@@ -143,7 +143,7 @@ def _write(scope: Scope, document: Document, before: dict) -> None:
     problems: list[Problem] = []
     if document.prune:
         _prune(scope, document)
-    context = {"scope": scope, "owner": scope.owner, "variables": document.variables}
+    context = scope.context(variables=document.variables)
     for section in SECTIONS:
         existing = {obj.slug: obj for obj in scope.objects(section.model)}
         for index, item in enumerate(document.sections.get(section.key, [])):

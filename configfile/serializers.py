@@ -33,10 +33,17 @@ class FileSerializer:
         fields["slug"].required = False  # as DeclaredSerializer sets it; a copy is made from the arguments
         return fields
 
-    def validate_slug(self, slug: str) -> str:
-        # A file's object is matched to the scope's object of that slug, if
-        # any: its slug is never another object's.
-        return slug
+    # A file's object is matched to the scope's object of that slug, if
+    # any: its slug is never another object's (DeclaredSerializer's check
+    # would cost a query per object to say so).
+    check_slug = False
+
+    def validate(self, attrs: dict) -> dict:
+        # The file's team, as if the API's `team` field had been given it:
+        # before TeamOwnedSerializer.validate, which checks that every object
+        # referred to is of that team, and DeclaredSerializer's slug check.
+        attrs["team"] = self.context["scope"].team
+        return super().validate(attrs)
 
 
 class SlugReferenceField(serializers.SlugRelatedField):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
@@ -17,31 +18,83 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
+from teams.choices import Role
+from teams.models import Membership, Team
+
+from .querysets import team_id_of
+
 
 class OwnedByUserAdmin:
     """The admin shows a staff user only what the API would show them (the
-    model's `owned_by(user)`); superusers see everything. The same holds for
-    what its forms offer to pick: a monitor's channels, a window's monitors."""
+    model's `visible_to(user)`: their teams' objects); superusers see
+    everything. The same holds for what its forms offer to pick (a monitor's
+    channels, a window's monitors), and a team is offered only where the
+    user may write (editor or above)."""
 
     def get_queryset(self, request):
-        return super().get_queryset(request).owned_by(request.user)
+        return super().get_queryset(request).visible_to(request.user)
 
     def get_field_queryset(self, db, db_field, request):
         queryset = super().get_field_queryset(db, db_field, request)
         related = db_field.remote_field.model._default_manager.using(db)
-        if not hasattr(related, "owned_by"):
+        if related.model is Team:
+            return (queryset if queryset is not None else related.all()).of(request.user, Role.EDITOR)
+        if not hasattr(related, "visible_to"):
             return queryset
-        return (queryset if queryset is not None else related.all()).owned_by(request.user)
+        return (queryset if queryset is not None else related.all()).visible_to(request.user)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and self._may_write(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and self._may_write(request, obj)
+
+    @staticmethod
+    def _may_write(request, obj) -> bool:
+        # A viewer of a team sees its objects here, read-only.
+        if obj is None or request.user.is_superuser:
+            return True
+        return Membership.objects.filter(team_id=team_id_of(obj), user=request.user,
+                                         role__in=Role.at_least(Role.EDITOR)).exists()
+
+
+class TeamOwnedForm(forms.ModelForm):
+    """A team-owned object's form: left empty, the team is the personal
+    team of its owner (the creator: whoever adds it, unless a superuser
+    picks another), as in the API."""
+
+    creator = None  # set per request by OwnedModelAdmin.get_form
+
+    def clean(self) -> dict:
+        data = super().clean()
+        if "team" in self.fields and data.get("team") is None and not self.instance.team_id:
+            owner = data.get("owner") or self.creator
+            if owner is not None:
+                data["team"] = Team.objects.personal_for(owner)
+        return data
 
 
 class OwnedModelAdmin(OwnedByUserAdmin):
-    """For a model with an `owner`: a new object belongs to whoever adds it.
-    A superuser may still pick another owner (the field starts at
-    themselves); anyone else never sees the field, since it could only ever
-    be themselves."""
+    """For a team-owned model: a new object is created by whoever adds it
+    (its `owner`), in their personal team unless they pick another team
+    where they are an editor. Only a superuser sees or changes the creator."""
+
+    form = TeamOwnedForm
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)  # a class made for this request
+        form.creator = request.user
+        return form
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "team" and field is not None:
+            field.required = False
+            field.help_text = "Empty: the personal team of its creator. Its members see it."
+        return field
 
     def get_changeform_initial_data(self, request) -> dict:
-        return {"owner": request.user.pk, **super().get_changeform_initial_data(request)}
+        return {"team": Team.objects.personal_for(request.user).pk, **super().get_changeform_initial_data(request)}
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
@@ -54,7 +107,7 @@ class OwnedModelAdmin(OwnedByUserAdmin):
         return shown if request.user.is_superuser else [name for name in shown if name != "owner"]
 
     def save_model(self, request, obj, form, change: bool) -> None:
-        if not change and not request.user.is_superuser:
+        if not change and (obj.owner_id is None or not request.user.is_superuser):
             obj.owner = request.user
         super().save_model(request, obj, form, change)
 
@@ -158,7 +211,7 @@ class BigTableAdmin:
 
 class OwnedRelatedFieldListFilter(admin.RelatedFieldListFilter):
     """A sidebar filter by a related object that lists only the objects the
-    user may see (`owned_by`): a staff user's own monitors, not everyone's."""
+    user may see (`visible_to`): a staff user's teams' monitors, not everyone's."""
 
     # With more than this, listing them all would make every page as long
     # as a hundred thousand monitors: the sidebar then lists only the one
@@ -167,7 +220,7 @@ class OwnedRelatedFieldListFilter(admin.RelatedFieldListFilter):
 
     def field_choices(self, field, request, model_admin):
         ordering = self.field_admin_ordering(field, request, model_admin) or ()
-        visible = field.remote_field.model._default_manager.owned_by(request.user)
+        visible = field.remote_field.model._default_manager.visible_to(request.user)
         if ordering:
             visible = visible.order_by(*ordering)
         choices = [(obj.pk, str(obj)) for obj in visible[: self.MAX_CHOICES + 1]]
@@ -288,14 +341,14 @@ def dashboard(user) -> dict:
     from notifications.models import Notification
     from workers.choices import SERVING_STATES
 
-    counts = dict(Monitor.objects.owned_by(user).order_by().values_list("status").annotate(models.Count("id")))
+    counts = dict(Monitor.objects.visible_to(user).order_by().values_list("status").annotate(models.Count("id")))
     monitors_url = reverse("admin:monitors_monitor_changelist")
     statuses = [
         {"label": MonitorStatus(value).label, "color": MonitorStatus(value).color, "count": counts.get(value, 0),
          "url": f"{monitors_url}?status__exact={value}"}
         for value in DASHBOARD_STATUSES
     ]
-    open_incidents = Incident.objects.owned_by(user).open()
+    open_incidents = Incident.objects.visible_to(user).open()
     incidents = list(open_incidents.select_related("monitor").order_by("started_at")[:DASHBOARD_INCIDENTS])
     open_count = open_incidents.count()  # always, so that the page's queries are the same however many
 
@@ -309,7 +362,7 @@ def dashboard(user) -> dict:
         for region in regions:
             region.nodes_url = f"{nodes_url}?region__id__exact={region.pk}"
 
-    failed = Notification.objects.owned_by(user).filter(status=DeliveryStatus.FAILED).order_by()
+    failed = Notification.objects.visible_to(user).filter(status=DeliveryStatus.FAILED).order_by()
     failed_count = failed[: FAILED_COUNTED_UP_TO + 1].count()
     return {
         "monitor_statuses": statuses,

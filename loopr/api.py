@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from django import forms
@@ -11,9 +12,15 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import models
 from django_filters import rest_framework as filters
 from django_filters.fields import IsoDateTimeField
-from rest_framework import pagination, parsers, serializers
+from rest_framework import exceptions, pagination, parsers, permissions, serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.settings import api_settings
+
+from teams.choices import Role, TokenScope
+from teams.models import Membership, Team
+
+from .declarative import SlugTaken
+from .querysets import team_id_of
 
 
 class JSONParser(parsers.JSONParser):
@@ -37,10 +44,55 @@ class PageNumberPagination(pagination.PageNumberPagination):
     max_page_size = MAX_PAGE_SIZE
 
 
-class OwnedByUser:
-    """Per-user visibility for a viewset: `queryset` narrowed by the model's
-    `owned_by(user)` (another user's object is then a 404), and new objects
-    owned by the caller."""
+# Ids one error message names at most.
+MAX_NAMED = 20
+
+
+def token_team(request) -> int | None:
+    """The team a team token is limited to; None for a session or a user token."""
+    return getattr(request.auth, "team_id", None)
+
+
+class TeamRolePermission(permissions.BasePermission):
+    """Who may write what: reading is for every member (the queryset has
+    already hidden other teams' objects: a 404); any write needs a write
+    token (or a session) and at least the view's `write_role` (editor) in
+    the object's team, or it is a 403."""
+
+    def has_permission(self, request, view) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        if getattr(request.auth, "scope", TokenScope.WRITE) != TokenScope.WRITE:
+            self.message = "This token may only read."
+            return False
+        return True
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        return has_role(request, team_id_of(obj), getattr(view, "write_role", Role.EDITOR), self)
+
+
+def has_role(request, team_id: int | None, needed: str, permission=None) -> bool:
+    """Whether the caller holds at least `needed` in the team (a superuser: in every team)."""
+    if request.user.is_superuser:
+        return True
+    role = Membership.objects.filter(team_id=team_id, user=request.user).values_list("role", flat=True).first()
+    if Role.rank(role) >= Role.rank(needed):
+        return True
+    if permission is not None:
+        permission.message = f"Your role in this team ({role or 'none'}) does not allow this; {needed} or above does."
+    return False
+
+
+class TeamScoped:
+    """Team visibility for a viewset: `queryset` narrowed by the model's
+    `visible_to(user, team)` (another team's object is a 404), writes
+    checked by TeamRolePermission (a 403), and new objects created by the
+    caller in the team their serializer's `team` field chose."""
+
+    permission_classes = [permissions.IsAuthenticated, TeamRolePermission]
+    write_role = Role.EDITOR
 
     def get_queryset(self):
         return self.visible(super().get_queryset())
@@ -48,10 +100,104 @@ class OwnedByUser:
     def visible(self, queryset: models.QuerySet) -> models.QuerySet:
         if getattr(self, "swagger_fake_view", False):  # schema generation: no user
             return queryset.none()
-        return queryset.owned_by(self.request.user)
+        return queryset.visible_to(self.request.user, team=token_team(self.request))
 
     def perform_create(self, serializer) -> None:
         serializer.save(owner=self.request.user)
+
+
+# The name from before teams, for viewsets written against it.
+OwnedByUser = TeamScoped
+
+
+class CallersTeamDefault:
+    """On creation only: the team a team token is limited to, else the
+    caller's personal team."""
+
+    requires_context = True
+
+    def __call__(self, serializer_field):
+        if serializer_field.parent.instance is not None:
+            raise serializers.SkipField()
+        context = serializer_field.context
+        if "callers_team" not in context:  # once for a whole list of monitors
+            context["callers_team"] = self.team_of(context["request"], serializer_field.get_queryset())
+        return context["callers_team"]
+
+    @staticmethod
+    def team_of(request, teams: models.QuerySet) -> Team:
+        team = token_team(request)
+        if team is not None:
+            return teams.get(pk=team)
+        personal = teams.filter(personal_of=request.user).first()
+        return personal if personal is not None else teams.get(pk=Team.objects.personal_for(request.user).pk)
+
+
+class TeamField(serializers.PrimaryKeyRelatedField):
+    """The team an object belongs to, by id: one of the caller's teams (any
+    other is as unknown as a missing id: a 400 naming `team`); writing into
+    it needs the editor role (or a 403)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("default", CallersTeamDefault())
+        kwargs.setdefault("pk_field", serializers.IntegerField(min_value=1, max_value=2**63 - 1))
+        kwargs.setdefault("help_text", "Id of the team it belongs to; omitted on creation: your personal team "
+                                       "(a team token's team). Needs the editor role there.")
+        super().__init__(queryset=Team.objects.all(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        if request is None:
+            return Team.objects.none()
+        teams = Team.objects.of(request.user).with_role_of(request.user)
+        team = token_team(request)
+        return teams if team is None else teams.filter(pk=team)
+
+
+class TeamOwnedSerializer(serializers.ModelSerializer):
+    """A serializer of a team-owned model: its `team` (chosen on creation,
+    movable by an editor of both teams), and the objects it refers to in
+    `team_references` all of that same team (a 400 naming the field)."""
+
+    team = TeamField()
+    team_references: tuple[str, ...] = ()
+    # Reverse relations whose objects refer to this one: it cannot move away from them.
+    team_referrers: tuple[str, ...] = ()
+
+    def validate_team(self, team: Team) -> Team:
+        request = self.context["request"]
+        if self.instance is not None and team.pk == self.instance.team_id:
+            return team
+        role = getattr(team, "caller_role", None)
+        if not (request.user.is_superuser or Role.rank(role) >= Role.rank(Role.EDITOR)):
+            raise exceptions.PermissionDenied(
+                {"team": [f"Your role in team {team.pk} does not allow creating or moving objects into it; "
+                          "editor or above does."]})
+        return team
+
+    def validate(self, attrs: dict) -> dict:
+        team = attrs.get("team") or getattr(self.instance, "team", None)
+        moving = self.instance is not None and team is not None and team.pk != self.instance.team_id
+        for name in self.team_references:
+            if name in attrs:
+                chosen = attrs[name]
+            elif moving:
+                chosen = getattr(self.instance, name)
+                chosen = list(chosen.all()) if isinstance(chosen, models.Manager) else chosen
+            else:
+                continue
+            chosen = [] if chosen is None else chosen if isinstance(chosen, list) else [chosen]
+            strangers = [str(obj.pk) for obj in chosen if obj.team_id != team.pk]
+            if strangers:
+                raise serializers.ValidationError(
+                    {name: [f"Of another team than {team.name!r} (id {team.pk}): {', '.join(strangers)}."]})
+        for name in self.team_referrers if moving else ():
+            users = getattr(self.instance, name).exclude(team=team).values_list("pk", flat=True)[:MAX_NAMED]
+            if users:
+                raise serializers.ValidationError({"team": [
+                    f"Still used by {name.replace('_', ' ')} of its team (ids {', '.join(map(str, users))}): "
+                    "move or change those first."]})
+        return super().validate(attrs)
 
 
 class WarnsWhenManaged:
@@ -86,8 +232,10 @@ class ValidatedModelSerializer(serializers.ModelSerializer):
         concrete = {field.name for field in self.Meta.model._meta.concrete_fields}
         written = {name: value for name, value in attrs.items() if name in concrete}
         instance = self._as_stored(written)
+        # A related object was looked up (among those the caller may see) by its field already.
+        looked_up = [name for name in written if isinstance(self.fields.get(name), serializers.RelatedField)]
         try:
-            instance.full_clean(exclude=[*(concrete - written.keys()), *self.clean_exclude])
+            instance.full_clean(exclude=[*(concrete - written.keys()), *self.clean_exclude, *looked_up])
         except DjangoValidationError as exc:
             raise serializers.ValidationError(_keyed_by_field(exc)) from exc
         # clean() may normalise what it checks (a channel's target): that is what is saved.
@@ -111,7 +259,7 @@ def _keyed_by_field(exc: DjangoValidationError) -> dict[str, list[str]]:
 
 class DeclaredSerializer(ValidatedModelSerializer):
     """For a model a loopr.yaml can declare (loopr/declarative.py): its
-    `slug`, checked unique among the owner's objects of its type, and
+    `slug`, checked unique among the team's objects of its type, and
     `managed`, which only applying a file sets."""
 
     def get_fields(self):
@@ -122,21 +270,58 @@ class DeclaredSerializer(ValidatedModelSerializer):
             fields["managed"].read_only = True
         return fields
 
-    def validate_slug(self, slug: str) -> str:
+    def save(self, **kwargs):
+        with slug_clash_as_400():
+            return super().save(**kwargs)
+
+    def get_validators(self) -> list:
+        # DRF's own check of the (team, slug) constraint answers with a
+        # non-field error before validate() runs: validate_slug_free names `slug`.
+        return [validator for validator in super().get_validators()
+                if "slug" not in getattr(validator, "fields", ())]
+
+    # Whether validate() checks the slug is free in the team (a loopr.yaml's
+    # serializers match objects by slug, so theirs always is).
+    check_slug = True
+
+    def validate(self, attrs: dict) -> dict:
+        if self.check_slug:
+            self.validate_slug_free(attrs)
+        return super().validate(attrs)
+
+    def validate_slug_free(self, attrs: dict) -> None:
+        # Here, not in validate_slug: the team it must be unique in may be
+        # written in the same request (TeamOwnedSerializer put it in attrs).
+        slug = attrs.get("slug")
+        moving = self.instance is not None and "team" in attrs and attrs["team"].pk != self.instance.team_id
+        if not slug and moving:
+            slug = self.instance.slug  # its slug must be free in the team it moves to too
         if slug:
             probe = self.instance if self.instance is not None else self.Meta.model()
-            if probe.slug_taken(self.writer_owner_id(), slug):
+            if probe.slug_taken(self.writer_team_id(attrs), slug):
                 noun = self.Meta.model._meta.verbose_name
-                raise serializers.ValidationError(f"Another {noun} of yours has the slug {slug!r}.")
-        return slug
+                raise serializers.ValidationError({"slug": [f"Another {noun} of its team has the slug {slug!r}."]})
 
-    def writer_owner_id(self) -> int:
-        """The owner of the object being written: its own when updating, else
-        the context's `owner` (a loopr.yaml's scope) or the caller."""
+    def writer_team_id(self, attrs: dict) -> int | None:
+        """The team of the object being written: the one it is given, else
+        its own when updating."""
+        team = attrs.get("team")
+        if team is not None:
+            return team.pk
         if self.instance is not None:
-            return self.instance.owner_id
-        owner = self.context.get("owner") or self.context["request"].user
-        return owner.pk
+            return self.instance.team_id
+        return None
+
+
+@contextmanager
+def slug_clash_as_400():
+    """A slug given in the request that another writer took meanwhile (the
+    check in validate() saw it free): a 400 naming `slug`, not a 500."""
+    try:
+        yield
+    except SlugTaken as exc:
+        raise serializers.ValidationError(
+            {"slug": ["Taken meanwhile by another object of its team and type: choose another."]}) from exc
 
 
 class UtcDateTimeField(IsoDateTimeField):

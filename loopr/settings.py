@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI and ReDoc served from here: /api/docs/ works offline
     "django_celery_beat",
     "axes",  # login throttling: the admin's and the API's session login
+    "teams",  # before the apps whose objects teams own
     "monitors",
     "workers",
     "notifications",

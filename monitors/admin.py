@@ -16,10 +16,12 @@ from loopr.admin import (
     OwnedRelatedFieldListFilter,
     ReadOnlyAdmin,
     ReadOnlyInline,
+    TeamOwnedForm,
 )
 from loopr.formatting import format_duration
 from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
+from teams.models import Team
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
 from . import rollups
@@ -90,30 +92,30 @@ def incident_link(incident: Incident | None) -> str:
     return format_html('<a href="{}">since {} ({})</a>', url, started, format_duration(incident.duration.total_seconds()))
 
 
-class SameOwnerForm(forms.ModelForm):
-    """Related objects picked in the form must belong to the object's owner,
-    as the API insists; the admin lists everyone's."""
+class SameTeamForm(TeamOwnedForm):
+    """Related objects picked in the form must belong to the object's team,
+    as the API insists; the admin offers those of all the user's teams."""
 
-    same_owner_fields: tuple[str, ...] = ()
+    same_team_fields: tuple[str, ...] = ()
 
     def clean(self) -> dict:
         data = super().clean()
-        owner = data.get("owner")
-        for name in self.same_owner_fields:
+        team = data.get("team") or (self.instance.team if self.instance.team_id else None)
+        for name in self.same_team_fields:
             picked = data.get(name)
             picked = [picked] if isinstance(picked, models.Model) else picked or []
-            strangers = [str(obj) for obj in picked if owner is not None and obj.owner_id != owner.pk]
+            strangers = [str(obj) for obj in picked if team is not None and obj.team_id != team.pk]
             if strangers:
-                self.add_error(name, f"Not owned by {owner}: {', '.join(strangers)}.")
+                self.add_error(name, f"Not of team {team}: {', '.join(strangers)}.")
         return data
 
 
-class MonitorForm(SameOwnerForm):
-    same_owner_fields = ("channels", "escalation_policy")
+class MonitorForm(SameTeamForm):
+    same_team_fields = ("channels", "escalation_policy")
 
 
-class MaintenanceWindowForm(SameOwnerForm):
-    same_owner_fields = ("monitors",)
+class MaintenanceWindowForm(SameTeamForm):
+    same_team_fields = ("monitors",)
 
 
 @admin.register(Monitor)
@@ -125,7 +127,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, Declar
     ordering = [ATTENTION.asc(), "name", "id"]
     sortable_by = ["name"]
     list_display = ["name", "colored_status", "health", "open_incident", "uptime_24h", "uptime_30d", "p95_24h",
-                    "alerting", "url", "interval", "last_checked_at", "paused", "owner"]
+                    "alerting", "url", "interval", "last_checked_at", "paused", "team", "owner"]
     list_filter = ["status", "health", "kind", "paused", "is_flapping", "in_maintenance", "regions", "method"]
     search_fields = ["name", "url"]
     filter_horizontal = ["regions", "channels"]
@@ -139,7 +141,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, Declar
     # What a monitor gathers by the thousand: the delete page counts these.
     delete_counts = (CheckResult, StatusChange, Notification)
     fieldsets = [
-        (None, {"fields": ["owner", "name", "slug", "managed", "kind", "url", "interval", "timeout", "retries",
+        (None, {"fields": ["team", "owner", "name", "slug", "managed", "kind", "url", "interval", "timeout", "retries",
                            "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects",
                              "tls_verify", "tls_expiry_alert_days"]}),
@@ -151,7 +153,7 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, Declar
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner", "current_incident").prefetch_related("channels")
+        return super().get_queryset(request).select_related("team", "owner", "current_incident").prefetch_related("channels")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Above the form (admin/monitors/monitor/change_form.html): its state,
@@ -203,8 +205,9 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, Declar
         return "—" if p95 is None else f"{p95:.0f} ms"
 
     def get_changeform_initial_data(self, request) -> dict:
-        # As in the API: a new monitor starts with its owner's default channels.
-        defaults = list(Channel.objects.defaults_for(request.user).values_list("pk", flat=True))
+        # As in the API: a new monitor starts with its team's default channels.
+        team = Team.objects.personal_for(request.user)
+        defaults = list(Channel.objects.defaults_for(team).values_list("pk", flat=True))
         return {"channels": defaults, **super().get_changeform_initial_data(request)}
 
     @admin.display(description="current incident")
@@ -351,14 +354,14 @@ class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelA
 @admin.register(MaintenanceWindow)
 class MaintenanceWindowAdmin(DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MaintenanceWindowForm
-    list_display = ["name", "kind", "schedule", "active", "owner"]
+    list_display = ["name", "kind", "schedule", "active", "team", "owner"]
     list_filter = ["kind"]
     search_fields = ["name", "monitors__name"]
     filter_horizontal = ["monitors"]
-    list_select_related = ["owner"]
+    list_select_related = ["team", "owner"]
     readonly_fields = ["created_at"]
     fieldsets = [
-        (None, {"fields": ["owner", "name", "slug", "managed", "monitors", "kind", "timezone"]}),
+        (None, {"fields": ["team", "owner", "name", "slug", "managed", "monitors", "kind", "timezone"]}),
         ("One-off", {"fields": ["starts_at", "ends_at"]}),
         ("Weekly or cron", {"fields": ["weekdays", "start_time", "cron", "duration_minutes"]}),
         (None, {"fields": ["created_at"]}),

@@ -17,7 +17,8 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from loopr.declarative import Declared
-from loopr.querysets import OwnedQuerySet
+from loopr.querysets import TeamScopedQuerySet
+from teams.models import TeamOwned
 
 from .choices import (
     KIND_OF_SCHEME,
@@ -63,7 +64,7 @@ class Announcement:
     degraded_only: bool = False
 
 
-class MonitorQuerySet(OwnedQuerySet):
+class MonitorQuerySet(TeamScopedQuerySet):
     def silent(self) -> MonitorQuerySet:
         """Monitors whose alerts reach no one: not one enabled channel, and no escalation policy."""
         return self.exclude(channels__enabled=True).filter(escalation_policy__isnull=True)
@@ -84,8 +85,11 @@ ATTENTION = models.Case(
 )
 
 
-class Monitor(Declared):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="monitors")
+# TeamOwned before Declared: the team is filled before the slug, which is unique within it.
+class Monitor(TeamOwned, Declared):
+    # Who created it; the team it belongs to decides who sees it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="monitors")
     name = models.CharField(max_length=200)
     # Empty on creation: taken from the URL's scheme (clients from before
     # kinds existed send none).
@@ -193,9 +197,9 @@ class Monitor(Declared):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            # A file's key for the object: one per owner (loopr/declarative.py).
+            # A file's key for the object: one per team (loopr/declarative.py).
             # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
-            models.UniqueConstraint(fields=["owner", "slug"], condition=~Q(slug=""), name="monitor_owner_slug"),
+            models.UniqueConstraint(fields=["team", "slug"], condition=~Q(slug=""), name="monitor_team_slug"),
         ]
         indexes = [
             # The dispatcher's claim: unpaused probed monitors ordered by due
@@ -206,9 +210,9 @@ class Monitor(Declared):
             # The verdict sweep: slots waiting for regions that have not reported.
             models.Index(fields=["verdict_due_at"], condition=Q(verdict_due_at__isnull=False),
                          name="monitor_verdict_due_idx"),
-            # A page of a user's monitors in their order (the API's list) and
+            # A page of a team's monitors in their order (the API's list) and
             # of everyone's (the admin's changelist), without sorting them all.
-            models.Index(fields=["owner", "name", "id"], name="monitor_owner_name_idx"),
+            models.Index(fields=["team", "name", "id"], name="monitor_team_name_idx"),
             models.Index(fields=["name", "id"], name="monitor_name_idx"),
             # The admin's changelist, down and degraded first, then by name.
             models.Index(ATTENTION, F("name"), F("id"), name="monitor_attention_idx"),
@@ -539,8 +543,8 @@ class Monitor(Declared):
         return None  # pending -> up: nothing worth a message
 
 
-class CheckResultQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class CheckResultQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
 
 class CheckResult(models.Model):
@@ -603,8 +607,8 @@ class CheckResult(models.Model):
         return f"{self.monitor_id}@{self.scheduled_at:%Y-%m-%d %H:%M:%S} {self.error_kind}"
 
 
-class PingQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class PingQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
 
 class Ping(models.Model):
@@ -694,8 +698,8 @@ class RollupProgress(models.Model):
         verbose_name_plural = "rollup progress"
 
 
-class IncidentQuerySet(OwnedQuerySet):
-    owner_path = "monitor__owner"
+class IncidentQuerySet(TeamScopedQuerySet):
+    team_path = "monitor__team"
 
     def open(self) -> IncidentQuerySet:
         return self.filter(resolved_at__isnull=True)
@@ -775,15 +779,16 @@ class StatusChange(models.Model):
         return f"{self.old} → {self.new} at {self.at:%H:%M:%S}"
 
 
-class MaintenanceWindowQuerySet(OwnedQuerySet):
+class MaintenanceWindowQuerySet(TeamScopedQuerySet):
     pass
 
 
-class MaintenanceWindow(Declared):
+class MaintenanceWindow(TeamOwned, Declared):
     """While active, checks of its monitors still run and are stored, the
     monitors show `maintenance`, and no down/up alert goes out."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="maintenance_windows")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="maintenance_windows")
     name = models.CharField(max_length=200)
     monitors = models.ManyToManyField(Monitor, related_name="maintenance_windows")
     kind = models.CharField(max_length=8, choices=MaintenanceKind.choices, default=MaintenanceKind.ONCE)
@@ -801,9 +806,9 @@ class MaintenanceWindow(Declared):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            # A file's key for the object: one per owner (loopr/declarative.py).
+            # A file's key for the object: one per team (loopr/declarative.py).
             # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
-            models.UniqueConstraint(fields=["owner", "slug"], condition=~Q(slug=""), name="maintenancewindow_owner_slug"),
+            models.UniqueConstraint(fields=["team", "slug"], condition=~Q(slug=""), name="maintenancewindow_team_slug"),
         ]
 
     def __str__(self) -> str:

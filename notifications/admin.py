@@ -16,6 +16,7 @@ from loopr.admin import (
     ReadOnlyAdmin,
     ReadOnlyInline,
     OwnedRelatedFieldListFilter,
+    TeamOwnedForm,
 )
 from monitors.models import Monitor
 from .choices import ChannelKind, DeliveryStatus
@@ -54,7 +55,8 @@ class AlertReachWarnings:
         # A POST redirects to a GET that warns again: once is enough.
         if request.method != "GET":
             return
-        silent = Monitor.objects.filter(owner=request.user).silent()
+        # Their teams' monitors (a superuser's too: not every monitor there is).
+        silent = Monitor.objects.filter(team__memberships__user=request.user).silent()
         # The names shown, and a count only when there are more: never every name of a large fleet.
         names = list(silent.values_list("name", flat=True)[: NAMED_SILENT_MONITORS + 1])
         if names:
@@ -65,7 +67,7 @@ class AlertReachWarnings:
                 "(a channel marked default is chosen for your new monitors).",
                 total, _some(names, total), reverse("admin:notifications_channel_add"),
             ), messages.WARNING)
-        if prints_to_console() and Channel.objects.owned_by(request.user).filter(
+        if prints_to_console() and Channel.objects.visible_to(request.user).filter(
             kind=ChannelKind.EMAIL, enabled=True
         ).exists():
             self.message_user(request, "Email is only printed to the console of the worker, not sent: EMAIL_URL "
@@ -79,7 +81,7 @@ def _some(names: list[str], total: int) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-class ChannelForm(forms.ModelForm):
+class ChannelForm(TeamOwnedForm):
     """The secret is write-only here too: typed in, never shown; left blank,
     the stored one stays. (A webhook's signing secret is made by Loopr and
     shown once, in a message.)"""
@@ -104,7 +106,7 @@ class ChannelForm(forms.ModelForm):
 @admin.register(Channel)
 class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = ChannelForm
-    list_display = ["name", "kind", "target", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
+    list_display = ["name", "kind", "target", "team", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
     list_filter = ["kind", "enabled", "is_default"]
     search_fields = ["name", "target", "owner__username"]
@@ -114,7 +116,7 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, DeclaredAdmin, OwnedM
     delete_counts = (Notification,)
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("owner").annotate(
+        return super().get_queryset(request).select_related("team", "owner").annotate(
             monitor_total=Count("monitors", distinct=True),
             sent_total=notification_count(status=DeliveryStatus.SENT),
             failed_total=notification_count(status=DeliveryStatus.FAILED),
@@ -207,7 +209,7 @@ class NotificationAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mo
 
 @admin.register(EscalationPolicy)
 class EscalationPolicyAdmin(DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
-    list_display = ["name", "step_count", "repeat_minutes", "owner", "created_at"]
+    list_display = ["name", "step_count", "repeat_minutes", "team", "owner", "created_at"]
     search_fields = ["name", "owner__username"]
     readonly_fields = ["created_at"]
 

@@ -11,7 +11,8 @@ from django.db import models
 from django.utils import timezone
 
 from loopr.declarative import Declared
-from loopr.querysets import OwnedQuerySet
+from loopr.querysets import TeamScopedQuerySet
+from teams.models import TeamOwned
 
 from .choices import AttemptOutcome, ChannelKind, DeliveryStatus, Event
 
@@ -20,16 +21,17 @@ from .choices import AttemptOutcome, ChannelKind, DeliveryStatus, Event
 FILTERABLE_EVENTS = [e for e in Event.values if e != Event.TEST]
 
 
-class ChannelQuerySet(OwnedQuerySet):
-    def defaults_for(self, user) -> ChannelQuerySet:
-        """The channels a user's new monitor starts with, unless told otherwise."""
-        return self.filter(owner=user, is_default=True)
+class ChannelQuerySet(TeamScopedQuerySet):
+    def defaults_for(self, team) -> ChannelQuerySet:
+        """The channels a team's new monitor starts with, unless told otherwise."""
+        return self.filter(team=team, is_default=True)
 
 
-class Channel(Declared):
+class Channel(TeamOwned, Declared):
     """Somewhere alerts go: an email address or a webhook URL of some kind."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="channels")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="channels")
     name = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=ChannelKind.choices)
     target = models.CharField(max_length=2000, help_text="Where alerts go, as the kind reads it: the email address, "
@@ -38,7 +40,7 @@ class Channel(Declared):
     # creation or rotation. Other kinds: the user's token or key, never shown.
     secret = models.CharField(max_length=500, blank=True)
     config = models.JSONField(default=dict, blank=True, help_text="The kind's options (see the README's table).")
-    is_default = models.BooleanField(default=False, help_text="Subscribed to the owner's new monitors.")
+    is_default = models.BooleanField(default=False, help_text="Subscribed to the team's new monitors.")
     enabled = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
     notify_degraded = models.BooleanField(default=False, help_text="Also alert when a monitor is degraded.")
@@ -59,9 +61,9 @@ class Channel(Declared):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
-            # A file's key for the object: one per owner (loopr/declarative.py).
+            # A file's key for the object: one per team (loopr/declarative.py).
             # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
-            models.UniqueConstraint(fields=["owner", "slug"], condition=~models.Q(slug=""), name="channel_owner_slug"),
+            models.UniqueConstraint(fields=["team", "slug"], condition=~models.Q(slug=""), name="channel_team_slug"),
         ]
         indexes = [
             # The reminder sweep, every 30 s: does any enabled channel want
@@ -193,8 +195,8 @@ class Channel(Declared):
         self.save(update_fields=["enabled", "disabled_reason"])
 
 
-class NotificationQuerySet(OwnedQuerySet):
-    owner_path = "channel__owner"
+class NotificationQuerySet(TeamScopedQuerySet):
+    team_path = "channel__team"
 
     def due(self, now: datetime) -> NotificationQuerySet:
         """Pending, due, and not leased to a sender right now."""
@@ -310,16 +312,17 @@ MAX_AFTER_MINUTES = 7 * 24 * 60
 MIN_REPEAT_MINUTES = 5
 
 
-class EscalationPolicyQuerySet(OwnedQuerySet):
+class EscalationPolicyQuerySet(TeamScopedQuerySet):
     pass
 
 
-class EscalationPolicy(Declared):
+class EscalationPolicy(TeamOwned, Declared):
     """Who is told about an outage, and who next while nobody acknowledges
     it: ordered steps `{"after_minutes": N, "channels": [ids]}`, N counted
     from the incident's confirmation (0: at once, as plain channels are)."""
 
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="escalation_policies")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="escalation_policies")
     name = models.CharField(max_length=200)
     steps = models.JSONField(default=list, help_text='Ordered steps: [{"after_minutes": 0, "channels": [1]}, '
                                                      '{"after_minutes": 15, "channels": [2, 3]}].')
@@ -334,9 +337,9 @@ class EscalationPolicy(Declared):
         ordering = ["name", "id"]
         verbose_name_plural = "escalation policies"
         constraints = [
-            # A file's key for the object: one per owner (loopr/declarative.py).
+            # A file's key for the object: one per team (loopr/declarative.py).
             # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
-            models.UniqueConstraint(fields=["owner", "slug"], condition=~models.Q(slug=""), name="escalationpolicy_owner_slug"),
+            models.UniqueConstraint(fields=["team", "slug"], condition=~models.Q(slug=""), name="escalationpolicy_team_slug"),
         ]
 
     def __str__(self) -> str:
@@ -345,7 +348,8 @@ class EscalationPolicy(Declared):
     def clean(self) -> None:
         errors = {}
         problem = steps_problem(self.steps)
-        if not problem and self.owner_id is not None:
+        self.fill_team()
+        if not problem and self.team_id is not None:
             problem = self.foreign_channels_problem()
         if problem:
             errors["steps"] = problem
@@ -356,9 +360,9 @@ class EscalationPolicy(Declared):
 
     def foreign_channels_problem(self) -> str:
         wanted = {pk for step in self.steps for pk in step["channels"]}
-        mine = set(Channel.objects.filter(owner_id=self.owner_id, pk__in=wanted).values_list("pk", flat=True))
+        mine = set(Channel.objects.filter(team_id=self.team_id, pk__in=wanted).values_list("pk", flat=True))
         unknown = sorted(wanted - mine)
-        return f"No channel of yours has the id(s) {', '.join(map(str, unknown))}." if unknown else ""
+        return f"No channel of the team has the id(s) {', '.join(map(str, unknown))}." if unknown else ""
 
     def step(self, index: int) -> dict | None:
         return self.steps[index] if 0 <= index < len(self.steps) else None
@@ -367,7 +371,7 @@ class EscalationPolicy(Declared):
         step = self.step(index)
         if step is None:
             return []
-        return list(Channel.objects.filter(owner_id=self.owner_id, pk__in=step["channels"], enabled=True))
+        return list(Channel.objects.filter(team_id=self.team_id, pk__in=step["channels"], enabled=True))
 
 
 def steps_problem(steps: object) -> str:

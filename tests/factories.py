@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from monitors.models import Incident, MaintenanceWindow, Monitor
 from notifications.models import Channel, Notification
+from teams.models import Membership, Team
 from workers.models import Region, WorkerNode
 
 
@@ -103,3 +104,16 @@ class MaintenanceWindowFactory(factory.django.DjangoModelFactory):
     def monitors(self, create, extracted, **kwargs):
         if create and extracted:
             self.monitors.set(extracted)
+
+
+class TeamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Team
+
+    name = factory.Sequence(lambda n: f"team {n}")
+
+
+def member(team: Team, user, role: str) -> Membership:
+    """`user` in `team` with `role` (changed if they are a member already)."""
+    membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
+    return membership

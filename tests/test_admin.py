@@ -308,12 +308,12 @@ def test_the_admin_rotates_a_webhooks_secret_and_shows_the_new_one(admin_client,
     assert channel.secret != "whsec_b2xk" and channel.secret in response.content.decode()
 
 
-def test_the_admin_refuses_another_users_channel_on_a_monitor(admin_client, user, other_user):
+def test_the_admin_refuses_a_channel_of_another_team_on_a_monitor(admin_client, user, other_user):
     from tests.factories import ChannelFactory
 
     theirs = ChannelFactory(owner=other_user, name="theirs")
     response = admin_client.post("/admin/monitors/monitor/add/", monitor_form(user, channels=[theirs.pk]))
-    assert response.status_code == 200 and b"Not owned by" in response.content
+    assert response.status_code == 200 and b"Not of team" in response.content
     assert not user.monitors.exists()
 
 

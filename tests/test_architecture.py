@@ -4,7 +4,8 @@ Read from the source with `ast`, function-level imports included (a lazy
 import is still a dependency). The rules:
 
 - No import cycle between any two of Loopr's modules.
-- Between the apps' domains, one direction: `monitors` (monitors, results,
+- Between the apps' domains, one direction: `teams` (who shares what, with
+  which role) is at the very bottom and imports no app; `monitors` (monitors, results,
   probes, ingest, verdicts, the shared vocabulary) is at the bottom;
   `workers` (the fleet, dispatch, the probe node) and `notifications`
   (channels, the outbox, transports) build on it and never on each other.
@@ -22,10 +23,11 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("loopr", "monitors", "workers", "notifications", "configfile")
-APPS = ("monitors", "workers", "notifications")
+PACKAGES = ("loopr", "teams", "monitors", "workers", "notifications", "configfile")
+APPS = ("teams", "monitors", "workers", "notifications")
 # Who may import whom among the apps' domain modules.
-ALLOWED = {"monitors": set(), "workers": {"monitors"}, "notifications": {"monitors"}}
+ALLOWED = {"teams": set(), "monitors": {"teams"}, "workers": {"monitors", "teams"},
+           "notifications": {"monitors", "teams"}}
 INTERFACE_PARTS = {"api", "admin", "management"}
 INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api"}
 # Apps that are interface through and through: configfile speaks through the API's serializers.

@@ -11,8 +11,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import DeclaredSerializer
-from loopr.declarative import fill_slugs
+from loopr.api import DeclaredSerializer, TeamOwnedSerializer, slug_clash_as_400, token_team
+from loopr.declarative import write_with_free_slugs
 from notifications.models import Channel, EscalationPolicy
 
 from .. import rollups
@@ -89,9 +89,10 @@ class PlainChoiceField(serializers.ChoiceField):
 
 
 class OwnedIdsField(LinkedRelatedField):
-    """A list of ids, each of an object with the same owner as the object
-    being written; anything else is named as unknown (another user's object
-    is as unknown here as it is a 404 elsewhere)."""
+    """A list of ids, each of an object the caller can see; anything else is
+    named as unknown (another team's object is as unknown here as it is a
+    404 elsewhere). That they are of the written object's team is checked
+    with the team (TeamOwnedSerializer)."""
 
     default_error_messages = {
         "too_many": f"At most {MAX_IDS} ids.",
@@ -117,7 +118,7 @@ class OwnedIdsField(LinkedRelatedField):
     def _known(self, owned: models.QuerySet, ids: list[int]) -> dict[int, models.Model]:
         # Kept for the request: the items of a bulk create mostly name the
         # same few ids, which are then read once, not once per item.
-        known = self.context.setdefault(("owned", owned.model, self.child_relation.owner().pk), {})
+        known = self.context.setdefault(("visible", owned.model), {})
         unread = [pk for pk in ids if pk not in known]
         if unread:
             known.update(owned.in_bulk(unread))
@@ -125,7 +126,7 @@ class OwnedIdsField(LinkedRelatedField):
 
 
 class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
-    """Set `queryset` to the model's; `get_queryset()` narrows it to the owner's rows."""
+    """Set `queryset` to the model's; `get_queryset()` narrows it to what the caller may see."""
 
     def __init__(self, **kwargs):
         kwargs.setdefault("pk_field", serializers.IntegerField(min_value=1, max_value=2**63 - 1))
@@ -137,14 +138,8 @@ class OwnedPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return OwnedIdsField(child_relation=cls(*args, **kwargs), **many_kwargs)
 
     def get_queryset(self):
-        return super().get_queryset().filter(owner=self.owner())
-
-    def owner(self):
-        # The owner of the object being written: the caller when creating,
-        # the object's owner when updating (so even a superuser cannot wire
-        # one user's monitor to another user's channel).
-        instance = self.root.instance
-        return instance.owner if instance is not None else self.context["request"].user
+        request = self.context["request"]
+        return super().get_queryset().visible_to(request.user, team=token_team(request))
 
 
 class IncidentSummarySerializer(serializers.ModelSerializer):
@@ -161,7 +156,7 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(DeclaredSerializer):
+class MonitorSerializer(TeamOwnedSerializer, DeclaredSerializer):
     # headers as the model field makes it (its validators included), safe from deep nesting.
     serializer_field_mapping = {**DeclaredSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
@@ -173,13 +168,15 @@ class MonitorSerializer(DeclaredSerializer):
     interval = serializers.IntegerField(required=False)
     timeout = serializers.FloatField(required=False)
     clean_exclude = ("interval",)
+    team_references = ("channels", "escalation_policy")
+    team_referrers = ("maintenance_windows",)
     channels = OwnedPrimaryKeyField(
         many=True, required=False, queryset=Channel.objects.all(),
-        help_text="Ids of your channels to alert. Omitted on creation: your default channels; [] for none.",
+        help_text="Ids of its team's channels to alert. Omitted on creation: the team's default channels; [] for none.",
     )
     escalation_policy = OwnedPrimaryKeyField(
         required=False, allow_null=True, queryset=EscalationPolicy.objects.all(),
-        help_text="Id of your escalation policy: its steps, not `channels`, get an outage's down alert "
+        help_text="Id of its team's escalation policy: its steps, not `channels`, get an outage's down alert "
                   "(recovery goes to everyone told). null: plain channels.",
     )
     current_incident = IncidentSummarySerializer(read_only=True, allow_null=True)
@@ -202,7 +199,7 @@ class MonitorSerializer(DeclaredSerializer):
     class Meta:
         model = Monitor
         fields = [
-            "id", "slug", "managed", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
+            "id", "team", "slug", "managed", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "assertions", "tls_verify", "tls_expiry_alert_days",
             "grace", "schedule", "timezone", "ping_url", "next_ping_due_at",
             "regions", "retries", "recovery_checks",
@@ -313,6 +310,10 @@ class MonitorListSerializer(serializers.ListSerializer):
     def create(self, validated_data: list[dict]) -> list[Monitor]:
         return create_monitors(validated_data)
 
+    def save(self, **kwargs):
+        with slug_clash_as_400():
+            return super().save(**kwargs)
+
     def to_representation(self, data) -> list[dict]:
         # A page of monitors: their regions and channels in one query each.
         monitors = list(data.all() if isinstance(data, models.manager.BaseManager) else data)
@@ -326,7 +327,7 @@ MonitorSerializer.Meta.list_serializer_class = MonitorListSerializer
 def create_monitors(items: list[dict]) -> list[Monitor]:
     """Monitors from validated data, in a few statements however many there
     are: the rows, then their regions and channels. A monitor created
-    without a `channels` list gets its owner's default channels; `[]` is none."""
+    without a `channels` list gets its team's default channels; `[]` is none."""
     monitors, regions, channels = [], [], []
     defaults: dict[int, list[Channel]] = {}
     for data in items:
@@ -339,16 +340,18 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
         if paused:
             monitor.pause()
         if chosen is None:
-            if monitor.owner_id not in defaults:
-                defaults[monitor.owner_id] = list(Channel.objects.defaults_for(monitor.owner_id))
-            chosen = defaults[monitor.owner_id]
+            monitor.fill_team()
+            if monitor.team_id not in defaults:
+                defaults[monitor.team_id] = list(Channel.objects.defaults_for(monitor.team_id))
+            chosen = defaults[monitor.team_id]
         channels.append(chosen)
         monitors.append(monitor)
-    fill_slugs(monitors)
-    with transaction.atomic():
+    def write() -> None:  # in one transaction
         Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
         _add_related(monitors, "regions", regions)
         _add_related(monitors, "channels", channels)
+
+    write_with_free_slugs(monitors, write)
     for monitor, its_regions, its_channels in zip(monitors, regions, channels):
         # The answer shows them as written, without reading them back.
         monitor.set_links(sorted(its_regions, key=attrgetter("name")), sorted(its_channels, key=_channel_order))
@@ -455,10 +458,11 @@ class IncidentDetailSerializer(IncidentSerializer):
                 "next_step": escalation.next_step + 1 if escalation.due_at else None}
 
 
-class MaintenanceWindowSerializer(DeclaredSerializer):
+class MaintenanceWindowSerializer(TeamOwnedSerializer, DeclaredSerializer):
     kind = PlainChoiceField(MaintenanceKind.choices, required=False)
+    team_references = ("monitors",)
     monitors = OwnedPrimaryKeyField(
-        many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of your monitors."
+        many=True, allow_empty=False, queryset=Monitor.objects.all(), help_text="Ids of its team's monitors."
     )
     weekdays = serializers.ListField(
         child=serializers.IntegerField(min_value=0, max_value=6), required=False, max_length=7,
@@ -469,7 +473,8 @@ class MaintenanceWindowSerializer(DeclaredSerializer):
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "id", "slug", "managed", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
+            "id", "team", "slug", "managed", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron",
+            "duration_minutes",
             "timezone", "monitors", "active", "created_at",
         ]
         read_only_fields = ["created_at"]

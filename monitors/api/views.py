@@ -15,7 +15,7 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter, UtcDateTimeFilter, WarnsWhenManaged
+from loopr.api import IdFilter, StrictBooleanFilter, TeamScoped, UtcDateTimeFilter, WarnsWhenManaged
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
 from ..choices import AcknowledgedVia, MonitorKind, MonitorStatus
@@ -152,7 +152,7 @@ class ResultPagination(BasePagination):
             raise NotFound("Invalid cursor") from exc
 
 
-class MonitorViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
+class MonitorViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     # Regions and channels: a page reads them all in one query each (MonitorListSerializer).
     queryset = Monitor.objects.select_related("current_incident")
     serializer_class = MonitorSerializer
@@ -236,7 +236,7 @@ class MonitorViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
         return self.get_paginated_response(PingSerializer(page, many=True).data)
 
 
-class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
+class IncidentViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
     queryset = Incident.objects.all()
     serializer_class = IncidentSerializer
     filterset_class = IncidentFilter
@@ -265,7 +265,7 @@ class IncidentViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
         return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
 
 
-class MaintenanceWindowViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
+class MaintenanceWindowViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = MaintenanceWindow.objects.prefetch_related("monitors")
     serializer_class = MaintenanceWindowSerializer
     filterset_class = MaintenanceWindowFilter

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from rest_framework import serializers
 
-from loopr.api import DeclaredSerializer
+from loopr.api import DeclaredSerializer, TeamOwnedSerializer, token_team
 
 from ..choices import ChannelKind, DeliveryStatus
 from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
@@ -13,7 +13,7 @@ from ..models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 MIN_REMINDER_INTERVAL = 60
 
 
-class ChannelSerializer(DeclaredSerializer):
+class ChannelSerializer(TeamOwnedSerializer, DeclaredSerializer):
     """Never returns a secret: a webhook's signing secret is only in the
     creation and rotation answers (ChannelWithSecretSerializer); the tokens
     and keys of the other kinds are write-only."""
@@ -25,11 +25,13 @@ class ChannelSerializer(DeclaredSerializer):
                   "of an update, the stored one stays. Ignored for webhooks, whose signing secrets Loopr makes.",
     )
     has_secret = serializers.SerializerMethodField()
+    team_referrers = ("monitors",)
 
     class Meta:
         model = Channel
         fields = [
-            "id", "slug", "managed", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
+            "id", "team", "slug", "managed", "name", "kind", "target", "config", "secret", "has_secret", "is_default",
+            "enabled",
             "disabled_reason", "notify_degraded", "reminder_interval", "events", "quiet_hours_start",
             "quiet_hours_end", "quiet_hours_timezone", "created_at",
         ]
@@ -113,28 +115,31 @@ class NotificationSerializer(serializers.ModelSerializer):
         return notification.next_attempt_at if notification.status == DeliveryStatus.PENDING else None
 
 
-class EscalationPolicySerializer(DeclaredSerializer):
+class EscalationPolicySerializer(TeamOwnedSerializer, DeclaredSerializer):
     steps = serializers.JSONField(
         help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
                   "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
                   "(0: at once). after_minutes grows from step to step.")
 
+    team_referrers = ("monitors",)
+
     class Meta:
         model = EscalationPolicy
-        fields = ["id", "slug", "managed", "name", "steps", "repeat_minutes", "created_at"]
+        fields = ["id", "team", "slug", "managed", "name", "steps", "repeat_minutes", "created_at"]
         read_only_fields = ["created_at"]
 
     def validate_steps(self, steps):
-        # The model checks the shape and, once it has an owner, the channels;
-        # on creation the owner is the caller, known only here.
+        # The model checks the shape and that the channels are its team's;
+        # here, that the caller can see them at all (others' are unknown).
         from ..models import steps_problem
 
         problem = steps_problem(steps)
         if problem:
             raise serializers.ValidationError(problem)
-        owner = self.writer_owner_id()
+        request = self.context["request"]
         wanted = {pk for step in steps for pk in step["channels"]}
-        unknown = sorted(wanted - set(Channel.objects.filter(owner=owner, pk__in=wanted).values_list("pk", flat=True)))
+        visible = Channel.objects.visible_to(request.user, team=token_team(request)).filter(pk__in=wanted)
+        unknown = sorted(wanted - set(visible.values_list("pk", flat=True)))
         if unknown:
-            raise serializers.ValidationError(f"No channel of yours has the id(s) {', '.join(map(str, unknown))}.")
+            raise serializers.ValidationError(f"No channel of the team has the id(s) {', '.join(map(str, unknown))}.")
         return steps

@@ -6,7 +6,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from loopr.api import OwnedByUser, WarnsWhenManaged
+from loopr.api import TeamScoped, WarnsWhenManaged
 
 from ..models import Channel, EscalationPolicy, Notification
 from ..services import send_test
@@ -20,7 +20,7 @@ from .serializers import (
 )
 
 
-class ChannelViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
+class ChannelViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = Channel.objects.all()
     serializer_class = ChannelSerializer
     filterset_class = ChannelFilter
@@ -63,12 +63,12 @@ class ChannelViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
         }).data)
 
 
-class NotificationViewSet(OwnedByUser, viewsets.ReadOnlyModelViewSet):
+class NotificationViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
     queryset = Notification.objects.prefetch_related("delivery_attempts")
     serializer_class = NotificationSerializer
     filterset_class = NotificationFilter
 
 
-class EscalationPolicyViewSet(WarnsWhenManaged, OwnedByUser, viewsets.ModelViewSet):
+class EscalationPolicyViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = EscalationPolicy.objects.all()
     serializer_class = EscalationPolicySerializer

@@ -191,7 +191,7 @@ def test_a_policy_is_created_and_chosen_for_a_monitor(api, user, tiers):
      "Step 2: after_minutes must be later"),
     ({"steps": [{"after_minutes": -1, "channels": [1]}]}, "steps", "whole number"),
     ({"steps": [{"after_minutes": 0, "channels": []}]}, "steps", "non-empty list"),
-    ({"steps": [{"after_minutes": 0, "channels": [999999]}]}, "steps", "No channel of yours"),
+    ({"steps": [{"after_minutes": 0, "channels": [999999]}]}, "steps", "No channel of the team"),
     ({"steps": [{"after_minutes": 0, "channels": "FIRST"}], "repeat_minutes": 1}, "steps", "channels"),
 ])
 def test_a_wrong_policy_is_a_400_naming_the_field(api, tiers, body, field, words):
@@ -221,7 +221,7 @@ def test_another_users_channels_and_policies_cannot_be_used(api, other_user, tie
     monitor = api.post("/api/v1/monitors/", {"name": "m", "url": "https://example.com/",
                                              "escalation_policy": their_policy.pk}, format="json")
 
-    assert step.status_code == 400 and "No channel of yours" in step.json()["steps"][0]
+    assert step.status_code == 400 and "No channel of the team" in step.json()["steps"][0]
     assert monitor.status_code == 400 and list(monitor.json()) == ["escalation_policy"]
     assert api.get(f"{POLICIES}{their_policy.pk}/").status_code == 404
 

@@ -15,7 +15,8 @@ from django.core.management.base import BaseCommand, CommandError
 from configfile.client import EXIT_CHANGES, referenced_variables, render_changes
 from configfile.document import FileInvalid, Problem, dumped, parse, read
 from configfile.planning import Conflict, apply, exported, plan
-from configfile.scope import ScopeError, scope_for
+from configfile.scope import ScopeError, ScopeForbidden, scope_for
+from teams.choices import Role
 
 
 class Command(BaseCommand):
@@ -25,7 +26,9 @@ class Command(BaseCommand):
         parser.add_argument("verb", choices=["plan", "apply", "export"])
         parser.add_argument("-f", "--file", default="loopr.yaml", help="the file (export: where to write; - for stdout)")
         parser.add_argument("--user", required=True, help="the username whose objects the file describes")
-        parser.add_argument("--team", help="the team the file describes (default: the file's, else the user's own)")
+        parser.add_argument("--team", help="the id of the team the file describes (default: the file's `team`, "
+                                           "else the user's personal team); plan and export need the user's viewer "
+                                           "role there, apply editor")
         parser.add_argument("--prune", action="store_true", help="delete managed objects the file no longer lists")
         parser.add_argument("--detailed-exitcode", action="store_true", help="plan: exit 2 when there are changes")
 
@@ -59,8 +62,8 @@ class Command(BaseCommand):
         data["variables"] = referenced_variables(body.decode(), dict(os.environ))
         document = read(data)
         try:
-            scope = scope_for(account, document.team)
-        except ScopeError as exc:
+            scope = scope_for(account, document.team, Role.EDITOR if verb == "apply" else Role.VIEWER)
+        except (ScopeError, ScopeForbidden) as exc:
             raise FileInvalid([Problem("team", str(exc))]) from exc
         planned = plan(scope, document)
         self.stdout.write(render_changes([c.as_dict() for c in planned.changes]), ending="")
@@ -73,8 +76,8 @@ class Command(BaseCommand):
 
     def export(self, account, team: str | None, file: str) -> None:
         try:
-            scope = scope_for(account, team)
-        except ScopeError as exc:
+            scope = scope_for(account, team, Role.VIEWER)
+        except (ScopeError, ScopeForbidden) as exc:
             raise CommandError(str(exc)) from exc
         text = dumped(exported(scope))
         if file == "-":

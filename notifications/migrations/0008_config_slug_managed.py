@@ -1,4 +1,5 @@
-# slug and managed (issue 17, monitoring as code): the file's key for an object, and whether a file manages it.
+# slug and managed (issue 17, monitoring as code): the file's key for an object (unique per team and type), and
+# whether a file manages it. After the teams migration: existing objects are already in their teams.
 
 from django.conf import settings
 from django.db import migrations, models
@@ -7,13 +8,13 @@ from loopr.declarative import free_slug
 
 
 def fill_slugs(apps, schema_editor):
-    """Existing rows get their name's slug, unique per owner (-2, -3… on a clash)."""
+    """Existing rows get their name's slug, unique per team (-2, -3… on a clash)."""
     for model_name in ['channel', 'escalationpolicy']:
         model = apps.get_model('notifications', model_name)
         taken: dict[int, set[str]] = {}
         changed = []
-        for obj in model.objects.only("id", "owner_id", "name", "slug").order_by("id").iterator(chunk_size=2000):
-            obj.slug = free_slug(obj.name, taken.setdefault(obj.owner_id, set()))
+        for obj in model.objects.only("id", "team_id", "name", "slug").order_by("id").iterator(chunk_size=2000):
+            obj.slug = free_slug(obj.name, taken.setdefault(obj.team_id, set()))
             changed.append(obj)
             if len(changed) >= 2000:
                 model.objects.bulk_update(changed, ["slug"])
@@ -24,7 +25,7 @@ def fill_slugs(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('notifications', '0006_event_choices_merged'),
+        ('notifications', '0007_teams_owned_by_teams'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
@@ -37,7 +38,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='channel',
             name='slug',
-            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per owner among its type; omitted: made from the name.', max_length=100),
+            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per team among its type; omitted: made from the name.', max_length=100),
         ),
         migrations.AddField(
             model_name='escalationpolicy',
@@ -47,15 +48,15 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='escalationpolicy',
             name='slug',
-            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per owner among its type; omitted: made from the name.', max_length=100),
+            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per team among its type; omitted: made from the name.', max_length=100),
         ),
         migrations.RunPython(fill_slugs, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='channel',
-            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('owner', 'slug'), name='channel_owner_slug'),
+            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('team', 'slug'), name='channel_team_slug'),
         ),
         migrations.AddConstraint(
             model_name='escalationpolicy',
-            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('owner', 'slug'), name='escalationpolicy_owner_slug'),
+            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('team', 'slug'), name='escalationpolicy_team_slug'),
         ),
     ]
