@@ -1,9 +1,10 @@
-"""Every declarable object has a slug: made from its name, unique per owner and type, shown in the API."""
+"""Every declarable object has a slug: made from its name, unique per team and type, shown in the API."""
 
 from __future__ import annotations
 
 from monitors.models import Monitor
-from tests.factories import ChannelFactory, MonitorFactory
+from teams.choices import Role
+from tests.factories import ChannelFactory, MonitorFactory, TeamFactory, member
 
 MONITORS = "/api/v1/monitors/"
 
@@ -27,7 +28,7 @@ def test_the_api_shows_slug_and_managed_and_accepts_a_slug(api, user):
     assert "Warning" not in patched
 
 
-def test_a_slug_taken_among_the_owners_monitors_is_a_400_naming_it(api, user):
+def test_a_slug_taken_among_its_teams_monitors_is_a_400_naming_it(api, user):
     MonitorFactory(owner=user, name="Shop")
     answer = api.post(MONITORS, {"name": "Other", "url": "https://o.example/", "slug": "shop"}, format="json")
     assert answer.status_code == 400 and "slug" in answer.json()
@@ -43,3 +44,14 @@ def test_monitors_created_in_a_list_get_distinct_slugs_and_a_slug_given_twice_is
     assert sorted(Monitor.objects.values_list("slug", flat=True)) == ["site", "site-2", "site-3", "site-4"]
     twice = [{"name": "A", "url": "https://a.example/", "slug": "x"}, {"name": "B", "url": "https://b.example/", "slug": "x"}]
     assert api.post(MONITORS, twice, format="json").status_code == 400
+
+
+def test_moving_to_a_team_where_its_slug_is_taken_is_a_400_naming_slug(api, user):
+    team = TeamFactory(name="web")
+    member(team, user, Role.EDITOR)
+    MonitorFactory(owner=user, team=team, name="Shop")
+    mine = MonitorFactory(owner=user, name="Shop")
+    answer = api.patch(f"{MONITORS}{mine.pk}/", {"team": team.pk}, format="json")
+    assert answer.status_code == 400 and list(answer.json()) == ["slug"], answer.json()
+    moved = api.patch(f"{MONITORS}{mine.pk}/", {"team": team.pk, "slug": "shop-web"}, format="json")
+    assert moved.status_code == 200 and moved.json()["slug"] == "shop-web"

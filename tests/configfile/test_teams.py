@@ -12,6 +12,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 
+from configfile.scope import ScopeError, scope_for
 from monitors.models import Monitor
 from notifications.models import Channel
 from teams.choices import Role
@@ -173,3 +174,15 @@ def test_two_creations_of_one_name_at_once_are_never_a_500(api, user, slug_given
         assert answer.status_code == 201, answer.content
         assert answer.json()["slug"] == "shop-2"
         assert sorted(Monitor.objects.filter(team=personal).values_list("slug", flat=True)) == ["shop", "shop-2"]
+
+
+def test_a_team_token_plans_only_its_team(user, team):
+    """A token limited to a team (loopr.api.token_team): its team is the
+    default, and naming another of the user's teams is as unknown as a
+    stranger's."""
+    personal = Team.objects.personal_for(user)
+    assert scope_for(user, None, Role.VIEWER, token_team=team.pk).team == team
+    assert scope_for(user, str(team.pk), Role.EDITOR, token_team=team.pk).team == team
+    with pytest.raises(ScopeError):
+        scope_for(user, personal.pk, Role.VIEWER, token_team=team.pk)
+    assert scope_for(user, None, Role.VIEWER).team == personal
