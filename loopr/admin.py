@@ -125,6 +125,19 @@ def _without_owner(fields) -> list:
     return kept
 
 
+class SlugFreeInTeam(forms.ModelForm):
+    """A declarable object moved to another team keeps its slug (a file
+    names it by it): refused, naming `team`, where the slug is taken."""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        team, obj = data.get("team"), self.instance
+        if obj.pk and obj.slug and team is not None and team.pk != obj.team_id and obj.slug_taken(team.pk, obj.slug):
+            self.add_error("team", f"Another {obj._meta.verbose_name} of {team} has the slug {obj.slug!r} "
+                                   "(its name in a loopr.yaml): rename that one first.")
+        return data
+
+
 class DeclaredAdmin:
     """For a model a loopr.yaml can declare (loopr/declarative.py): its slug
     and whether a file manages it are shown, not edited here (a slug is made
@@ -137,6 +150,10 @@ class DeclaredAdmin:
 
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), "slug", "managed"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (SlugFreeInTeam, form), {})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if request.method == "GET":

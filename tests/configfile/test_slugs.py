@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+from django.contrib.auth import get_user_model
+from django.test import Client
+
 from monitors.models import Monitor
+from notifications.models import EscalationPolicy
 from teams.choices import Role
 from tests.factories import ChannelFactory, MonitorFactory, TeamFactory, member
 
@@ -55,3 +61,17 @@ def test_moving_to_a_team_where_its_slug_is_taken_is_a_400_naming_slug(api, user
     assert answer.status_code == 400 and list(answer.json()) == ["slug"], answer.json()
     moved = api.patch(f"{MONITORS}{mine.pk}/", {"team": team.pk, "slug": "shop-web"}, format="json")
     assert moved.status_code == 200 and moved.json()["slug"] == "shop-web"
+
+
+def test_moving_in_the_admin_to_a_team_where_its_slug_is_taken_is_refused_naming_team(user):
+    team = TeamFactory(name="web")
+    channel = ChannelFactory(owner=user, team=team)
+    steps = [{"after_minutes": 0, "channels": [channel.pk]}]
+    EscalationPolicy.objects.create(owner=user, team=team, name="Outages", steps=steps)
+    mine = EscalationPolicy.objects.create(owner=user, name="Outages", steps=steps)
+    client = Client()
+    client.force_login(get_user_model().objects.create_superuser("root", "", "pw"))
+    form = {"team": team.pk, "owner": user.pk, "name": "Outages", "steps": json.dumps(steps), "repeat_minutes": ""}
+    page = client.post(f"/admin/notifications/escalationpolicy/{mine.pk}/change/", form)
+    assert page.status_code == 200 and "has the slug &#x27;outages&#x27;" in page.content.decode()
+    assert EscalationPolicy.objects.get(pk=mine.pk).team_id != team.pk
