@@ -56,10 +56,6 @@ class Scope:
         """The serializers' context: the API's (`request`) and the file's (`scope`)."""
         return {"request": self.request or Caller(self.user), "scope": self, **extra}
 
-    @property
-    def label(self) -> str:
-        return f"team {self.team.name} (id {self.team.pk})"
-
     def lock(self) -> None:
         """Plans and applies of one scope run one at a time (until the
         transaction ends): each reads the state, writes, and reads it again."""
@@ -87,7 +83,8 @@ def scope_for(user, team: object = None, role: str = Role.VIEWER, *, token_team:
             raise ScopeError(f"No team with the id {team!r} among yours.")
     held = chosen.role_of(user) if chosen is not None else None
     if held is None:
-        raise ScopeError(f"No team with the id {team!r} among yours.")
+        raise ScopeError(f"No team with the id {team!r} among yours." if team not in (None, "")
+                         else "Your token's team is not one of yours any more.")
     if Role.rank(held) < Role.rank(role):
         raise ScopeForbidden(f"Your role in team {chosen.pk} ({held}) does not allow this; {role} or above does.")
     return Scope(team=chosen, user=user, request=request)
