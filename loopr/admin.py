@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
@@ -123,6 +123,49 @@ def _without_owner(fields) -> list:
         elif entry != "owner":
             kept.append(entry)
     return kept
+
+
+class SlugFreeInTeam(forms.ModelForm):
+    """A declarable object moved to another team keeps its slug (a file
+    names it by it): refused, naming `team`, where the slug is taken."""
+
+    def clean(self) -> dict:
+        data = super().clean()
+        team, obj = data.get("team"), self.instance
+        if obj.pk and obj.slug and team is not None and team.pk != obj.team_id and obj.slug_taken(team.pk, obj.slug):
+            self.add_error("team", f"Another {obj._meta.verbose_name} of {team} has the slug {obj.slug!r} "
+                                   "(its name in a loopr.yaml): rename that one first.")
+        return data
+
+
+class DeclaredAdmin:
+    """For a model a loopr.yaml can declare (loopr/declarative.py): its slug
+    and whether a file manages it are shown, not edited here (a slug is made
+    from the name; a file or the API sets another). Editing a managed object
+    is allowed, with a warning: the next plan shows the edit as drift, and
+    the next apply puts the file's values back."""
+
+    MANAGED_WARNING = ("“{}” is managed by a loopr.yaml: changes made here show as drift in the next plan, and "
+                       "the next apply of the file puts its values back. Change the file instead.")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "slug", "managed"]
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        return type(form.__name__, (SlugFreeInTeam, form), {})
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "GET":
+            obj = self.get_object(request, object_id)
+            if obj is not None and obj.managed:
+                self.message_user(request, self.MANAGED_WARNING.format(obj), messages.WARNING)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and obj.managed and form.has_changed():
+            self.message_user(request, self.MANAGED_WARNING.format(obj), messages.WARNING)
 
 
 class ReadOnlyAdmin:

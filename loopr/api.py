@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from django import forms
@@ -21,6 +22,7 @@ from teams import audit
 from teams.choices import Role, TokenScope
 from teams.models import Membership, Team
 
+from .declarative import SlugTaken
 from .querysets import team_id_of
 
 
@@ -294,6 +296,19 @@ class TeamOwnedSerializer(serializers.ModelSerializer):
         return super().validate(attrs)
 
 
+class WarnsWhenManaged:
+    """An update of an object a loopr.yaml manages is made, and answered
+    with a `Warning` header (RFC 9111's 299, "miscellaneous persistent"):
+    the next plan shows the edit as drift, the next apply undoes it."""
+
+    def update(self, request, *args, **kwargs):
+        response = super().update(request, *args, **kwargs)
+        if response.status_code == 200 and response.data.get("managed"):
+            response["Warning"] = ('299 loopr "managed by a loopr.yaml: this edit shows as drift in the next plan, '
+                                   'and the next apply of the file undoes it"')
+        return response
+
+
 # Runs the model's own validation, as NetBox's serializer of that name does:
 # `full_clean()` on the object as it would be stored, so that the API keeps
 # the rules the admin's forms keep (they call it too). Its errors become a 400
@@ -336,6 +351,73 @@ class ValidatedModelSerializer(StrictJSONTypes, serializers.ModelSerializer):
 def _keyed_by_field(exc: DjangoValidationError) -> dict[str, list[str]]:
     return {api_settings.NON_FIELD_ERRORS_KEY if name == NON_FIELD_ERRORS else name: messages
             for name, messages in exc.message_dict.items()}
+
+
+class DeclaredSerializer(ValidatedModelSerializer):
+    """For a model a loopr.yaml can declare (loopr/declarative.py): its
+    `slug`, checked unique among the team's objects of its type, and
+    `managed`, which only applying a file sets."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if "slug" in fields:
+            fields["slug"].required = False
+        if "managed" in fields:
+            fields["managed"].read_only = True
+        return fields
+
+    def save(self, **kwargs):
+        with slug_clash_as_400():
+            return super().save(**kwargs)
+
+    def get_validators(self) -> list:
+        # DRF's own check of the (team, slug) constraint answers with a
+        # non-field error before validate() runs: validate_slug_free names `slug`.
+        return [validator for validator in super().get_validators()
+                if "slug" not in getattr(validator, "fields", ())]
+
+    # Whether validate() checks the slug is free in the team (a loopr.yaml's
+    # serializers match objects by slug, so theirs always is).
+    check_slug = True
+
+    def validate(self, attrs: dict) -> dict:
+        if self.check_slug:
+            self.validate_slug_free(attrs)
+        return super().validate(attrs)
+
+    def validate_slug_free(self, attrs: dict) -> None:
+        # Here, not in validate_slug: the team it must be unique in may be
+        # written in the same request (TeamOwnedSerializer put it in attrs).
+        slug = attrs.get("slug")
+        moving = self.instance is not None and "team" in attrs and attrs["team"].pk != self.instance.team_id
+        if not slug and moving:
+            slug = self.instance.slug  # its slug must be free in the team it moves to too
+        if slug:
+            probe = self.instance if self.instance is not None else self.Meta.model()
+            if probe.slug_taken(self.writer_team_id(attrs), slug):
+                noun = self.Meta.model._meta.verbose_name
+                raise serializers.ValidationError({"slug": [f"Another {noun} of its team has the slug {slug!r}."]})
+
+    def writer_team_id(self, attrs: dict) -> int | None:
+        """The team of the object being written: the one it is given, else
+        its own when updating."""
+        team = attrs.get("team")
+        if team is not None:
+            return team.pk
+        if self.instance is not None:
+            return self.instance.team_id
+        return None
+
+
+@contextmanager
+def slug_clash_as_400():
+    """A slug given in the request that another writer took meanwhile (the
+    check in validate() saw it free): a 400 naming `slug`, not a 500."""
+    try:
+        yield
+    except SlugTaken as exc:
+        raise serializers.ValidationError(
+            {"slug": ["Taken meanwhile by another object of its team and type: choose another."]}) from exc
 
 
 class UtcDateTimeField(IsoDateTimeField):

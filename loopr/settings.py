@@ -114,6 +114,7 @@ INSTALLED_APPS = [
     "workers",
     "notifications",
     "statuspages",
+    "configfile",  # monitoring as code: loopr.yaml plan, apply, export (on top of the others)
 ]
 
 MIDDLEWARE = [

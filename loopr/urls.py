@@ -26,6 +26,8 @@ admin.site.site_url = reverse_lazy("home")
 urlpatterns = [
     path("", TemplateView.as_view(template_name="loopr/home.html"), name="home"),
     path("admin/", admin.site.urls),
+    # Monitoring as code (configfile): before the router, whose resources it is not.
+    path("api/v1/config/", include("configfile.api.urls")),
     path("api/v1/", include(api.urls)),
     path("api/auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -13,6 +13,7 @@ from django.utils.safestring import mark_safe
 from loopr.admin import (
     BigTableAdmin,
     CountedDeleteAdmin,
+    DeclaredAdmin,
     OwnedByUserAdmin,
     OwnedModelAdmin,
     OwnedRelatedFieldListFilter,
@@ -198,7 +199,8 @@ class MaintenanceWindowForm(SameTeamForm):
 
 
 @admin.register(Monitor)
-class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedModelAdmin, admin.ModelAdmin):
+class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, DeclaredAdmin, OwnedModelAdmin,
+                   admin.ModelAdmin):
     form = MonitorForm
     # Down, then degraded, then the rest, each by name: monitor_attention_idx
     # serves it. By name alone (indexed) on request; the filters find the rest.
@@ -219,7 +221,8 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, OwnedM
     # What a monitor gathers by the thousand: the delete page counts these.
     delete_counts = (CheckResult, StatusChange, Notification)
     fieldsets = [
-        (None, {"fields": ["team", "owner", "name", "kind", "url", "interval", "timeout", "retries", "regions", "paused"]}),
+        (None, {"fields": ["team", "owner", "name", "slug", "managed", "kind", "url", "interval", "timeout", "retries",
+                           "regions", "paused"]}),
         ("HTTP", {"fields": ["method", "headers", "body", "expected_status", "keyword", "follow_redirects",
                              "tls_verify", "tls_expiry_alert_days"]}),
         ("Assertions", {"fields": ["assertions"]}),
@@ -464,7 +467,7 @@ class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelA
 
 
 @admin.register(MaintenanceWindow)
-class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
+class MaintenanceWindowAdmin(DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = MaintenanceWindowForm
     list_display = ["name", "kind", "schedule", "active", "team", "owner"]
     list_filter = ["kind"]
@@ -473,7 +476,7 @@ class MaintenanceWindowAdmin(OwnedModelAdmin, admin.ModelAdmin):
     list_select_related = ["team", "owner"]
     readonly_fields = ["created_at"]
     fieldsets = [
-        (None, {"fields": ["team", "owner", "name", "monitors", "kind", "timezone"]}),
+        (None, {"fields": ["team", "owner", "name", "slug", "managed", "monitors", "kind", "timezone"]}),
         ("One-off", {"fields": ["starts_at", "ends_at"]}),
         ("Weekly or cron", {"fields": ["weekdays", "start_time", "cron", "duration_minutes"]}),
         (None, {"fields": ["created_at"]}),

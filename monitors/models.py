@@ -17,6 +17,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 
+from loopr.declarative import Declared
 from loopr.querysets import TeamScopedQuerySet
 from teams.models import TeamOwned
 
@@ -92,7 +93,8 @@ ATTENTION = models.Case(
 )
 
 
-class Monitor(TeamOwned):
+# TeamOwned before Declared: the team is filled before the slug, which is unique within it.
+class Monitor(TeamOwned, Declared):
     # Who created it; the team it belongs to decides who sees it.
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                               related_name="monitors")
@@ -204,6 +206,11 @@ class Monitor(TeamOwned):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per team (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["team", "slug"], condition=~Q(slug=""), name="monitor_team_slug"),
+        ]
         indexes = [
             # The dispatcher's claim: unpaused probed monitors ordered by due
             # time. Heartbeats stay out: their next_check_at never moves, and
@@ -821,7 +828,7 @@ class MaintenanceWindowQuerySet(TeamScopedQuerySet):
     pass
 
 
-class MaintenanceWindow(TeamOwned):
+class MaintenanceWindow(TeamOwned, Declared):
     """While active, checks of its monitors still run and are stored, the
     monitors show `maintenance`, and no down/up alert goes out."""
 
@@ -843,6 +850,11 @@ class MaintenanceWindow(TeamOwned):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per team (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["team", "slug"], condition=~Q(slug=""), name="maintenancewindow_team_slug"),
+        ]
 
     def __str__(self) -> str:
         return self.name

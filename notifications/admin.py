@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from loopr.admin import (
     BigTableAdmin,
     CountedDeleteAdmin,
+    DeclaredAdmin,
     OwnedByUserAdmin,
     OwnedModelAdmin,
     ReadOnlyAdmin,
@@ -103,7 +104,7 @@ class ChannelForm(TeamOwnedForm):
 
 
 @admin.register(Channel)
-class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, OwnedModelAdmin, admin.ModelAdmin):
+class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     form = ChannelForm
     list_display = ["name", "kind", "target", "team", "owner", "is_default", "enabled", "monitor_count", "sent", "failed",
                     "created_at"]
@@ -207,7 +208,7 @@ class NotificationAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.Mo
 
 
 @admin.register(EscalationPolicy)
-class EscalationPolicyAdmin(OwnedModelAdmin, admin.ModelAdmin):
+class EscalationPolicyAdmin(DeclaredAdmin, OwnedModelAdmin, admin.ModelAdmin):
     list_display = ["name", "step_count", "repeat_minutes", "team", "owner", "created_at"]
     search_fields = ["name", "owner__username"]
     readonly_fields = ["created_at"]

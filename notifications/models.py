@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
+from loopr.declarative import Declared
 from loopr.querysets import TeamScopedQuerySet
 from teams.models import TeamOwned
 
@@ -26,7 +27,7 @@ class ChannelQuerySet(TeamScopedQuerySet):
         return self.filter(team=team, is_default=True)
 
 
-class Channel(TeamOwned):
+class Channel(TeamOwned, Declared):
     """Somewhere alerts go: an email address or a webhook URL of some kind."""
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
@@ -59,6 +60,11 @@ class Channel(TeamOwned):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # A file's key for the object: one per team (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["team", "slug"], condition=~models.Q(slug=""), name="channel_team_slug"),
+        ]
         indexes = [
             # The reminder sweep, every 30 s: does any enabled channel want
             # reminders at all (usually none, and then that is all it asks).
@@ -310,7 +316,7 @@ class EscalationPolicyQuerySet(TeamScopedQuerySet):
     pass
 
 
-class EscalationPolicy(TeamOwned):
+class EscalationPolicy(TeamOwned, Declared):
     """Who is told about an outage, and who next while nobody acknowledges
     it: ordered steps `{"after_minutes": N, "channels": [ids]}`, N counted
     from the incident's confirmation (0: at once, as plain channels are)."""
@@ -330,6 +336,11 @@ class EscalationPolicy(TeamOwned):
     class Meta:
         ordering = ["name", "id"]
         verbose_name_plural = "escalation policies"
+        constraints = [
+            # A file's key for the object: one per team (loopr/declarative.py).
+            # Rows bulk-inserted without one (not through save) have "" until a plan or an apply names them.
+            models.UniqueConstraint(fields=["team", "slug"], condition=~models.Q(slug=""), name="escalationpolicy_team_slug"),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -12,7 +12,7 @@ import is still a dependency). The rules:
   nor does `statuspages` (public pages, badges), which reads monitors (and teams).
   `monitors` hands its announcements to whoever listens through a signal.
 - The interface layer — each app's `api/` and `admin.py`, `loopr.urls`,
-  `loopr.admin` — sits on top and may compose the apps (a monitor's form
+  `loopr.admin`, and `configfile` (monitoring as code) — sits on top and may compose the apps (a monitor's form
   offers its owner's channels), but nothing below imports it.
 - `loopr`'s own plumbing (`loopr.net`, `loopr.formatting`, …) imports no app.
 """
@@ -24,13 +24,15 @@ from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("loopr", "teams", "monitors", "workers", "notifications", "statuspages")
+PACKAGES = ("loopr", "teams", "monitors", "workers", "notifications", "statuspages", "configfile")
 APPS = ("teams", "monitors", "workers", "notifications", "statuspages")
 # Who may import whom among the apps' domain modules.
 ALLOWED = {"teams": set(), "monitors": {"teams"}, "workers": {"monitors", "teams"},
            "notifications": {"monitors", "teams"}, "statuspages": {"monitors", "teams"}}
 INTERFACE_PARTS = {"api", "admin", "management"}
 INTERFACE_MODULES = {"loopr.urls", "loopr.admin", "loopr.api", "loopr.metrics"}
+# Apps that are interface through and through: configfile speaks through the API's serializers.
+INTERFACE_APPS = {"configfile"}
 # The Celery app finds every app's tasks by name; Django's settings name apps.
 WIRING_MODULES = {"loopr.celery", "loopr.settings", "loopr", "loopr.wsgi", "loopr.health"}
 
@@ -83,7 +85,7 @@ def graph() -> dict[str, set[str]]:
 
 def layer(module: str) -> str:
     parts = module.split(".")
-    if module in INTERFACE_MODULES or (parts[0] in APPS and len(parts) > 1 and parts[1] in INTERFACE_PARTS):
+    if module in INTERFACE_MODULES or parts[0] in INTERFACE_APPS or (parts[0] in APPS and len(parts) > 1 and parts[1] in INTERFACE_PARTS):
         return "interface"
     if module in WIRING_MODULES:
         return "wiring"

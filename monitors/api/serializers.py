@@ -9,7 +9,8 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import StrictJSONTypes, TeamOwnedSerializer, ValidatedModelSerializer, token_team
+from loopr.api import DeclaredSerializer, StrictJSONTypes, TeamOwnedSerializer, slug_clash_as_400, token_team
+from loopr.declarative import write_with_free_slugs
 from notifications.models import Channel, EscalationPolicy
 
 from .. import rollups
@@ -153,9 +154,9 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
+class MonitorSerializer(TeamOwnedSerializer, DeclaredSerializer):
     # headers as the model field makes it (its validators included), safe from deep nesting.
-    serializer_field_mapping = {**ValidatedModelSerializer.serializer_field_mapping, models.JSONField: HeadersField}
+    serializer_field_mapping = {**DeclaredSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
         many=True, required=False, slug_field="name", queryset=Region.objects.all(),
         help_text="Region names; empty means every region with a live probe worker.",
@@ -196,7 +197,7 @@ class MonitorSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
     class Meta:
         model = Monitor
         fields = [
-            "id", "team", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
+            "id", "team", "slug", "managed", "name", "kind", "url", "interval", "timeout", "method", "headers", "body",
             "expected_status", "keyword", "follow_redirects", "assertions", "tls_verify", "tls_expiry_alert_days",
             "grace", "schedule", "timezone", "ping_url", "next_ping_due_at",
             "regions", "retries", "recovery_checks",
@@ -297,8 +298,19 @@ class MonitorListSerializer(serializers.ListSerializer):
         kwargs.setdefault("allow_empty", False)
         super().__init__(*args, **kwargs)
 
+    def validate(self, attrs: list[dict]) -> list[dict]:
+        given = [item["slug"] for item in attrs if item.get("slug")]
+        twice = sorted({slug for slug in given if given.count(slug) > 1})
+        if twice:
+            raise serializers.ValidationError(f"Slugs given to more than one monitor: {', '.join(twice)}.")
+        return super().validate(attrs)
+
     def create(self, validated_data: list[dict]) -> list[Monitor]:
         return create_monitors(validated_data)
+
+    def save(self, **kwargs):
+        with slug_clash_as_400():
+            return super().save(**kwargs)
 
     def to_representation(self, data) -> list[dict]:
         # A page of monitors: their regions and channels in one query each.
@@ -332,10 +344,12 @@ def create_monitors(items: list[dict]) -> list[Monitor]:
             chosen = defaults[monitor.team_id]
         channels.append(chosen)
         monitors.append(monitor)
-    with transaction.atomic():
+    def write() -> None:  # in one transaction
         Monitor.objects.bulk_create(monitors, batch_size=BULK_BATCH)
         _add_related(monitors, "regions", regions)
         _add_related(monitors, "channels", channels)
+
+    write_with_free_slugs(monitors, write)
     for monitor, its_regions, its_channels in zip(monitors, regions, channels):
         # The answer shows them as written, without reading them back.
         monitor.set_links(sorted(its_regions, key=attrgetter("name")), sorted(its_channels, key=_channel_order))
@@ -442,7 +456,7 @@ class IncidentDetailSerializer(IncidentSerializer):
                 "next_step": escalation.next_step + 1 if escalation.due_at else None}
 
 
-class MaintenanceWindowSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
+class MaintenanceWindowSerializer(TeamOwnedSerializer, DeclaredSerializer):
     kind = PlainChoiceField(MaintenanceKind.choices, required=False)
     team_references = ("monitors",)
     monitors = OwnedPrimaryKeyField(
@@ -457,7 +471,8 @@ class MaintenanceWindowSerializer(TeamOwnedSerializer, ValidatedModelSerializer)
     class Meta:
         model = MaintenanceWindow
         fields = [
-            "id", "team", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron", "duration_minutes",
+            "id", "team", "slug", "managed", "name", "kind", "starts_at", "ends_at", "weekdays", "start_time", "cron",
+            "duration_minutes",
             "timezone", "monitors", "active", "created_at",
         ]
         read_only_fields = ["created_at"]

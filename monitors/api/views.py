@@ -15,7 +15,15 @@ from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
-from loopr.api import IdFilter, StrictBooleanFilter, TeamScoped, UtcDateTimeFilter, page_parameters, query_int
+from loopr.api import (
+    IdFilter,
+    StrictBooleanFilter,
+    TeamScoped,
+    UtcDateTimeFilter,
+    WarnsWhenManaged,
+    page_parameters,
+    query_int,
+)
 from loopr.schema import error_response
 
 from ..acknowledgement import NotAcknowledgeable, acknowledge
@@ -160,7 +168,7 @@ class ResultPagination(BasePagination):
             raise NotFound("Invalid cursor") from exc
 
 
-class MonitorViewSet(TeamScoped, viewsets.ModelViewSet):
+class MonitorViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     # Regions and channels: a page reads them all in one query each (MonitorListSerializer).
     queryset = Monitor.objects.select_related("current_incident")
     serializer_class = MonitorSerializer
@@ -280,7 +288,7 @@ class IncidentViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
         return Response(IncidentSerializer(incident, context=self.get_serializer_context()).data)
 
 
-class MaintenanceWindowViewSet(TeamScoped, viewsets.ModelViewSet):
+class MaintenanceWindowViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = MaintenanceWindow.objects.prefetch_related("monitors")
     serializer_class = MaintenanceWindowSerializer
     filterset_class = MaintenanceWindowFilter

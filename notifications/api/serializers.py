@@ -5,7 +5,7 @@ from datetime import datetime
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loopr.api import TeamOwnedSerializer, ValidatedModelSerializer, token_team
+from loopr.api import DeclaredSerializer, TeamOwnedSerializer, token_team
 
 from ..choices import ChannelKind, DeliveryStatus
 from ..models import MAX_AFTER_MINUTES, MAX_STEPS, MIN_REPEAT_MINUTES, Channel, DeliveryAttempt, EscalationPolicy, Notification
@@ -14,7 +14,7 @@ from ..models import MAX_AFTER_MINUTES, MAX_STEPS, MIN_REPEAT_MINUTES, Channel, 
 MIN_REMINDER_INTERVAL = 60
 
 
-class ChannelSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
+class ChannelSerializer(TeamOwnedSerializer, DeclaredSerializer):
     """Never returns a secret: a webhook's signing secret is only in the
     creation and rotation answers (ChannelWithSecretSerializer); the tokens
     and keys of the other kinds are write-only."""
@@ -31,7 +31,8 @@ class ChannelSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
     class Meta:
         model = Channel
         fields = [
-            "id", "team", "name", "kind", "target", "config", "secret", "has_secret", "is_default", "enabled",
+            "id", "team", "slug", "managed", "name", "kind", "target", "config", "secret", "has_secret", "is_default",
+            "enabled",
             "disabled_reason", "notify_degraded", "reminder_interval", "events", "quiet_hours_start",
             "quiet_hours_end", "quiet_hours_timezone", "created_at",
         ]
@@ -126,7 +127,7 @@ class StepsField(serializers.JSONField):
     """A policy's steps (checked by the model's steps_problem), with their shape in the schema."""
 
 
-class EscalationPolicySerializer(TeamOwnedSerializer, ValidatedModelSerializer):
+class EscalationPolicySerializer(TeamOwnedSerializer, DeclaredSerializer):
     steps = StepsField(
         help_text='Ordered steps, each {"after_minutes": N, "channels": [ids of your channels]}: N minutes after '
                   "the incident is confirmed, if it is still open and unacknowledged, those channels are alerted "
@@ -136,7 +137,7 @@ class EscalationPolicySerializer(TeamOwnedSerializer, ValidatedModelSerializer):
 
     class Meta:
         model = EscalationPolicy
-        fields = ["id", "team", "name", "steps", "repeat_minutes", "created_at"]
+        fields = ["id", "team", "slug", "managed", "name", "steps", "repeat_minutes", "created_at"]
         read_only_fields = ["created_at"]
         # The model's own rule, said here too so that the schema shows it.
         extra_kwargs = {"repeat_minutes": {"min_value": MIN_REPEAT_MINUTES}}

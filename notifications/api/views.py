@@ -7,7 +7,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from loopr.api import TeamScoped
+from loopr.api import TeamScoped, WarnsWhenManaged
 from teams import audit
 
 from ..models import Channel, EscalationPolicy, Notification
@@ -22,7 +22,7 @@ from .serializers import (
 )
 
 
-class ChannelViewSet(TeamScoped, viewsets.ModelViewSet):
+class ChannelViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = Channel.objects.all()
     serializer_class = ChannelSerializer
     filterset_class = ChannelFilter
@@ -73,6 +73,6 @@ class NotificationViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
     filterset_class = NotificationFilter
 
 
-class EscalationPolicyViewSet(TeamScoped, viewsets.ModelViewSet):
+class EscalationPolicyViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
     queryset = EscalationPolicy.objects.all()
     serializer_class = EscalationPolicySerializer

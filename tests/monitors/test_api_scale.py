@@ -131,8 +131,8 @@ def test_creating_a_monitor_costs_a_handful_of_queries(api, user):
     channel = ChannelFactory(owner=user)
     count, response = queries_of(api, "post", MONITORS, item(1, regions=["eu-west", "us-east"], channels=[channel.pk]))
     assert response.status_code == 201, response.json()
-    # The token, its team (with the caller's role), the regions, the channel, the row, its regions,
-    # its channels, its audit entry, the live regions.
+    # The token, its team (with the caller's role), the regions, the channel, the slugs its name may
+    # clash with, the row, its regions, its channels, its audit entry, the live regions.
     assert count <= 9
     assert response.json()["regions"] == ["eu-west", "us-east"] and response.json()["channels"] == [channel.pk]
 

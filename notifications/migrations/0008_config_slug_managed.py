@@ -1,0 +1,62 @@
+# slug and managed (issue 17, monitoring as code): the file's key for an object (unique per team and type), and
+# whether a file manages it. After the teams migration: existing objects are already in their teams.
+
+from django.conf import settings
+from django.db import migrations, models
+
+from loopr.declarative import free_slug
+
+
+def fill_slugs(apps, schema_editor):
+    """Existing rows get their name's slug, unique per team (-2, -3… on a clash)."""
+    for model_name in ['channel', 'escalationpolicy']:
+        model = apps.get_model('notifications', model_name)
+        taken: dict[int, set[str]] = {}
+        changed = []
+        for obj in model.objects.only("id", "team_id", "name", "slug").order_by("id").iterator(chunk_size=2000):
+            obj.slug = free_slug(obj.name, taken.setdefault(obj.team_id, set()))
+            changed.append(obj)
+            if len(changed) >= 2000:
+                model.objects.bulk_update(changed, ["slug"])
+                changed = []
+        model.objects.bulk_update(changed, ["slug"])
+
+
+class Migration(migrations.Migration):
+
+    dependencies = [
+        ('notifications', '0007_teams_owned_by_teams'),
+        migrations.swappable_dependency(settings.AUTH_USER_MODEL),
+    ]
+
+    operations = [
+        migrations.AddField(
+            model_name='channel',
+            name='managed',
+            field=models.BooleanField(default=False, help_text='Created or last applied from a loopr.yaml: edits made elsewhere show as drift in the next plan.'),
+        ),
+        migrations.AddField(
+            model_name='channel',
+            name='slug',
+            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per team among its type; omitted: made from the name.', max_length=100),
+        ),
+        migrations.AddField(
+            model_name='escalationpolicy',
+            name='managed',
+            field=models.BooleanField(default=False, help_text='Created or last applied from a loopr.yaml: edits made elsewhere show as drift in the next plan.'),
+        ),
+        migrations.AddField(
+            model_name='escalationpolicy',
+            name='slug',
+            field=models.SlugField(blank=True, db_index=False, help_text='Its stable name in a loopr.yaml, unique per team among its type; omitted: made from the name.', max_length=100),
+        ),
+        migrations.RunPython(fill_slugs, migrations.RunPython.noop),
+        migrations.AddConstraint(
+            model_name='channel',
+            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('team', 'slug'), name='channel_team_slug'),
+        ),
+        migrations.AddConstraint(
+            model_name='escalationpolicy',
+            constraint=models.UniqueConstraint(condition=models.Q(('slug', ''), _negated=True), fields=('team', 'slug'), name='escalationpolicy_team_slug'),
+        ),
+    ]
