@@ -7,10 +7,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import api_view, permission_classes
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from loopr.api import token_team
+from loopr.api import TokenScopePermission, token_team
 from teams.choices import Role
 
 from ..document import FileInvalid, Problem, dumped, parse, read
@@ -59,6 +59,9 @@ def plan_view(request):
 
 @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
 @api_view(["POST"])
+# A read token may plan (a plan writes nothing: CI can show it on a pull
+# request with read-only credentials) but never apply.
+@permission_classes([IsAuthenticated, TokenScopePermission])
 def apply_view(request):
     """The planned changes, made in one transaction: the same file plus its
     plan's `revision`. 409 if the objects or the file changed since the plan."""

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
 
 from monitors.models import Monitor
 from notifications.models import Channel
+from teams.models import ApiToken
 from tests.configfile.conftest import EXAMPLE_VARIABLES, readme_example
 from tests.factories import RegionFactory, UserFactory
 from tests.support.processes import ROOT
@@ -30,7 +30,7 @@ def test_the_client_plans_applies_and_exports_against_a_running_loopr(processes,
     user = UserFactory(username="ci")
     RegionFactory(name="eu-west")
     base = processes.web(workers=1)
-    env = {"PATH": "/usr/bin:/bin", "LOOPR_URL": base, "LOOPR_TOKEN": Token.objects.create(user=user).key,
+    env = {"PATH": "/usr/bin:/bin", "LOOPR_URL": base, "LOOPR_TOKEN": ApiToken.objects.cli_key(user),
            **EXAMPLE_VARIABLES}
     config = tmp_path / "loopr.yaml"
     config.write_text(readme_example())

@@ -118,6 +118,11 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("patch", "/api/v1/status-reports/{id}/"): Route("write", 200, "retitle", "report"),
     ("delete", "/api/v1/status-reports/{id}/"): Route("write", 204, target="report"),
     ("post", "/api/v1/status-reports/{id}/updates/"): Route("write", 201, "report-update", "report"),
+    ("get", "/api/v1/config/schema.json"): Route("public"),
+    ("get", "/api/v1/config/export/"): Route("config-read", query="?team={team}"),
+    ("post", "/api/v1/config/plan/"): Route("config-read", 200, "file"),
+    # A stale revision: the walk sees who gets as far as the 409.
+    ("post", "/api/v1/config/apply/"): Route("config-apply", 409, "stale-file"),
     ("get", "/api/v1/teams/"): Route("any-user"),
     ("post", "/api/v1/teams/"): Route("new-team", 201, "new-team"),
     ("get", "/api/v1/teams/{id}/"): Route("read", target="team"),
@@ -140,6 +145,8 @@ ROUTES: dict[tuple[str, str], Route] = {
 
 
 def expected(route: Route, role: str, method: str) -> int:
+    if route.rule == "public":
+        return route.success
     if role == "anonymous":
         return ANONYMOUS
     rule = route.rule
@@ -154,8 +161,12 @@ def expected(route: Route, role: str, method: str) -> int:
         return 404 if role == "non-member" else route.success
     if rule == "audit":
         return 403 if role in ("viewer", "editor") else route.success
+    if rule == "config-read":  # a file's team: one the caller is not in is a 400 naming `team`
+        return 400 if role == "non-member" else route.success
     if role == "read-token" and writes:
         return 403
+    if rule == "config-apply":
+        return 400 if role == "non-member" else 403 if role == "viewer" else route.success
     if rule == "write":
         if role == "non-member":
             return 400 if route.target is None else 404
@@ -221,6 +232,8 @@ def world(settings):
         "report": {"page": objects["page"].pk, "title": f"new {OURS}", "status": "investigating",
                    "message": "looking", "monitors": [objects["monitor"].pk]},
         "retitle": {"title": f"retitled {OURS}"},
+        "file": {"team": team.pk, "monitors": []},
+        "stale-file": {"team": team.pk, "monitors": [], "revision": "0" * 64},
         "report-update": {"status": "identified", "message": "found it"},
     }
     return {"team": team, "objects": objects, "foreign": foreign, "clients": clients, "bodies": bodies,
