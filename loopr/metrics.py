@@ -27,7 +27,6 @@ from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from rest_framework import exceptions
-from rest_framework.settings import api_settings
 
 from loopr import freshness, tallies
 from monitors import rollups
@@ -36,6 +35,7 @@ from monitors.models import Monitor
 from monitors.regions import Region, live_cutoff
 from notifications.choices import DeliveryStatus
 from notifications.models import Notification
+from teams.authentication import ApiTokenAuthentication
 from workers.choices import SERVING_STATES, NodeState
 from workers.models import WorkerNode
 
@@ -82,20 +82,13 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 def authenticated(request: HttpRequest) -> tuple:
     """The user and token of the request's API token, by the API's own token
-    authentication (whatever class the settings name), under either keyword;
-    (None, None) without a valid one."""
-    scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
-    key = key.strip()
-    if scheme.lower() not in ("bearer", "token") or not key or " " in key:
+    authentication (`Token <key>` or `Bearer <key>`); (None, None) without a
+    valid one."""
+    try:
+        found = ApiTokenAuthentication().authenticate(request)
+    except exceptions.AuthenticationFailed:
         return None, None
-    for authentication in api_settings.DEFAULT_AUTHENTICATION_CLASSES:
-        if not hasattr(authentication, "authenticate_credentials") or not hasattr(authentication, "keyword"):
-            continue
-        try:
-            return authentication().authenticate_credentials(key)
-        except exceptions.AuthenticationFailed:
-            continue
-    return None, None
+    return found if found is not None else (None, None)
 
 
 def _escape(value: str) -> str:

@@ -391,11 +391,17 @@ def without_owner(form: dict) -> dict:
 
 
 @pytest.mark.parametrize("model", OWNED_ADMIN_MODELS)
-def test_an_add_form_starts_with_the_superuser_as_the_owner(admin_client, model):
+def test_an_add_form_starts_in_the_superusers_personal_team(admin_client, model):
+    from teams.models import Team
+
     page = admin_client.get(f"/admin/{model}/add/").content.decode()
     root = get_user_model().objects.get(username="root")
-    # Saving the form as it comes no longer fails with "This field is required".
-    assert f'<option value="{root.pk}" selected>' in page
+    team = Team.objects.personal_for(root)
+    # Saving the form as it comes files the object in the creator's own team
+    # (the owner, left empty, becomes whoever saves it).
+    select = page[page.index('name="team"'):]
+    select = select[:select.index("</select>")]
+    assert f'<option value="{team.pk}" selected>' in select
 
 
 def test_a_superuser_may_still_add_a_monitor_for_someone_else(admin_client, other_user):
