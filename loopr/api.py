@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime, timezone
 
 from django import forms
@@ -178,6 +179,7 @@ _JSON_TYPES: list[tuple[type, tuple[type, ...], str]] = [
     (serializers.TimeField, (str,), "a string"),
     (serializers.ListField, (list,), "a list"),
     (serializers.ManyRelatedField, (list,), "a list"),
+    (serializers.PrimaryKeyRelatedField, (int,), "an id (a whole number)"),
 ]
 
 
@@ -294,6 +296,23 @@ class TeamOwnedSerializer(serializers.ModelSerializer):
         return super().validate(attrs)
 
 
+# A time of day on the wire (a weekly window's start, quiet hours): what DRF
+# writes (`isoformat()`, no offset) and all that the API reads; the schema
+# publishes this pattern (OpenAPI's `format: time` is RFC 3339's full-time,
+# which needs an offset).
+TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
+
+
+class TimeOfDayField(serializers.TimeField):
+    """hh:mm, hh:mm:ss or hh:mm:ss.ffffff; DRF alone would also take "1200",
+    "12", "T12:00" or an offset that it then drops."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and not re.fullmatch(TIME_OF_DAY_PATTERN, value):
+            self.fail("invalid", format="hh:mm[:ss[.ffffff]]")
+        return super().to_internal_value(value)
+
+
 # Runs the model's own validation, as NetBox's serializer of that name does:
 # `full_clean()` on the object as it would be stored, so that the API keeps
 # the rules the admin's forms keep (they call it too). Its errors become a 400
@@ -303,6 +322,9 @@ class TeamOwnedSerializer(serializers.ModelSerializer):
 # always sees the whole object. (A comment, not a docstring: drf-spectacular
 # would publish a docstring as the description of every serializer below it.)
 class ValidatedModelSerializer(StrictJSONTypes, serializers.ModelSerializer):
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.TimeField: TimeOfDayField}
 
     # Written fields the serializer checks itself, where the model field's
     # own checks would only say the same again in other words.
