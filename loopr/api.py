@@ -23,6 +23,7 @@ from teams.choices import Role, TokenScope
 from teams.models import Membership, Team
 
 from .querysets import team_id_of
+from .wireformats import TIME_OF_DAY_PATTERN
 
 
 class JSONParser(parsers.JSONParser):
@@ -294,13 +295,6 @@ class TeamOwnedSerializer(serializers.ModelSerializer):
                     f"Still used by {name.replace('_', ' ')} of its team (ids {', '.join(map(str, users))}): "
                     "move or change those first."]})
         return super().validate(attrs)
-
-
-# A time of day on the wire (a weekly window's start, quiet hours): what DRF
-# writes (`isoformat()`, no offset) and all that the API reads; the schema
-# publishes this pattern (OpenAPI's `format: time` is RFC 3339's full-time,
-# which needs an offset).
-TIME_OF_DAY_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?$"
 
 
 class TimeOfDayField(serializers.TimeField):

@@ -40,7 +40,7 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
-from .api import TIME_OF_DAY_PATTERN
+from .wireformats import TIME_OF_DAY_PATTERN
 
 ERROR = {
     "type": "object",
