@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -24,6 +25,7 @@ from teams.models import Membership, Team
 
 from .declarative import SlugTaken
 from .querysets import team_id_of
+from .wireformats import TIME_OF_DAY_PATTERN
 
 
 class JSONParser(parsers.JSONParser):
@@ -180,6 +182,7 @@ _JSON_TYPES: list[tuple[type, tuple[type, ...], str]] = [
     (serializers.TimeField, (str,), "a string"),
     (serializers.ListField, (list,), "a list"),
     (serializers.ManyRelatedField, (list,), "a list"),
+    (serializers.PrimaryKeyRelatedField, (int,), "an id (a whole number)"),
 ]
 
 
@@ -307,6 +310,14 @@ class WarnsWhenManaged:
             response["Warning"] = ('299 loopr "managed by a loopr.yaml: this edit shows as drift in the next plan, '
                                    'and the next apply of the file undoes it"')
         return response
+class TimeOfDayField(serializers.TimeField):
+    """hh:mm, hh:mm:ss or hh:mm:ss.ffffff; DRF alone would also take "1200",
+    "12", "T12:00" or an offset that it then drops."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and not re.fullmatch(TIME_OF_DAY_PATTERN, value):
+            self.fail("invalid", format="hh:mm[:ss[.ffffff]]")
+        return super().to_internal_value(value)
 
 
 # Runs the model's own validation, as NetBox's serializer of that name does:
@@ -318,6 +329,9 @@ class WarnsWhenManaged:
 # always sees the whole object. (A comment, not a docstring: drf-spectacular
 # would publish a docstring as the description of every serializer below it.)
 class ValidatedModelSerializer(StrictJSONTypes, serializers.ModelSerializer):
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping,
+                                models.TimeField: TimeOfDayField}
 
     # Written fields the serializer checks itself, where the model field's
     # own checks would only say the same again in other words.

@@ -23,7 +23,9 @@ And each field's rules, where drf-spectacular leaves them out or gets them
 wrong: a JSON field is the type of its model default (an object or a list,
 never null unless the field allows it), a list of ids that may not be empty
 says so, a choice whose stored value may be blank lists "" among its values
-(DRF drops `allow_blank` from read-only fields).
+(DRF drops `allow_blank` from read-only fields), a time of day is the
+pattern the API reads and writes (not `format: time`, which needs an
+offset), a free-text filter excludes NUL.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 
+from .wireformats import TIME_OF_DAY_PATTERN
+
 ERROR = {
     "type": "object",
     "properties": {"detail": {"type": "string"}},
@@ -46,7 +50,9 @@ ERROR = {
 # A validation error is an object of field names (or list positions) to
 # messages, nested as the request was; or {"detail": …} for an unreadable body.
 VALIDATION_ERROR = {"type": "object", "additionalProperties": {}}
-
+# Django's form fields refuse a NUL in text (PostgreSQL cannot store one):
+# every free-text query parameter (a filter's, or a query serializer's) says so.
+NO_NUL_PATTERN = "^[^\\u0000]*$"
 
 
 def error_response(description: str) -> OpenApiResponse:
@@ -70,6 +76,14 @@ class AutoSchema(openapi.AutoSchema):
         if operation is None:
             return None
         parameters = operation.get("parameters", [])
+        # A pagination cursor is opaque, and a wrong one (NUL or not) is a 404.
+        paginator = self._get_paginator()
+        paging = {p["name"] for p in paginator.get_schema_operation_parameters(self.view)} if paginator else set()
+        for parameter in parameters:
+            schema = parameter.get("schema", {})
+            if (parameter["in"] == "query" and parameter["name"] not in paging and schema.get("type") == "string"
+                    and not {"enum", "format", "pattern"} & schema.keys()):
+                schema["pattern"] = NO_NUL_PATTERN
         codes = []
         # A write can be refused for the state it meets (rotating the secret of
         # a channel that has none) even when it carries no body.
@@ -118,6 +132,9 @@ class AutoSchema(openapi.AutoSchema):
                     "CharField", "TextField"):
                 field = copy.copy(field)
                 field.allow_blank = True
+        if isinstance(field, serializers.TimeField):
+            return append_meta({"type": "string", "pattern": TIME_OF_DAY_PATTERN},
+                               self._get_serializer_field_meta(field, direction))
         if (isinstance(field, serializers.JSONField) and not has_override(field, "field")
                 and callable(getattr(stored, "default", None))):
             kind = {list: "array", dict: "object"}.get(type(stored.default()))

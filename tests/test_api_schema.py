@@ -68,3 +68,19 @@ def test_an_api_url_that_matches_nothing_is_a_json_404(api, path):
 def test_a_site_url_that_matches_nothing_is_still_an_html_404(client):
     response = client.get("/no-such-page/")
     assert response.status_code == 404 and response["Content-Type"].startswith("text/html")
+
+
+def test_every_text_query_parameter_excludes_nul_and_a_time_of_day_has_no_offset(schema):
+    for path, method, operation in operations(schema):
+        for parameter in operation.get("parameters", []):
+            rules = parameter["schema"]
+            if parameter["in"] == "query" and rules.get("type") == "string" and parameter["name"] != "cursor":
+                assert {"enum", "format", "pattern"} & rules.keys(), (method, path, parameter["name"])
+    names = {p["name"]: p["schema"] for p in schema["paths"]["/api/v1/monitors/"]["get"]["parameters"]}
+    assert names["name"]["pattern"] == "^[^\\u0000]*$"
+    reports = {p["name"] for p in schema["paths"]["/api/v1/status-reports/"]["get"]["parameters"]}
+    assert {"status_page", "page"} <= reports  # the filter and the page number, apart
+    start = schema["components"]["schemas"]["MaintenanceWindowRequest"]["properties"]["start_time"]
+    assert "format" not in start and start["pattern"].startswith("^")
+    quiet = schema["components"]["schemas"]["Channel"]["properties"]["quiet_hours_start"]
+    assert "format" not in quiet and quiet["pattern"] == start["pattern"]

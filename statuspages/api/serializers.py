@@ -4,7 +4,7 @@ from django.db import transaction
 from django.urls import reverse
 from rest_framework import exceptions, serializers
 
-from loopr.api import TeamOwnedSerializer, ValidatedModelSerializer, has_role
+from loopr.api import StrictJSONTypes, TeamOwnedSerializer, ValidatedModelSerializer, has_role
 from monitors.api.serializers import OwnedPrimaryKeyField
 from monitors.models import Monitor
 from teams.choices import Role
@@ -24,7 +24,7 @@ class TextField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-class ComponentSerializer(serializers.Serializer):
+class ComponentSerializer(StrictJSONTypes, serializers.Serializer):
     monitor = serializers.IntegerField(min_value=1, max_value=2**63 - 1, help_text="Id of one of your monitors.")
     name = TextField(max_length=200, required=False, allow_blank=True,
                      help_text="What visitors read; default: the monitor's name.")
@@ -101,7 +101,7 @@ class StatusPageSerializer(TeamOwnedSerializer, ValidatedModelSerializer):
         return page
 
 
-class StatusReportUpdateSerializer(serializers.ModelSerializer):
+class StatusReportUpdateSerializer(StrictJSONTypes, serializers.ModelSerializer):
     status = serializers.ChoiceField(ReportStatus.choices)
     message = TextField(max_length=10000)
 

@@ -1,26 +1,46 @@
 from __future__ import annotations
 
+from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from loopr.api import OwnedByUser
+from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter
 
+from ..choices import ReportStatus
 from ..models import StatusPage, StatusReport
 from .serializers import StatusPageSerializer, StatusReportSerializer, StatusReportUpdateSerializer
+
+
+class StatusPageFilter(filters.FilterSet):
+    public = StrictBooleanFilter()
+
+    class Meta:
+        model = StatusPage
+        fields = ["public"]
+
+
+class StatusReportFilter(filters.FilterSet):
+    # Not `page`: that is the number of a page of the list.
+    status_page = IdFilter(field_name="page_id", help_text="Id of a status page: its notices.")
+    status = filters.ChoiceFilter(choices=ReportStatus.choices)
+
+    class Meta:
+        model = StatusReport
+        fields = ["status_page", "status"]
 
 
 class StatusPageViewSet(OwnedByUser, viewsets.ModelViewSet):
     queryset = StatusPage.objects.prefetch_related("components")
     serializer_class = StatusPageSerializer
-    filterset_fields = ["public"]
+    filterset_class = StatusPageFilter
 
 
 class StatusReportViewSet(OwnedByUser, viewsets.ModelViewSet):
     queryset = StatusReport.objects.select_related("page").prefetch_related("updates", "monitors")
     serializer_class = StatusReportSerializer
-    filterset_fields = ["page", "status"]
+    filterset_class = StatusReportFilter
 
     def perform_create(self, serializer) -> None:
         serializer.save()  # owned through its page, which must be the caller's

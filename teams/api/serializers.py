@@ -4,13 +4,13 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework import exceptions, serializers
 
-from loopr.api import token_team
+from loopr.api import StrictJSONTypes, token_team
 
 from ..choices import Role, TokenScope
 from ..models import ApiToken, AuditEntry, Membership, Team
 
 
-class TeamSerializer(serializers.ModelSerializer):
+class TeamSerializer(StrictJSONTypes, serializers.ModelSerializer):
     role = serializers.SerializerMethodField(help_text="Your role in the team.")
 
     class Meta:
@@ -25,7 +25,7 @@ class TeamSerializer(serializers.ModelSerializer):
         return role
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(StrictJSONTypes, serializers.ModelSerializer):
     username = serializers.CharField(required=False, max_length=150,
                                      help_text="Who to add (or `email`); read: the member's username.")
     email = serializers.EmailField(required=False, write_only=True, help_text="Who to add, by their account's email.")
@@ -61,7 +61,7 @@ class MemberSerializer(serializers.ModelSerializer):
         return {**attrs, "user": user}
 
 
-class TokenSerializer(serializers.ModelSerializer):
+class TokenSerializer(StrictJSONTypes, serializers.ModelSerializer):
     team = serializers.PrimaryKeyRelatedField(
         queryset=Team.objects.all(), required=False, allow_null=True,
         pk_field=serializers.IntegerField(min_value=1, max_value=2**63 - 1),

@@ -281,6 +281,10 @@ def test_a_window_can_be_moved_and_deleted(api, user):
         ({"kind": "weekly", "weekdays": ["monday"], "start_time": "02:00", "duration_minutes": 30}, "weekdays"),
         ({"kind": "weekly", "weekdays": [True], "start_time": "02:00", "duration_minutes": 30}, "weekdays"),
         ({"kind": "weekly", "weekdays": [1], "duration_minutes": 30}, "start_time"),
+        # A time of day is hh:mm[:ss[.ffffff]], as the schema says and the API writes.
+        ({"kind": "weekly", "weekdays": [1], "start_time": "0200", "duration_minutes": 30}, "start_time"),
+        ({"kind": "weekly", "weekdays": [1], "start_time": "02:00+01:00", "duration_minutes": 30}, "start_time"),
+        ({"kind": "weekly", "weekdays": [1], "start_time": "2:00", "duration_minutes": 30}, "start_time"),
         ({"kind": "weekly", "weekdays": [1], "start_time": "02:00"}, "duration_minutes"),
         ({"kind": "cron", "cron": "every night", "duration_minutes": 30}, "cron"),
         ({"kind": "cron", "cron": "61 * * * *", "duration_minutes": 30}, "cron"),

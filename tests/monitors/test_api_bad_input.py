@@ -285,8 +285,21 @@ def test_an_offset_beyond_postgresqls_is_read_in_utc_not_a_500(api, user, path):
     ("incidents/?open=sometimes", "open"),
     ("channels/?enabled=x", "enabled"),
     ("channels/?is_default=7", "is_default"),
+    ("status-pages/?public=-58800", "public"),
 ])
 def test_a_boolean_filter_with_junk_is_a_400_naming_it(api, user, path, field):
+    monitor = MonitorFactory(owner=user)
+    response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)))
+    assert response.status_code == 400 and field in response.json()
+
+
+@pytest.mark.parametrize("path, field", [
+    ("monitors/?name=a%00b", "name"),
+    ("monitors/{id}/results/?region=a%00", "region"),
+    ("monitors/{id}/uptime/?region=%00", "region"),
+    ("audit-log/?actor=%00", "actor"),
+])
+def test_a_nul_in_a_text_parameter_is_a_400_naming_it_as_the_schema_says(api, user, path, field):
     monitor = MonitorFactory(owner=user)
     response = api.get("/api/v1/" + path.replace("{id}", str(monitor.pk)))
     assert response.status_code == 400 and field in response.json()

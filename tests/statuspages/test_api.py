@@ -122,3 +122,23 @@ def test_bad_notices_are_a_400_naming_the_field(api, monitors, other_user):
         response = api.post("/api/v1/status-reports/", body, format="json")
         assert response.status_code == 400, body
         assert field in response.json(), (body, response.json())
+
+
+def test_notices_are_filtered_by_status_page_and_page_stays_the_list_page(api, monitors):
+    first = api.post("/api/v1/status-pages/", page_body(monitors), format="json").json()
+    second = api.post("/api/v1/status-pages/", page_body(monitors, slug="acme-2"), format="json").json()
+    for page in (first, second):
+        assert api.post("/api/v1/status-reports/", {"page": page["id"], "title": "Slow", "message": "Looking"},
+                        format="json").status_code == 201
+    listed = api.get(f"/api/v1/status-reports/?status_page={second['id']}&page=1")
+    assert listed.status_code == 200, listed.json()
+    assert [report["page"] for report in listed.json()["results"]] == [second["id"]]
+    assert api.get("/api/v1/status-reports/?status_page=x").status_code == 400
+
+
+def test_the_public_filter_takes_a_boolean_and_nothing_else(api, monitors):
+    api.post("/api/v1/status-pages/", page_body(monitors, public=False), format="json")
+    assert [p["slug"] for p in api.get("/api/v1/status-pages/?public=false").json()["results"]] == ["acme"]
+    assert api.get("/api/v1/status-pages/?public=true").json()["results"] == []
+    response = api.get("/api/v1/status-pages/?public=-58800")
+    assert response.status_code == 400 and "public" in response.json()
