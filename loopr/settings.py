@@ -401,6 +401,9 @@ LOOPR_PUBLIC_URL = env_str("LOOPR_PUBLIC_URL", "").rstrip("/")
 if LOOPR_PUBLIC_URL and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", LOOPR_PUBLIC_URL):
     raise ImproperlyConfigured(f"LOOPR_PUBLIC_URL: an http(s):// URL, got {LOOPR_PUBLIC_URL!r}")
 # A heartbeat's pings taken per minute; more are answered 429 (a script in a loop).
+# How long an invitation's link works (seconds; default 7 days).
+LOOPR_INVITATION_MAX_AGE = env_int("LOOPR_INVITATION_MAX_AGE", 7 * 86400, minimum=60)
+
 LOOPR_PING_RATE = env_int("LOOPR_PING_RATE", 60, minimum=1)
 
 # --- /healthz -----------------------------------------------------------------------
@@ -483,6 +486,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "channel-test": env_str("LOOPR_CHANNEL_TEST_RATE", "10/min"),
         "token-create": env_str("LOOPR_TOKEN_CREATE_RATE", "20/hour"),
+        "invitation-create": env_str("LOOPR_INVITATION_RATE", "20/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

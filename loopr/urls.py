@@ -10,6 +10,7 @@ from monitors.views import acknowledge_by_link
 from notifications.api.urls import router as notifications_router
 from statuspages.api.urls import router as statuspages_router
 from teams.api.urls import router as teams_router
+from teams.views import accept_invitation
 from workers.api.urls import router as workers_router
 
 from .health import healthz
@@ -37,6 +38,8 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics, name="metrics"),
     path("ack/<str:token>/", acknowledge_by_link, name="acknowledge"),
+    # A team's invitation (its key is the secret; joining needs a login).
+    path("invitations/<str:key>/", accept_invitation, name="invitation"),
     # Heartbeats' pings (no login: the uuid is the secret).
     path("ping/<uuid:key>", ping, name="ping"),
     path("ping/<uuid:key>/<str:action>", ping, name="ping-action"),

@@ -234,3 +234,62 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'someone'} {self.action} {self.object_type} {self.object_repr}"
+
+
+INVITATION_KEY_PREFIX = "inv_"
+
+
+class InvitationQuerySet(models.QuerySet):
+    def issue(self, team: Team, email: str, role: str, invited_by) -> tuple[Invitation, str]:
+        """A new invitation and its key: the key goes into the email, only its hash is kept."""
+        key = INVITATION_KEY_PREFIX + secrets.token_urlsafe(32)
+        invitation = self.create(team=team, email=email, role=role, invited_by=invited_by, key_hash=hash_key(key),
+                                 expires_at=timezone.now() + timedelta(seconds=settings.LOOPR_INVITATION_MAX_AGE))
+        return invitation, key
+
+    def pending(self, now=None) -> InvitationQuerySet:
+        return self.filter(accepted_at=None, expires_at__gt=now or timezone.now())
+
+    def by_key(self, key: str) -> Invitation | None:
+        return self.select_related("team").filter(key_hash=hash_key(key)).first()
+
+
+class Invitation(models.Model):
+    """A link, sent by email, that makes whoever opens it (signed in) a
+    member of the team with `role`: once, and until it expires."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(help_text="Where the link was sent.")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.VIEWER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    key_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.team} ({self.role})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+    def accept(self, user, now=None) -> Membership | None:
+        """Makes `user` a member with the invitation's role, once: None if it
+        was used meanwhile (the conditional update lets only one request win)."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            claimed = Invitation.objects.filter(pk=self.pk, accepted_at=None, expires_at__gt=now).update(
+                accepted_at=now, accepted_by=user)
+            if not claimed:
+                return None
+            self.accepted_at, self.accepted_by = now, user
+            membership, _ = Membership.objects.get_or_create(team=self.team, user=user, defaults={"role": self.role})
+        return membership

@@ -7,7 +7,7 @@ from rest_framework import exceptions, serializers
 from loopr.api import StrictJSONTypes, token_team
 
 from ..choices import Role, TokenScope
-from ..models import ApiToken, AuditEntry, Membership, Team
+from ..models import ApiToken, AuditEntry, Invitation, Membership, Team
 
 
 class TeamSerializer(StrictJSONTypes, serializers.ModelSerializer):
@@ -59,6 +59,29 @@ class MemberSerializer(StrictJSONTypes, serializers.ModelSerializer):
             raise serializers.ValidationError({field: ["Already a member of this team."]})
         attrs.pop("username", None), attrs.pop("email", None)
         return {**attrs, "user": user}
+
+
+class InvitationSerializer(StrictJSONTypes, serializers.ModelSerializer):
+    email = serializers.EmailField(max_length=254, help_text="Where to send the link.")
+    role = serializers.ChoiceField(Role.choices, help_text="viewer, editor, admin or owner (owners invite owners).")
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "email", "role", "invited_by", "created_at", "expires_at"]
+        read_only_fields = ["invited_by", "created_at", "expires_at"]
+
+    def validate_email(self, email: str) -> str:
+        team = self.context["team"]
+        if team.memberships.filter(user__email__iexact=email).exists():
+            raise serializers.ValidationError("Already a member of this team.")
+        if team.invitations.pending().filter(email__iexact=email).exists():
+            raise serializers.ValidationError("Already invited: revoke that invitation to send a new one.")
+        return email
+
+    def create(self, validated_data: dict) -> Invitation:
+        invitation, self.new_key = Invitation.objects.issue(invited_by=self.context["request"].user,
+                                                            **validated_data)
+        return invitation
 
 
 class TokenSerializer(StrictJSONTypes, serializers.ModelSerializer):

@@ -12,10 +12,23 @@ from django_filters import rest_framework as filters
 
 from loopr.api import IdFilter, TokenScopePermission, UtcDateTimeFilter, token_team
 
-from .. import audit
+from .. import audit, invitations
 from ..choices import Role
 from ..models import ApiToken, AuditEntry, Membership, Team
-from .serializers import AuditEntrySerializer, MemberSerializer, NewTokenSerializer, TeamSerializer, TokenSerializer
+from .serializers import (
+    AuditEntrySerializer,
+    InvitationSerializer,
+    MemberSerializer,
+    NewTokenSerializer,
+    TeamSerializer,
+    TokenSerializer,
+)
+
+
+class EmailNotSent(exceptions.APIException):
+    status_code = 503
+    default_detail = "The invitation's email could not be sent; nothing was saved. Try again later."
+    default_code = "email_not_sent"
 
 
 def require(request, team: Team, role: str, doing: str) -> None:
@@ -30,6 +43,13 @@ class TeamViewSet(viewsets.ModelViewSet):
 
     serializer_class = TeamSerializer
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
+    throttle_scope = "invitation-create"
+
+    def get_throttles(self):
+        # Only sending invitations is throttled: each one is an email to an
+        # address the caller chose.
+        sending = self.action == "invitations" and self.request.method == "POST"
+        return [ScopedRateThrottle()] if sending else []
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -114,6 +134,47 @@ class TeamViewSet(viewsets.ModelViewSet):
             membership = serializer.save()
             audit.record(request, "member-change", membership, {"role": [old, membership.role]}, team_id=team.pk)
         return Response(MemberSerializer(membership).data)
+
+    @extend_schema(request=InvitationSerializer, responses=InvitationSerializer(many=True))
+    @action(detail=True, methods=["get", "post"], serializer_class=InvitationSerializer)
+    def invitations(self, request, pk=None):
+        """The team's pending invitations (admins and owners); POST sends one (`email`, `role`) by email:
+        a link that works once, for LOOPR_INVITATION_MAX_AGE. Admins invite any role but owner."""
+        team = self.get_object()
+        require(request, team, Role.ADMIN, "invite members")
+        if request.method == "GET":
+            page = self.paginate_queryset(team.invitations.pending().order_by("-created_at", "-id"))
+            return self.get_paginated_response(InvitationSerializer(page, many=True).data)
+        serializer = InvitationSerializer(data=request.data, context={**self.get_serializer_context(), "team": team})
+        serializer.is_valid(raise_exception=True)
+        if serializer.validated_data["role"] == Role.OWNER:
+            require(request, team, Role.OWNER, "invite owners")
+        try:
+            with transaction.atomic():
+                invitation = serializer.save(team=team)
+                audit.record(request, "invite", invitation, {"email": [None, invitation.email],
+                                                            "role": [None, invitation.role]}, team_id=team.pk)
+                # Inside the transaction: an email that could not be sent leaves no invitation behind.
+                invitations.send(invitation, invitations.link(request, serializer.new_key))
+        except OSError as exc:  # smtplib's errors, refused connections and timeouts
+            raise EmailNotSent() from exc
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None},
+                   parameters=[OpenApiParameter("invitation_id", int, OpenApiParameter.PATH,
+                                                description="The invitation's id.")])
+    @action(detail=True, methods=["delete"], url_path=r"invitations/(?P<invitation_id>[0-9]+)")
+    def invitation(self, request, pk=None, invitation_id=None):
+        """Revoke a pending invitation: its link stops working at once."""
+        team = self.get_object()
+        require(request, team, Role.ADMIN, "revoke invitations")
+        invitation = get_object_or_404(team.invitations.pending(), pk=invitation_id)
+        if invitation.role == Role.OWNER:
+            require(request, team, Role.OWNER, "revoke invitations of owners")
+        with transaction.atomic():
+            audit.record(request, "invite-revoke", invitation, {"email": [invitation.email, None]}, team_id=team.pk)
+            invitation.delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,

@@ -23,7 +23,7 @@ from monitors.models import CheckResult, Ping
 from notifications.models import EscalationPolicy
 from statuspages.models import Component, StatusPage, StatusReport
 from teams.choices import Role, TokenScope
-from teams.models import ApiToken, AuditEntry
+from teams.models import ApiToken, AuditEntry, Invitation
 from tests.factories import (
     ChannelFactory,
     IncidentFactory,
@@ -50,6 +50,7 @@ OURS = "qq-ours-qq"
 #   write:       editor and up, and a write token; viewer and read token 403; non-member 404 (400 on create).
 #   team-owner:  only the team's owners (and their write token).
 #   team-admin:  admins and owners (and the owner's write token).
+#   team-admin-read: the same, and the owner's read token.
 #   any-user:    every signed-in caller.
 #   staff:       staff only (nobody here is staff: 403).
 ANONYMOUS = 401
@@ -133,6 +134,9 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("post", "/api/v1/teams/{id}/members/"): Route("team-admin", 201, "member", "team"),
     ("patch", "/api/v1/teams/{id}/members/{member_id}/"): Route("team-admin", 200, "role", "membership"),
     ("delete", "/api/v1/teams/{id}/members/{member_id}/"): Route("team-admin", 204, target="membership"),
+    ("get", "/api/v1/teams/{id}/invitations/"): Route("team-admin-read", target="team"),
+    ("post", "/api/v1/teams/{id}/invitations/"): Route("team-admin", 201, "invitation", "team"),
+    ("delete", "/api/v1/teams/{id}/invitations/{invitation_id}/"): Route("team-admin", 204, target="invitation"),
     ("get", "/api/v1/tokens/"): Route("any-user"),
     ("post", "/api/v1/tokens/"): Route("token-admin", 201, "token"),
     ("get", "/api/v1/tokens/{id}/"): Route("token-read", target="token"),
@@ -163,6 +167,8 @@ def expected(route: Route, role: str, method: str) -> int:
         return 403 if role in ("viewer", "editor") else route.success
     if rule == "config-read":  # a file's team: one the caller is not in is a 400 naming `team`
         return 400 if role == "non-member" else route.success
+    if rule == "team-admin-read":
+        return 404 if role == "non-member" else 403 if role in ("viewer", "editor") else route.success
     if role == "read-token" and writes:
         return 403
     if rule == "config-apply":
@@ -212,6 +218,8 @@ def world(settings):
     extra = UserFactory(username="extra-viewer")
     objects["membership"] = member(team, extra, Role.VIEWER)
     UserFactory(username="joiner")
+    objects["invitation"], _ = Invitation.objects.issue(team, f"{OURS}@example.com", Role.VIEWER, owner)
+    Invitation.objects.issue(foreign_team, f"{FOREIGN}@example.com", Role.VIEWER, stranger)
     now = timezone.now()
     bodies = {
         "monitor": {"name": f"new {OURS}", "url": "http://127.0.0.1:9/", "team": team.pk},
@@ -225,6 +233,7 @@ def world(settings):
                    "ends_at": (now + timedelta(days=1, hours=1)).isoformat()},
         "note": {"note": "on it"},
         "member": {"username": "joiner", "role": "viewer"},
+        "invitation": {"email": "invitee@example.com", "role": "viewer"},
         "role": {"role": "editor"},
         "token": {"name": "new", "team": team.pk},
         "page": {"name": f"new {OURS}", "slug": "walked-new", "team": team.pk,
@@ -283,6 +292,8 @@ def fill(path: str, route: Route, objects: dict) -> str:
     obj = objects[route.target]
     if route.target == "membership":
         return path.replace("{id}", str(obj.team_id)).replace("{member_id}", str(obj.pk))
+    if route.target == "invitation":
+        return path.replace("{id}", str(obj.team_id)).replace("{invitation_id}", str(obj.pk))
     key = obj.name if route.target in ("region", "node") else obj.pk
     return re.sub(r"\{[a-z_]+\}", str(key), path)
 
