@@ -497,6 +497,10 @@ SPECTACULAR_SETTINGS = {
     # Request and response bodies as separate components: a request's
     # read-only fields are left out, and its non-blank strings say minLength 1.
     "COMPONENT_SPLIT_REQUEST": True,
+    # The API's contract is JSON. Forms are still read (the browsable API's
+    # HTML forms post them), but they have no null and no types, so the
+    # schema does not offer them to clients.
+    "PARSER_WHITELIST": ["loopr.api.JSONParser"],
     # Enums are named after fields; these choice sets are shared by several
     # field names, or share a field name (kind) with others.
     "ENUM_NAME_OVERRIDES": {
