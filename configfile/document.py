@@ -112,8 +112,8 @@ def parse(body: bytes, content_type: str = "") -> dict:
             raise FileInvalid([Problem("(file)", f"YAML does not parse: {where}{exc.problem or exc.context}.")]) from exc
         except (yaml.YAMLError, RecursionError) as exc:
             raise FileInvalid([Problem("(file)", f"YAML does not parse: {exc}.")]) from exc
-    if data is None:
-        data = {}
+    if data is None and "json" not in content_type:
+        data = {}  # an empty YAML file: a file with no objects (JSON's null is no file at all)
     if not isinstance(data, dict):
         raise FileInvalid([Problem("(file)", "The file is a mapping of sections (monitors:, channels:, …).")])
     return data

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import status
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework import renderers, status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, renderer_classes
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
 from loopr.api import TokenScopePermission, token_team
+from loopr.schema import error_response
 from teams.choices import Role
 
 from ..document import FileInvalid, Problem, dumped, parse, read
@@ -79,11 +79,32 @@ def apply_view(request):
     return Response({"revision": outcome.revision, "changes": [c.as_dict() for c in outcome.changes]})
 
 
+class YAMLRenderer(renderers.BaseRenderer):
+    """A loopr.yaml as YAML: export's default, and `?format=yaml`."""
+
+    media_type = "application/yaml"
+    format = "yaml"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None) -> bytes:
+        response = (renderer_context or {}).get("response")
+        if response is not None and response.status_code >= 400:
+            # An error is JSON, as everywhere in the API, whatever format the file would have had.
+            response["Content-Type"] = "application/json"
+            return renderers.JSONRenderer().render(data, "application/json", renderer_context)
+        return dumped(data).encode(self.charset)
+
+
 @extend_schema(parameters=[OpenApiParameter("team", int, description="The team's id; left out: your personal team "
                                                            "(a team token's team)."),
-                           OpenApiParameter("format", str, enum=["yaml", "json"])],
-               responses=OpenApiTypes.OBJECT)
+                           OpenApiParameter("format", str, enum=["yaml", "json"],
+                                            description="yaml (the default) or json; also by the Accept header.")],
+               responses={200: OpenApiTypes.OBJECT,
+                          404: error_response("`format` names neither yaml nor json.")})
 @api_view(["GET"])
+# DRF reads `?format=` itself, before the view, to choose the renderer: YAML
+# must be one of them, or `?format=yaml` would be a 404.
+@renderer_classes([YAMLRenderer, renderers.JSONRenderer])
 def export_view(request):
     """The objects as a loopr.yaml that applies with no change; channels'
     secrets are never in it."""
@@ -93,15 +114,15 @@ def export_view(request):
         return _invalid(exc.problems)
     except ScopeForbidden as exc:
         return _forbidden(exc)
-    document = exported(scope)
-    if request.query_params.get("format") == "json":
-        return Response(document)
-    return HttpResponse(dumped(document), content_type="application/yaml; charset=utf-8")
+    return Response(exported(scope))
 
 
 @extend_schema(responses=OpenApiTypes.OBJECT)
 @api_view(["GET"])
 @permission_classes([AllowAny])
+# A public document: whatever credentials come along are not even read (a
+# stale token in an editor's settings must not turn it into a 401).
+@authentication_classes([])
 def schema_view(request):
     """The JSON Schema of a loopr.yaml (for editors and CI)."""
     return Response(file_schema())

@@ -8,6 +8,7 @@ import yaml
 from notifications.models import Channel
 from tests.configfile.conftest import (
     EXPORT,
+    PLAN,
     SCHEMA,
     apply_planned,
     changes_of,
@@ -71,3 +72,34 @@ def test_the_schema_follows_the_api_serializers(client, db):
     assert monitor["retries"]["type"] == "integer" and monitor["retries"]["minimum"] == 0
     assert monitor["channels"]["type"] == "array" and monitor["channels"]["items"]["type"] == "string"
     assert "id" not in monitor and "status" not in monitor and "managed" not in monitor
+
+
+def test_export_answers_yaml_by_default_or_by_format_and_json_by_format_or_accept(api, user):
+    from monitors.models import Monitor
+
+    Monitor.objects.create(owner=user, name="site", url="http://127.0.0.1:9/")
+    for query, headers in (("", {}), ("?format=yaml", {})):
+        response = api.get(EXPORT + query, **headers)
+        assert response.status_code == 200 and response["Content-Type"].startswith("application/yaml")
+        assert yaml.safe_load(response.content)["monitors"][0]["slug"] == "site"
+    for query, headers in (("?format=json", {}), ("", {"HTTP_ACCEPT": "application/json"})):
+        response = api.get(EXPORT + query, **headers)
+        assert response.status_code == 200 and response.json()["monitors"][0]["slug"] == "site"
+    # A format it does not speak is DRF's 404; errors are JSON whatever was asked.
+    assert api.get(EXPORT + "?format=xml").status_code == 404
+    refused = api.get(EXPORT + "?team=not-a-number&format=yaml")
+    assert refused.status_code == 400 and refused["Content-Type"] == "application/json" and refused.json()["errors"]
+
+
+def test_a_json_null_is_no_file_but_an_empty_yaml_file_is_one_with_no_objects(api):
+    refused = api.post(PLAN, "null", content_type="application/json")
+    assert refused.status_code == 400, refused.content
+    assert api.post(PLAN, "", content_type="application/yaml").json()["changes"] == []
+
+
+def test_the_files_json_schema_is_public_and_ignores_stale_credentials(db):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token revoked-long-ago")
+    assert client.get(SCHEMA).status_code == 200
