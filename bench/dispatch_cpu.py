@@ -26,12 +26,8 @@ from pathlib import Path
 
 import psycopg
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def backend_cpu(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.run import process_cpu as backend_cpu  # noqa: E402
 
 
 def main() -> None:

@@ -61,6 +61,12 @@ def _stat(pid: int) -> tuple[int, str, float] | None:
     return ppid, comm, (utime + stime) / CLK_TCK
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds of one process so far (a PostgreSQL backend, say)."""
+    stat = _stat(pid)
+    return stat[2] if stat else 0.0
+
+
 def process_table() -> dict[int, tuple[int, str, float]]:
     table = {}
     for entry in os.listdir("/proc"):
