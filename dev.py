@@ -360,14 +360,13 @@ def run(args: list[str]) -> int:
     return supervised(env, Path(env["LOOPR_VAR_DIR"]), args).run()
 
 
-# Test workers (pytest-xdist), LOOPR_TEST_WORKERS: one process by default.
-# Three workers on two cores cut the wall time from ~28 to ~18 minutes, but
-# the soak (200 monitors a second on the quick start) and the fleet's
-# regional vote then share the CPU with the other workers' real processes
-# and, measured here, lose slots: a load the product is not promised to
-# carry. Tests of one module stay on one worker (`loadscope`), and the
-# fault, fleet and soak suites run one after another, first.
-TEST_WORKERS = "0"
+# Test workers (pytest-xdist), LOOPR_TEST_WORKERS ("0": one process). Most
+# of the suite waits on real processes, so three workers on two cores take
+# half the wall time (15.6 against 30.7 minutes). Tests of one module stay on
+# one worker (`loadscope`); the soak, fleet and fault suites, whose timing
+# the other workers' processes could starve, run one after another on one
+# worker, first, beside the short database tests (tests/support/scheduling.py).
+TEST_WORKERS = "3"
 
 
 def test(args: list[str]) -> int:
