@@ -49,8 +49,8 @@ class AuditedAdmin:
 
     def log_change(self, request, obj, message):
         before = getattr(obj, "_audit_before", None)
-        if before is not None:
-            changes = audit.diff(before, audit.snapshot(obj))
+        changes = audit.diff(before, audit.snapshot(obj)) if before is not None else {}
+        if changes:  # saving a page without changing anything changes nothing
             audit.record(request, audit.update_action(obj, changes), obj, changes)
         return super().log_change(request, obj, message)
 
