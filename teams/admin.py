@@ -227,15 +227,69 @@ class TeamAdmin(ByRoleAdmin, CountedDeleteAdmin, AuditedAdmin, admin.ModelAdmin)
         return None
 
 
-class InvitationForm(forms.ModelForm):
-    request = None  # set per request by InvitationAdmin.get_form
+class RatedForm(forms.ModelForm):
+    """A form whose every valid submission counts against one of the API's
+    rates (`rate`), shared with the API: too many is the form's error."""
+
+    request = None  # set per request by ManagedAdmin.get_form
+    rate: str = ""
+    too_many = "Too many: try again in {} seconds."
+
+    def clean(self) -> dict:
+        data = super().clean()
+        self.check_rules(data)
+        if not self.errors:  # counted only once the rest holds
+            wait = throttling.wait_for(self.request, self.rate)
+            if wait is not None:
+                raise ValidationError(self.too_many.format(ceil(wait)))
+        return data
+
+    def check_rules(self, data: dict) -> None:
+        """The model's rules for the new object, as the form's errors."""
+
+
+class ManagedAdmin(ByRoleAdmin):
+    """Invitations and tokens: made in a RatedForm whose team is one the
+    user administers, never edited, and revoked by deleting (`revoked`
+    writes the audit entry, in the deletion's transaction)."""
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        form.request = request
+        return form
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "team":
+            kwargs["queryset"] = Team.objects.administered_by(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def revoked(self, request, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic(savepoint=False):
+            self.revoked(request, obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            for obj in queryset:
+                self.revoked(request, obj)
+            super().delete_queryset(request, queryset)
+
+
+class InvitationForm(RatedForm):
+    rate = throttling.INVITATIONS
+    too_many = "You sent too many invitations: try again in {} seconds."
 
     class Meta:
         model = Invitation
         fields = ["team", "email", "role"]
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def check_rules(self, data: dict) -> None:
         team, email, role = data.get("team"), data.get("email"), data.get("role")
         if team is not None and email:
             try:
@@ -247,15 +301,10 @@ class InvitationForm(forms.ModelForm):
                 team.check_grant(self.request.user, role, "invite")
             except PermissionDenied as exc:
                 self.add_error("role", str(exc))
-        if not self.errors:
-            wait = throttling.wait_for(self.request, throttling.INVITATIONS)
-            if wait is not None:
-                raise ValidationError(f"You sent too many invitations: try again in {ceil(wait)} seconds.")
-        return data
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ByRoleAdmin, admin.ModelAdmin):
+class InvitationAdmin(ManagedAdmin, admin.ModelAdmin):
     """The pending invitations of the teams the user administers: sent here
     (the same email and rate as the API's) and revoked (deleted)."""
 
@@ -272,21 +321,8 @@ class InvitationAdmin(ByRoleAdmin, admin.ModelAdmin):
         return ["team", "email", "role"] if obj is None else ["team", "email", "role", "invited_by", "created_at",
                                                               "expires_at"]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.request = request
-        return form
-
-    def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "team":
-            kwargs["queryset"] = Team.objects.administered_by(request.user)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def has_add_permission(self, request) -> bool:
         return is_staff(request) and Team.objects.administered_by(request.user).exists()
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         if not is_staff(request):
@@ -316,20 +352,13 @@ class InvitationAdmin(ByRoleAdmin, admin.ModelAdmin):
             return HttpResponseRedirect(request.path)
         return super().response_add(request, obj, post_url_continue)
 
-    def delete_model(self, request, obj: Invitation) -> None:
-        with transaction.atomic(savepoint=False):
-            audit.invitation_revoked(request, obj)
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        with transaction.atomic():
-            for invitation in queryset:
-                audit.invitation_revoked(request, invitation)
-            super().delete_queryset(request, queryset)
+    def revoked(self, request, obj: Invitation) -> None:
+        audit.invitation_revoked(request, obj)
 
 
-class ApiTokenForm(forms.ModelForm):
-    request = None  # set per request by ApiTokenAdmin.get_form
+class ApiTokenForm(RatedForm):
+    rate = throttling.TOKENS
+    too_many = "You made too many tokens: try again in {} seconds."
 
     class Meta:
         model = ApiToken
@@ -343,17 +372,9 @@ class ApiTokenForm(forms.ModelForm):
             raise ValidationError(exc.message_dict["expires_at"]) from exc
         return expires_at
 
-    def clean(self) -> dict:
-        data = super().clean()
-        if not self.errors:
-            wait = throttling.wait_for(self.request, throttling.TOKENS)
-            if wait is not None:
-                raise ValidationError(f"You made too many tokens: try again in {ceil(wait)} seconds.")
-        return data
-
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ByRoleAdmin, admin.ModelAdmin):
+class ApiTokenAdmin(ManagedAdmin, admin.ModelAdmin):
     """The user's tokens and those of the teams they administer, as in the
     API: made here (the key is shown once, in a message), listed, revoked
     (deleted). `manage.py create_token` makes a personal one for scripts."""
@@ -372,14 +393,7 @@ class ApiTokenAdmin(ByRoleAdmin, admin.ModelAdmin):
             return ["name", "team", "scope", "expires_at"]
         return ["name", "prefix", "user", "team", "scope", "created_at", "expires_at", "last_used_at"]
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change, **kwargs)
-        form.request = request
-        return form
-
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        if db_field.name == "team":
-            kwargs["queryset"] = Team.objects.administered_by(request.user)
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
         if db_field.name == "team":
             field.help_text = ("Only this team's objects (a team you are an admin or owner of); empty: a personal "
@@ -388,9 +402,6 @@ class ApiTokenAdmin(ByRoleAdmin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return is_staff(request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return is_staff(request)  # of the tokens get_queryset lets them see
@@ -403,16 +414,8 @@ class ApiTokenAdmin(ByRoleAdmin, admin.ModelAdmin):
         # The only time anyone sees it: only its hash is stored.
         self.message_user(request, f"The key of {obj.name}, shown only now (store it): {key}", messages.WARNING)
 
-    def delete_model(self, request, obj: ApiToken) -> None:
-        with transaction.atomic(savepoint=False):
-            audit.token_revoked(request, obj)
-            super().delete_model(request, obj)
-
-    def delete_queryset(self, request, queryset) -> None:
-        with transaction.atomic():
-            for token in queryset.select_related("user"):
-                audit.token_revoked(request, token)
-            super().delete_queryset(request, queryset)
+    def revoked(self, request, obj: ApiToken) -> None:
+        audit.token_revoked(request, obj)
 
 
 @admin.register(AuditEntry)

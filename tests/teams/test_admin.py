@@ -6,14 +6,18 @@ editors read; invitations and tokens as through the API, audited alike."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from rest_framework.test import APIClient
+
+from monitors.models import CheckResult
 
 from teams.choices import Role
 from teams.models import ApiToken, AuditEntry, Invitation, Membership, Team
-from tests.factories import TeamFactory, UserFactory, member
+from tests.factories import MonitorFactory, RegionFactory, TeamFactory, UserFactory, member
 
 pytestmark = pytest.mark.django_db
 
@@ -342,3 +346,17 @@ def test_tokens_from_the_admin_and_the_api_share_one_rate(rate):
     assert api.post("/api/v1/tokens/", {"name": "four"}, format="json").status_code == 429
     assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["one", "two"]
     assert Membership.objects.filter(user=carol).count() == 1  # nothing else came of it
+
+
+def test_deleting_a_team_in_the_admin_counts_what_goes_with_it(team):
+    owner = with_role(team, Role.OWNER)
+    owner.is_superuser = True  # the monitors' own delete permission is Django's
+    owner.save()
+    monitor = MonitorFactory(team=team, owner=owner, name="shop")
+    region = RegionFactory()
+    now = timezone.now()
+    CheckResult.objects.bulk_create([CheckResult(monitor=monitor, region=region, scheduled_at=now - timedelta(minutes=n),
+                                                 checked_at=now, ok=True) for n in range(5)])
+    page = staff_client(owner).get(f"{TEAMS}{team.pk}/delete/").content.decode()
+    # What goes with it: its monitor named, its results counted (never listed one by one).
+    assert "shop" in page and "Check results: 5" in page
