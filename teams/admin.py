@@ -1,6 +1,6 @@
 """Teams, members, invitations, tokens and the audit log in the admin, with
 the API's rules: the models decide (Team.check_*, the querysets'
-`administered_by` and `visible_to`), this module only asks them.
+`administered_by` and `manageable_by`), this module only asks them.
 
 As through the API, any staff user makes teams (and owns the ones they
 make), sees their teams, and makes personal tokens; a team's admins manage
@@ -386,7 +386,7 @@ class ApiTokenAdmin(ManagedAdmin, admin.ModelAdmin):
     list_select_related = ["user", "team"]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).visible_to(request.user)
+        return super().get_queryset(request).manageable_by(request.user)
 
     def get_fields(self, request, obj=None):
         if obj is None:

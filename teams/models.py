@@ -159,9 +159,6 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
 
-    def is_last_owner(self) -> bool:
-        return self.role == Role.OWNER and self.team.owner_count() <= 1
-
     @property
     def audit_team_id(self) -> int:
         return self.team_id
@@ -209,8 +206,9 @@ class ApiTokenQuerySet(models.QuerySet):
         token.save(force_insert=True)
         return token, key
 
-    def visible_to(self, user) -> ApiTokenQuerySet:
-        """A user's own tokens and those of the teams they administer (a superuser: all)."""
+    def manageable_by(self, user) -> ApiTokenQuerySet:
+        """The tokens a user sees and may revoke: their own and those of the
+        teams they administer (a superuser: all)."""
         if user.is_superuser:
             return self
         return self.filter(models.Q(user=user) | models.Q(team__in=Team.objects.administered_by(user)))

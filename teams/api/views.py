@@ -181,7 +181,7 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        tokens = ApiToken.objects.visible_to(self.request.user).select_related("team")
+        tokens = ApiToken.objects.manageable_by(self.request.user).select_related("team")
         team = token_team(self.request)
         return tokens if team is None else tokens.filter(team=team)
 
