@@ -126,6 +126,11 @@ class Team(models.Model):
         losing = {membership.pk: role for membership, role in changed
                   if membership.role == Role.OWNER and role != Role.OWNER}
         gaining = Role.OWNER in added or any(role == Role.OWNER for _, role in changed)
+        if losing and not gaining:
+            # Two owners demoting each other at once would both see the
+            # other one stay: the team's row is their queue (in the caller's
+            # transaction), and the owners are read after it.
+            Team.objects.select_for_update().filter(pk=self.pk).exists()
         if losing and not gaining and not self.memberships.filter(role=Role.OWNER).exclude(pk__in=losing).exists():
             how = "leave" if None in losing.values() else "be demoted"
             raise ValidationError({"role": f"The team's last owner cannot {how}; make another owner first."})

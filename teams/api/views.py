@@ -115,9 +115,9 @@ class TeamViewSet(viewsets.ModelViewSet):
         team = self.get_object()
         membership = get_object_or_404(team.memberships.select_related("user"), pk=member_id)
         if request.method == "DELETE":
-            with refusals_as_400():
-                team.check_member_changes(request.user, [(membership, None)])
             with transaction.atomic():
+                with refusals_as_400():
+                    team.check_member_changes(request.user, [(membership, None)])
                 audit.member_removed(request, membership)
                 membership.delete()
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -126,11 +126,10 @@ class TeamViewSet(viewsets.ModelViewSet):
         serializer = MemberSerializer(membership, data=request.data, partial=True,
                                       context={**self.get_serializer_context(), "team": team})
         serializer.is_valid(raise_exception=True)
-        with refusals_as_400():
-            team.check_member_changes(request.user, [(membership, serializer.validated_data.get("role",
-                                                                                                membership.role))])
         old = membership.role
         with transaction.atomic():
+            with refusals_as_400():
+                team.check_member_changes(request.user, [(membership, serializer.validated_data.get("role", old))])
             membership = serializer.save()
             audit.member_changed(request, membership, old)
         return Response(MemberSerializer(membership).data)
