@@ -11,20 +11,61 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import NestedObjects, quote
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.db import connections, models, router
+from django.db import connections, models, router, transaction
 from django.db.models.deletion import get_candidate_relations_to_delete
 from django.urls import NoReverseMatch, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.text import capfirst
 
+from teams import audit
 from teams.choices import Role
 from teams.models import Membership, Team
 
 from .querysets import team_id_of
 
 
-class OwnedByUserAdmin:
+class AuditedAdmin:
+    """Every change made in the admin to a team's objects writes the entry
+    the API writes for it (teams/audit.py), in the same transaction: adding
+    (`create`), changing (`update`, or `pause`/`resume`, with the fields that
+    changed, many-to-many ones and inline parts included) and deleting, one
+    object or selected ones. The admin's add, change and delete views run in
+    a transaction already; its actions do not, so each action that changes
+    objects wraps each change in `audit.change`."""
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if change:
+            # As stored, before the form's values: the form has already put them on `obj`.
+            obj._audit_before = audit.snapshot(type(obj)._base_manager.get(pk=obj.pk))
+        super().save_model(request, obj, form, change)
+
+    # Django calls these after the object, its many-to-many fields and its
+    # inlines are saved (and whatever save_related did after them), inside
+    # the view's transaction.
+    def log_addition(self, request, obj, message):
+        audit.record(request, "create", obj)
+        return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        before = getattr(obj, "_audit_before", None)
+        changes = audit.diff(before, audit.snapshot(obj)) if before is not None else {}
+        if changes:  # saving a page without changing anything changes nothing
+            audit.record(request, audit.update_action(obj, changes), obj, changes)
+        return super().log_change(request, obj, message)
+
+    def delete_model(self, request, obj) -> None:
+        with transaction.atomic(savepoint=False):
+            audit.record(request, "delete", obj)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset) -> None:
+        with transaction.atomic():
+            audit.record_many(request, "delete", list(queryset))
+            super().delete_queryset(request, queryset)
+
+
+class OwnedByUserAdmin(AuditedAdmin):
     """The admin shows a staff user only what the API would show them (the
     model's `visible_to(user)`: their teams' objects); superusers see
     everything. The same holds for what its forms offer to pick (a monitor's

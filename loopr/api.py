@@ -152,14 +152,8 @@ class TeamScoped:
             audit.record_many(self.request, "create", created if isinstance(created, list) else [created])
 
     def perform_update(self, serializer) -> None:
-        before = audit.snapshot(serializer.instance)
-        with transaction.atomic(savepoint=False):
-            obj = serializer.save()
-            changes = audit.diff(before, audit.snapshot(obj))
-            action = "update"
-            if "paused" in changes:  # what follows from it (status, schedule) is in `changes` too
-                action = "pause" if obj.paused else "resume"
-            audit.record(self.request, action, obj, changes)
+        with audit.change(self.request, serializer.instance):
+            serializer.save()
 
     def perform_destroy(self, instance) -> None:
         with transaction.atomic(savepoint=False):

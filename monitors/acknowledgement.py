@@ -15,6 +15,8 @@ from django.core import signing
 from django.db import transaction
 from django.utils import timezone
 
+from teams import audit
+
 from .announcements import announced
 from .choices import Event
 from .locks import lock_monitor
@@ -27,8 +29,11 @@ class NotAcknowledgeable(Exception):
     """The incident is resolved, or acknowledged already."""
 
 
-def acknowledge(incident_id: int, by: str, via: str, note: str = "") -> Incident:
-    """Acknowledge an open incident; NotAcknowledgeable if it is resolved or was acknowledged already."""
+def acknowledge(incident_id: int, by: str, via: str, note: str = "", request=None) -> Incident:
+    """Acknowledge an open incident; NotAcknowledgeable if it is resolved or
+    was acknowledged already. The team's audit log gets an `acknowledge`
+    entry in the same transaction: the request's user, or `by` when no one
+    is signed in (a link in an alert)."""
     monitor_id = Incident.objects.filter(pk=incident_id).values_list("monitor_id", flat=True).first()
     if monitor_id is None:
         raise Incident.DoesNotExist(incident_id)
@@ -41,6 +46,9 @@ def acknowledge(incident_id: int, by: str, via: str, note: str = "") -> Incident
             raise NotAcknowledgeable(incident_id)
         now = timezone.now()
         incident.record_acknowledgement(by, via, note, now)
+        audit.record(request, "acknowledge", incident, {
+            "acknowledged_by": [None, incident.acknowledged_by], "acknowledged_via": [None, via],
+            **({"acknowledgement_note": [None, incident.acknowledgement_note]} if note else {})}, actor_name=by)
         details = f"by {incident.acknowledged_by}" + (f": {incident.acknowledgement_note}" if note else "")
         announced.send(Monitor, monitor=monitor, event=Event.ACKNOWLEDGED, incident=incident, degraded_only=False,
                        details=details, at=now)

@@ -24,6 +24,7 @@ from loopr.admin import (
 from loopr.formatting import format_duration
 from notifications.admin import AlertReachWarnings
 from notifications.models import Channel, Notification
+from teams import audit
 from teams.models import Team
 
 from .acknowledgement import NotAcknowledgeable, acknowledge
@@ -322,8 +323,9 @@ class MonitorAdmin(AlertReachWarnings, CountedDeleteAdmin, BigTableAdmin, Declar
     def _each(self, request, queryset, method: str, verb: str) -> None:
         count = 0
         for monitor in queryset:
-            getattr(monitor, method)()
-            monitor.save()
+            with audit.change(request, monitor, method):
+                getattr(monitor, method)()
+                monitor.save()
             count += 1
         self.message_user(request, f"{verb} {count} monitor(s).", messages.SUCCESS)
 
@@ -449,7 +451,7 @@ class IncidentAdmin(ReadOnlyAdmin, BigTableAdmin, OwnedByUserAdmin, admin.ModelA
         done = 0
         for incident in queryset:
             try:
-                acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.ADMIN)
+                acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.ADMIN, request=request)
                 done += 1
             except NotAcknowledgeable:
                 self.message_user(request, f"{incident}: resolved or acknowledged already.", messages.WARNING)

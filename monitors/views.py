@@ -31,7 +31,8 @@ def acknowledge_by_link(request, token: str):
     if request.method == "POST" and incident.acknowledgeable():
         note = request.POST.get("note", "").strip()[:1000]
         try:
-            incident = acknowledge(incident.pk, by=_who(channel_id), via=AcknowledgedVia.LINK, note=note)
+            incident = acknowledge(incident.pk, by=_who(channel_id), via=AcknowledgedVia.LINK, note=note,
+                                   request=request)
         except NotAcknowledgeable:
             incident.refresh_from_db()
     return _page(request, incident, "")

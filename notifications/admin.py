@@ -19,6 +19,7 @@ from loopr.admin import (
     TeamOwnedForm,
 )
 from monitors.models import Monitor
+from teams import audit
 from .choices import ChannelKind, DeliveryStatus
 from .models import Channel, DeliveryAttempt, EscalationPolicy, Notification
 from .services import send_test
@@ -157,7 +158,8 @@ class ChannelAdmin(AlertReachWarnings, CountedDeleteAdmin, DeclaredAdmin, OwnedM
     @admin.action(description="Rotate the signing secret (webhooks)")
     def rotate_secret(self, request, queryset):
         for channel in queryset.filter(kind=ChannelKind.WEBHOOK):
-            channel.rotate_secret()
+            with audit.change(request, channel, "rotate-secret"):
+                channel.rotate_secret()
             self._show_secret(request, channel)
         skipped = queryset.exclude(kind=ChannelKind.WEBHOOK).count()
         if skipped:

@@ -35,6 +35,8 @@ class StatusPage(TeamOwned):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = StatusPageQuerySet.as_manager()
+    # Edited with the page (API and admin alike): their changes are in its audit entries.
+    audited_parts = ("components",)
 
     class Meta:
         ordering = ["name", "id"]
@@ -97,6 +99,8 @@ class StatusReport(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
 
     objects = StatusReportQuerySet.as_manager()
+    # Its timeline: an update posted is in the report's audit entry.
+    audited_parts = ("updates",)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -12,6 +12,8 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
@@ -24,6 +26,10 @@ class TeamQuerySet(models.QuerySet):
         if user.is_superuser:
             return self
         return self.filter(memberships__user=user, memberships__role__in=Role.at_least(role))
+
+    def administered_by(self, user) -> TeamQuerySet:
+        """The teams whose members, invitations and tokens `user` manages (admin or owner)."""
+        return self.of(user, Role.ADMIN)
 
     def with_role_of(self, user) -> TeamQuerySet:
         """Each team with `caller_role`: the user's role there (None if not a member)."""
@@ -63,6 +69,10 @@ class Team(models.Model):
     def is_personal(self) -> bool:
         return self.personal_of_id is not None
 
+    @property
+    def audit_team_id(self) -> int:
+        return self.pk
+
     def role_of(self, user) -> str | None:
         """The user's role here; a superuser acts as an owner of every team."""
         if user.is_superuser:
@@ -73,6 +83,68 @@ class Team(models.Model):
 
     def owner_count(self) -> int:
         return self.memberships.filter(role=Role.OWNER).count()
+
+    # Who may do what to a team, for the API and the admin alike: each
+    # check raises PermissionDenied (the API's 403, the admin's refusal) or,
+    # for what no role may do, a ValidationError naming the field (a 400,
+    # a form's error).
+
+    def require(self, user, role: str, doing: str) -> None:
+        held = self.role_of(user)
+        if Role.rank(held) < Role.rank(role):
+            raise PermissionDenied(f"Only a team's {role}s or above may {doing}; your role is {held}.")
+
+    def check_rename(self, user) -> None:
+        self.require(user, Role.OWNER, "rename the team")
+
+    def check_delete(self, user) -> None:
+        self.require(user, Role.OWNER, "delete the team")
+        if self.is_personal:
+            raise ValidationError({"team": "A personal team goes only with its user."})
+
+    def check_grant(self, user, role: str, verb: str) -> None:
+        """Whether `user` may `verb` ("add", "invite", …) someone as `role`: admins any role but owner."""
+        self.require(user, Role.ADMIN, f"{verb} members")
+        if role == Role.OWNER:
+            self.require(user, Role.OWNER, f"{verb} owners")
+
+    def check_member_changes(self, user, changed=(), added=()) -> None:
+        """Whether `user` may make these changes at once: give each
+        (membership, role) of `changed` its role (None: remove the member;
+        anyone may leave) and add members with the roles in `added`. The
+        team must keep an owner."""
+        for membership, role in changed:
+            leaving = role is None and membership.user_id == user.pk
+            if not leaving:
+                self.require(user, Role.ADMIN, "change members")
+            if membership.role == Role.OWNER and not leaving:
+                self.require(user, Role.OWNER, "change or remove owners")
+            if role == Role.OWNER:
+                self.require(user, Role.OWNER, "make owners")
+        for role in added:
+            self.check_grant(user, role, "add")
+        losing = {membership.pk: role for membership, role in changed
+                  if membership.role == Role.OWNER and role != Role.OWNER}
+        gaining = Role.OWNER in added or any(role == Role.OWNER for _, role in changed)
+        if losing and not gaining:
+            # Two owners demoting each other at once would both see the
+            # other one stay: the team's row is their queue (in the caller's
+            # transaction), and the owners are read after it.
+            Team.objects.select_for_update().filter(pk=self.pk).exists()
+        if losing and not gaining and not self.memberships.filter(role=Role.OWNER).exclude(pk__in=losing).exists():
+            how = "leave" if None in losing.values() else "be demoted"
+            raise ValidationError({"role": f"The team's last owner cannot {how}; make another owner first."})
+
+    def user_to_add(self, field: str, value: str):
+        """The active user whose `field` ("username" or "email") is `value`,
+        who is not a member yet; a ValidationError naming `field` otherwise."""
+        users = get_user_model().objects.filter(is_active=True)
+        user = (users.filter(username=value) if field == "username" else users.filter(email__iexact=value)).first()
+        if user is None:
+            raise ValidationError({field: f"No user with this {field}; invite them instead."})
+        if self.memberships.filter(user=user).exists():
+            raise ValidationError({field: "Already a member of this team."})
+        return user
 
 
 class Membership(models.Model):
@@ -92,8 +164,9 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} in {self.team} ({self.role})"
 
-    def is_last_owner(self) -> bool:
-        return self.role == Role.OWNER and self.team.owner_count() <= 1
+    @property
+    def audit_team_id(self) -> int:
+        return self.team_id
 
 
 class TeamOwned(models.Model):
@@ -133,10 +206,17 @@ class ApiTokenQuerySet(models.QuerySet):
     def issue(self, user, name: str, team: Team | None = None, scope: str = TokenScope.WRITE,
               expires_at=None) -> tuple[ApiToken, str]:
         """A new token and its key: the key is shown once, only its hash is kept."""
-        key = KEY_PREFIX + secrets.token_urlsafe(32)
-        token = self.create(user=user, name=name, team=team, scope=scope, expires_at=expires_at,
-                            prefix=key[:SHOWN_PREFIX], key_hash=hash_key(key))
+        token = self.model(user=user, name=name, team=team, scope=scope, expires_at=expires_at)
+        key = token.new_key()
+        token.save(force_insert=True)
         return token, key
+
+    def manageable_by(self, user) -> ApiTokenQuerySet:
+        """The tokens a user sees and may revoke: their own and those of the
+        teams they administer (a superuser: all)."""
+        if user.is_superuser:
+            return self
+        return self.filter(models.Q(user=user) | models.Q(team__in=Team.objects.administered_by(user)))
 
     def cli_key(self, user, reset: bool = False) -> str:
         """The key of `user`'s personal write token for scripts
@@ -193,6 +273,22 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.name} ({self.prefix}…)"
 
+    def new_key(self) -> str:
+        """Gives the (unsaved) token a fresh key's prefix and hash; the key itself is only returned."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        self.prefix, self.key_hash = key[:SHOWN_PREFIX], hash_key(key)
+        return key
+
+    @staticmethod
+    def check_expiry(expires_at) -> None:
+        if expires_at is not None and expires_at <= timezone.now():
+            raise ValidationError({"expires_at": "Must be in the future."})
+
+    @property
+    def audit_team_id(self) -> int:
+        # A personal token's changes are logged in its user's personal team.
+        return self.team_id or Team.objects.personal_for(self.user).pk
+
     def derived_key(self) -> str:
         digest = hmac.new(settings.SECRET_KEY.encode(), f"loopr-cli-token:{self.user_id}:{self.pk}".encode(),
                           hashlib.sha256).digest()
@@ -242,10 +338,17 @@ INVITATION_KEY_PREFIX = "inv_"
 class InvitationQuerySet(models.QuerySet):
     def issue(self, team: Team, email: str, role: str, invited_by) -> tuple[Invitation, str]:
         """A new invitation and its key: the key goes into the email, only its hash is kept."""
-        key = INVITATION_KEY_PREFIX + secrets.token_urlsafe(32)
-        invitation = self.create(team=team, email=email, role=role, invited_by=invited_by, key_hash=hash_key(key),
-                                 expires_at=timezone.now() + timedelta(seconds=settings.LOOPR_INVITATION_MAX_AGE))
+        invitation = self.model(team=team, email=email, role=role, invited_by=invited_by)
+        key = invitation.new_key()
+        invitation.save(force_insert=True)
         return invitation, key
+
+    def check_free(self, team: Team, email: str) -> None:
+        """A ValidationError naming `email` if it is a member's, or already invited."""
+        if team.memberships.filter(user__email__iexact=email).exists():
+            raise ValidationError({"email": "Already a member of this team."})
+        if self.filter(team=team).pending().filter(email__iexact=email).exists():
+            raise ValidationError({"email": "Already invited: revoke that invitation to send a new one."})
 
     def pending(self, now=None) -> InvitationQuerySet:
         return self.filter(accepted_at=None, expires_at__gt=now or timezone.now())
@@ -277,6 +380,17 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.email} to {self.team} ({self.role})"
+
+    def new_key(self) -> str:
+        """Gives the (unsaved) invitation a fresh key's hash and its expiry; the key, for the email, is returned."""
+        key = INVITATION_KEY_PREFIX + secrets.token_urlsafe(32)
+        self.key_hash = hash_key(key)
+        self.expires_at = timezone.now() + timedelta(seconds=settings.LOOPR_INVITATION_MAX_AGE)
+        return key
+
+    @property
+    def audit_team_id(self) -> int:
+        return self.team_id
 
     def is_expired(self, now=None) -> bool:
         return self.expires_at <= (now or timezone.now())

@@ -36,8 +36,7 @@ def accept_invitation(request, key: str):
             membership = invitation.accept(request.user)
             if membership is None:
                 return _page(request, invitation, "This invitation has already been used.", status=410)
-            audit.record(request, "invite-accept", membership, {"role": [None, membership.role]},
-                         team_id=invitation.team_id)
+            audit.record(request, "invite-accept", membership, {"role": [None, membership.role]})
         return _page(request, invitation, f"You joined {invitation.team} as {membership.role}.")
     return _page(request, invitation, "")
 

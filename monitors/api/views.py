@@ -280,7 +280,7 @@ class IncidentViewSet(TeamScoped, viewsets.ReadOnlyModelViewSet):
         serializer.is_valid(raise_exception=True)
         try:
             incident = acknowledge(incident.pk, by=request.user.get_username(), via=AcknowledgedVia.API,
-                                   note=serializer.validated_data.get("note", ""))
+                                   note=serializer.validated_data.get("note", ""), request=request)
         except NotAcknowledgeable:
             incident.refresh_from_db()
             why = "resolved" if not incident.is_open else "acknowledged already"

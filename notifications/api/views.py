@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -39,9 +38,8 @@ class ChannelViewSet(WarnsWhenManaged, TeamScoped, viewsets.ModelViewSet):
         channel = self.get_object()
         if not channel.is_signed:
             raise serializers.ValidationError({"kind": "Only webhook channels have a signing secret."})
-        with transaction.atomic(savepoint=False):
+        with audit.change(request, channel, "rotate-secret"):
             channel.rotate_secret()
-            audit.record(request, "rotate-secret", channel, {"secret": [audit.REDACTED, audit.REDACTED]})
         return Response(self.get_serializer(channel).data)
 
     @extend_schema(request=None, responses=ChannelTestSerializer)

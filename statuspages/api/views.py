@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.db import transaction
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
@@ -7,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from loopr.api import IdFilter, OwnedByUser, StrictBooleanFilter
+from teams import audit
 
 from ..choices import ReportStatus
 from ..models import StatusPage, StatusReport
@@ -43,7 +45,9 @@ class StatusReportViewSet(OwnedByUser, viewsets.ModelViewSet):
     filterset_class = StatusReportFilter
 
     def perform_create(self, serializer) -> None:
-        serializer.save()  # owned through its page, which must be the caller's
+        with transaction.atomic(savepoint=False):
+            # Owned through its page, which must be of the caller's teams.
+            audit.record(self.request, "create", serializer.save())
 
     @extend_schema(request=StatusReportUpdateSerializer, responses=StatusReportSerializer)
     @action(detail=True, methods=["post"], serializer_class=StatusReportUpdateSerializer)
@@ -52,7 +56,8 @@ class StatusReportViewSet(OwnedByUser, viewsets.ModelViewSet):
         report = self.get_object()
         serializer = StatusReportUpdateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        report.post(serializer.validated_data["status"], serializer.validated_data["message"])
+        with audit.change(request, report):
+            report.post(serializer.validated_data["status"], serializer.validated_data["message"])
         report = self.get_queryset().get(pk=report.pk)
         return Response(StatusReportSerializer(report, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from django.utils import timezone
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, serializers
 
 from loopr.api import StrictJSONTypes, token_team
@@ -45,18 +44,16 @@ class MemberSerializer(StrictJSONTypes, serializers.ModelSerializer):
         if self.instance is not None:
             attrs.pop("username", None), attrs.pop("email", None)  # a membership's user never changes
             return attrs
-        users = get_user_model().objects.filter(is_active=True)
         if attrs.get("username"):
-            field, user = "username", users.filter(username=attrs["username"]).first()
+            field = "username"
         elif attrs.get("email"):
-            field, user = "email", users.filter(email__iexact=attrs["email"]).first()
+            field = "email"
         else:
             raise serializers.ValidationError({"username": ["Give the `username` or the `email` of who to add."]})
-        if user is None:
-            raise serializers.ValidationError({field: [f"No user with this {field}; invite them instead."]})
-        team = self.context["team"]
-        if team.memberships.filter(user=user).exists():
-            raise serializers.ValidationError({field: ["Already a member of this team."]})
+        try:
+            user = self.context["team"].user_to_add(field, attrs[field])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
         attrs.pop("username", None), attrs.pop("email", None)
         return {**attrs, "user": user}
 
@@ -71,17 +68,11 @@ class InvitationSerializer(StrictJSONTypes, serializers.ModelSerializer):
         read_only_fields = ["invited_by", "created_at", "expires_at"]
 
     def validate_email(self, email: str) -> str:
-        team = self.context["team"]
-        if team.memberships.filter(user__email__iexact=email).exists():
-            raise serializers.ValidationError("Already a member of this team.")
-        if team.invitations.pending().filter(email__iexact=email).exists():
-            raise serializers.ValidationError("Already invited: revoke that invitation to send a new one.")
+        try:
+            Invitation.objects.check_free(self.context["team"], email)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["email"]) from exc
         return email
-
-    def create(self, validated_data: dict) -> Invitation:
-        invitation, self.new_key = Invitation.objects.issue(invited_by=self.context["request"].user,
-                                                            **validated_data)
-        return invitation
 
 
 class TokenSerializer(StrictJSONTypes, serializers.ModelSerializer):
@@ -108,13 +99,15 @@ class TokenSerializer(StrictJSONTypes, serializers.ModelSerializer):
         if limited_to is not None and team.pk != limited_to or not Team.objects.of(request.user).filter(
                 pk=team.pk).exists():
             raise serializers.ValidationError(f'Invalid pk "{team.pk}" - object does not exist.')
-        if not request.user.is_superuser and Role.rank(team.role_of(request.user)) < Role.rank(Role.ADMIN):
+        if not Team.objects.administered_by(request.user).filter(pk=team.pk).exists():
             raise exceptions.PermissionDenied({"team": ["Only the team's admins and owners make its tokens."]})
         return team
 
     def validate_expires_at(self, value):
-        if value is not None and value <= timezone.now():
-            raise serializers.ValidationError("Must be in the future.")
+        try:
+            ApiToken.check_expiry(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["expires_at"]) from exc
         return value
 
     def create(self, validated_data: dict) -> ApiToken:

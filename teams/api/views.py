@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from django.db import models, transaction
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -12,9 +15,9 @@ from django_filters import rest_framework as filters
 
 from loopr.api import IdFilter, TokenScopePermission, UtcDateTimeFilter, token_team
 
-from .. import audit, invitations
+from .. import audit, invitations, throttling
 from ..choices import Role
-from ..models import ApiToken, AuditEntry, Membership, Team
+from ..models import ApiToken, AuditEntry, Invitation, Membership, Team
 from .serializers import (
     AuditEntrySerializer,
     InvitationSerializer,
@@ -32,10 +35,17 @@ class EmailNotSent(exceptions.APIException):
 
 
 def require(request, team: Team, role: str, doing: str) -> None:
-    """A 403 unless the caller holds at least `role` in `team`."""
-    held = Role.OWNER if request.user.is_superuser else getattr(team, "caller_role", None)
-    if Role.rank(held) < Role.rank(role):
-        raise exceptions.PermissionDenied(f"Only a team's {role}s or above may {doing}; your role is {held}.")
+    """A 403 unless the caller holds at least `role` in `team` (DRF answers Django's PermissionDenied so)."""
+    team.require(request.user, role, doing)
+
+
+@contextmanager
+def refusals_as_400():
+    """A rule of the team's (teams/models.py) that no role may break: a 400 naming its field."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        raise serializers.ValidationError(exc.message_dict) from exc
 
 
 class TeamViewSet(viewsets.ModelViewSet):
@@ -43,7 +53,7 @@ class TeamViewSet(viewsets.ModelViewSet):
 
     serializer_class = TeamSerializer
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
-    throttle_scope = "invitation-create"
+    throttle_scope = throttling.INVITATIONS
 
     def get_throttles(self):
         # Only sending invitations is throttled: each one is an email to an
@@ -64,22 +74,19 @@ class TeamViewSet(viewsets.ModelViewSet):
         with transaction.atomic():
             team = serializer.save()
             Membership.objects.create(team=team, user=self.request.user, role=Role.OWNER)
-            audit.record(self.request, "create", team, team_id=team.pk)
+            audit.record(self.request, "create", team)
         team.caller_role = Role.OWNER
 
     def perform_update(self, serializer) -> None:
-        require(self.request, serializer.instance, Role.OWNER, "rename the team")
-        before = audit.snapshot(serializer.instance)
-        with transaction.atomic():
-            team = serializer.save()
-            audit.record(self.request, "update", team, audit.diff(before, audit.snapshot(team)), team_id=team.pk)
+        serializer.instance.check_rename(self.request.user)
+        with audit.change(self.request, serializer.instance):
+            serializer.save()
 
     def perform_destroy(self, team: Team) -> None:
-        require(self.request, team, Role.OWNER, "delete the team")
-        if team.is_personal:
-            raise serializers.ValidationError({"team": ["A personal team goes only with its user."]})
+        with refusals_as_400():
+            team.check_delete(self.request.user)
         with transaction.atomic():
-            audit.record(self.request, "delete", team, team_id=team.pk)  # kept, its team then empty
+            audit.record(self.request, "delete", team)  # kept, its team then empty
             team.delete()
 
     @extend_schema(request=MemberSerializer, responses=MemberSerializer(many=True))
@@ -93,11 +100,10 @@ class TeamViewSet(viewsets.ModelViewSet):
         require(request, team, Role.ADMIN, "add members")
         serializer = MemberSerializer(data=request.data, context={**self.get_serializer_context(), "team": team})
         serializer.is_valid(raise_exception=True)
-        if serializer.validated_data["role"] == Role.OWNER:
-            require(request, team, Role.OWNER, "add owners")
+        team.check_member_changes(request.user, added=[serializer.validated_data["role"]])
         with transaction.atomic():
             membership = serializer.save(team=team)
-            audit.record(request, "member-add", membership, {"role": [None, membership.role]}, team_id=team.pk)
+            audit.member_added(request, membership)
         return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=MemberSerializer, responses=MemberSerializer,
@@ -108,31 +114,24 @@ class TeamViewSet(viewsets.ModelViewSet):
         """Change a member's role, or remove them (anyone may leave). The last owner stays: demoting or removing them is a 400."""
         team = self.get_object()
         membership = get_object_or_404(team.memberships.select_related("user"), pk=member_id)
-        leaving = request.method == "DELETE" and membership.user_id == request.user.pk
-        if not leaving:
-            require(request, team, Role.ADMIN, "change members")
-        if membership.role == Role.OWNER and not leaving:
-            require(request, team, Role.OWNER, "change or remove owners")
         if request.method == "DELETE":
-            if membership.is_last_owner():
-                raise serializers.ValidationError({"role": ["The team's last owner cannot leave; make another owner first."]})
             with transaction.atomic():
-                audit.record(request, "member-remove", membership, {"role": [membership.role, None]},
-                             team_id=team.pk)
+                with refusals_as_400():
+                    team.check_member_changes(request.user, [(membership, None)])
+                audit.member_removed(request, membership)
                 membership.delete()
             return Response(status=status.HTTP_204_NO_CONTENT)
+        # Whether they may change this member at all, before what they send is read.
+        team.check_member_changes(request.user, [(membership, membership.role)])
         serializer = MemberSerializer(membership, data=request.data, partial=True,
                                       context={**self.get_serializer_context(), "team": team})
         serializer.is_valid(raise_exception=True)
-        role = serializer.validated_data.get("role", membership.role)
-        if role == Role.OWNER:
-            require(request, team, Role.OWNER, "make owners")
-        if membership.role == Role.OWNER and role != Role.OWNER and membership.is_last_owner():
-            raise serializers.ValidationError({"role": ["The team's last owner cannot be demoted; make another owner first."]})
         old = membership.role
         with transaction.atomic():
+            with refusals_as_400():
+                team.check_member_changes(request.user, [(membership, serializer.validated_data.get("role", old))])
             membership = serializer.save()
-            audit.record(request, "member-change", membership, {"role": [old, membership.role]}, team_id=team.pk)
+            audit.member_changed(request, membership, old)
         return Response(MemberSerializer(membership).data)
 
     @extend_schema(request=InvitationSerializer, responses=InvitationSerializer(many=True))
@@ -147,16 +146,10 @@ class TeamViewSet(viewsets.ModelViewSet):
             return self.get_paginated_response(InvitationSerializer(page, many=True).data)
         serializer = InvitationSerializer(data=request.data, context={**self.get_serializer_context(), "team": team})
         serializer.is_valid(raise_exception=True)
-        if serializer.validated_data["role"] == Role.OWNER:
-            require(request, team, Role.OWNER, "invite owners")
+        invitation = Invitation(team=team, **serializer.validated_data)
         try:
-            with transaction.atomic():
-                invitation = serializer.save(team=team)
-                audit.record(request, "invite", invitation, {"email": [None, invitation.email],
-                                                            "role": [None, invitation.role]}, team_id=team.pk)
-                # Inside the transaction: an email that could not be sent leaves no invitation behind.
-                invitations.send(invitation, invitations.link(request, serializer.new_key))
-        except OSError as exc:  # smtplib's errors, refused connections and timeouts
+            invitations.invite(request, invitation)
+        except invitations.EmailNotSent as exc:
             raise EmailNotSent() from exc
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
 
@@ -169,10 +162,9 @@ class TeamViewSet(viewsets.ModelViewSet):
         team = self.get_object()
         require(request, team, Role.ADMIN, "revoke invitations")
         invitation = get_object_or_404(team.invitations.pending(), pk=invitation_id)
-        if invitation.role == Role.OWNER:
-            require(request, team, Role.OWNER, "revoke invitations of owners")
+        team.check_grant(request.user, invitation.role, "revoke invitations of")
         with transaction.atomic():
-            audit.record(request, "invite-revoke", invitation, {"email": [invitation.email, None]}, team_id=team.pk)
+            audit.invitation_revoked(request, invitation)
             invitation.delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -183,16 +175,12 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
     in the creation answer only; DELETE revokes at once."""
 
     permission_classes = [permissions.IsAuthenticated, TokenScopePermission]
-    throttle_scope = "token-create"
+    throttle_scope = throttling.TOKENS
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ApiToken.objects.none()
-        user = self.request.user
-        tokens = ApiToken.objects.select_related("team")
-        if not user.is_superuser:
-            administered = Team.objects.of(user, Role.ADMIN)
-            tokens = tokens.filter(models.Q(user=user) | models.Q(team__in=administered))
+        tokens = ApiToken.objects.manageable_by(self.request.user).select_related("team")
         team = token_team(self.request)
         return tokens if team is None else tokens.filter(team=team)
 
@@ -201,14 +189,11 @@ class TokenViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Crea
 
     def perform_create(self, serializer) -> None:
         with transaction.atomic():
-            token = serializer.save()
-            audit.record(self.request, "token-create", token, {"scope": [None, token.scope]},
-                         team_id=token.team_id or Team.objects.personal_for(token.user).pk)
+            audit.token_created(self.request, serializer.save())
 
     def perform_destroy(self, token: ApiToken) -> None:
         with transaction.atomic():
-            audit.record(self.request, "token-revoke", token,
-                         team_id=token.team_id or Team.objects.personal_for(token.user).pk)
+            audit.token_revoked(self.request, token)
             token.delete()
 
     def get_throttles(self):
@@ -243,7 +228,7 @@ class AuditLogViewSet(viewsets.ReadOnlyModelViewSet):
         user = self.request.user
         entries = AuditEntry.objects.all()
         if not user.is_superuser:
-            administered = Team.objects.of(user, Role.ADMIN)
+            administered = Team.objects.administered_by(user)
             if not administered.exists() or self._asks_for_a_team_below_admin(administered):
                 raise exceptions.PermissionDenied("The audit log is for a team's admins and owners.")
             entries = entries.filter(team__in=administered)

@@ -126,3 +126,40 @@ def test_any_member_may_leave(team):
     mine = Membership.objects.get(team=team, user=viewer)
     assert client_of(viewer).delete(f"{TEAMS}{team.pk}/members/{mine.pk}/").status_code == 204
     assert client_of(viewer).get(f"{TEAMS}{team.pk}/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_owners_stepping_down_at_the_same_moment_leave_the_team_one_owner(team):
+    import threading
+
+    import psycopg
+    from django.db import connection
+
+    first, second = with_role(team, Role.OWNER, "first"), with_role(team, Role.OWNER, "second")
+    firsts = Membership.objects.get(team=team, user=first)
+    seconds = Membership.objects.get(team=team, user=second)
+    # The second owner's demotion, as another request would make it: the
+    # team locked, the change made, not yet committed.
+    params = connection.get_connection_params()
+    other = psycopg.connect(**{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")})
+    other.execute(f"SELECT 1 FROM {Team._meta.db_table} WHERE id = %s FOR UPDATE", [team.pk])
+    other.execute(f"UPDATE {Membership._meta.db_table} SET role = 'admin' WHERE id = %s", [seconds.pk])
+    answers = []
+
+    def step_down() -> None:
+        try:
+            answers.append(client_of(first).patch(f"{TEAMS}{team.pk}/members/{firsts.pk}/", {"role": "admin"},
+                                                  format="json").status_code)
+        finally:
+            connection.close()
+
+    request = threading.Thread(target=step_down)
+    request.start()
+    request.join(1.0)
+    assert request.is_alive(), "the first owner's demotion did not wait for the other one's"
+    other.commit()
+    other.close()
+    request.join(10)
+    assert answers == [400]
+    assert list(Membership.objects.filter(team=team, role=Role.OWNER).values_list("user__username", flat=True)) \
+        == ["first"]
