@@ -1,11 +1,14 @@
 """What the public sees of a status page, built once and served many times.
 
 A snapshot is the page's whole public content (its status.json document,
-its rendered HTML and its feed's entries) kept in Django's cache under the
-page. A request costs two small queries — the page by slug, and its
-components' current statuses — and a cache read: the snapshot is rebuilt
-when those statuses or the page (its components, its notices) changed, or
-when it is older than MAX_AGE. Building reads rollups, so it costs the same
+its rendered HTML and its feed's entries) kept in the shared cache
+(loopr/cache.py) under the page. The central worker keeps it current
+(`refresh_stale`, every few seconds from beat): a page is rebuilt when its
+components' statuses or the page itself (its components, its notices)
+changed, or when its snapshot is older than MAX_AGE. A request costs the
+page by slug and a cache read, and never waits for a build, but for a page
+never built (new, or its snapshot lost with the cache), which it builds
+itself. Building reads rollups summed by the database, so it costs the same
 however many results are stored.
 
 Only what is meant for visitors goes in: display names, statuses, uptime
@@ -54,22 +57,80 @@ class Snapshot:
                                     ).hexdigest()[:32] + '"'
 
 
+# A snapshot outlives its rebuilds by far: while the central worker is away
+# (and with it every status change) the page is served as it last was, with
+# the time it was generated, rather than built at request time.
+KEEP = 24 * 3600
+
+
+def _key(page_pk: int) -> str:
+    return f"loopr:statuspage:{page_pk}"
+
+
+def _mark_key(page_pk: int) -> str:
+    # What the worker compares, without reading the snapshot's HTML.
+    return f"loopr:statuspage:{page_pk}:mark"
+
+
+def fingerprints(page_ids: list[int] | None = None) -> dict[int, str]:
+    """What, when it changes, makes a page's snapshot stale before its time:
+    the page's own update time and its components' statuses, for these pages
+    (or all) in two queries."""
+    pages = StatusPage.objects.order_by()
+    components = Component.objects.order_by("page_id", "monitor_id")
+    if page_ids is not None:
+        pages, components = pages.filter(pk__in=page_ids), components.filter(page_id__in=page_ids)
+    statuses: dict[int, list] = {}
+    for page_id, *status in components.values_list("page_id", "monitor_id", "monitor__status",
+                                                   "monitor__status_changed_at"):
+        statuses.setdefault(page_id, []).append(tuple(status))
+    return {pk: hashlib.sha256(repr((updated_at, statuses.get(pk, []))).encode()).hexdigest()
+            for pk, updated_at in pages.values_list("pk", "updated_at")}
+
+
 def fingerprint(page: StatusPage) -> str:
-    """What, when it changes, makes the snapshot stale before its time."""
-    statuses = (Monitor.objects.filter(status_page_components__page=page).order_by("pk")
-                .values_list("pk", "status", "status_changed_at"))
-    return hashlib.sha256(repr((page.updated_at, list(statuses))).encode()).hexdigest()
+    return fingerprints([page.pk])[page.pk]
 
 
-def current(page: StatusPage, now: datetime | None = None) -> Snapshot:
-    now = now or timezone.now()
-    key = f"loopr:statuspage:{page.pk}"
-    mark = fingerprint(page)
-    snapshot = cache.get(key)
-    if snapshot is None or snapshot.fingerprint != mark or now - snapshot.generated_at >= timedelta(seconds=MAX_AGE):
-        snapshot = build(page, mark, now)
-        cache.set(key, snapshot, MAX_AGE * 2)
+def current(page: StatusPage) -> Snapshot:
+    """What a request serves: the snapshot the worker keeps. Only a page
+    never built is built here (and kept for the next request)."""
+    snapshot = cache.get(_key(page.pk))
+    if snapshot is None:
+        snapshot = rebuild(page)
     return snapshot
+
+
+def rebuild(page: StatusPage, mark: str | None = None, now: datetime | None = None) -> Snapshot:
+    now = now or timezone.now()
+    snapshot = build(page, mark or fingerprint(page), now)
+    cache.set_many({_key(page.pk): snapshot, _mark_key(page.pk): (snapshot.fingerprint, now)}, KEEP)
+    return snapshot
+
+
+def stale(page_ids: list[int] | None = None, now: datetime | None = None) -> dict[int, str]:
+    """The pages (of these, or all) whose snapshot is missing, of other
+    statuses or older than MAX_AGE, each with its current fingerprint."""
+    now = now or timezone.now()
+    marks = fingerprints(page_ids)
+    kept = cache.get_many([_mark_key(pk) for pk in marks])
+    out = {}
+    for pk, mark in marks.items():
+        built = kept.get(_mark_key(pk))
+        if built is None or built[0] != mark or now - built[1] >= timedelta(seconds=MAX_AGE):
+            out[pk] = mark
+    return out
+
+
+def refresh_stale(page_ids: list[int] | None = None, now: datetime | None = None) -> list[int]:
+    """Rebuild the stale pages among these (or all); the ids rebuilt. A page
+    rebuilt meanwhile (by another run of the same task) is left alone."""
+    rebuilt = []
+    found = stale(page_ids, now)
+    for page in StatusPage.objects.filter(pk__in=list(found)).order_by("pk"):
+        rebuild(page, found[page.pk], now)
+        rebuilt.append(page.pk)
+    return rebuilt
 
 
 def build(page: StatusPage, mark: str, now: datetime) -> Snapshot:

@@ -6,17 +6,14 @@ unguessable badge token, never by id."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.contrib.syndication.views import Feed
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import reverse
 from django.utils.cache import get_conditional_response
 from django.utils.feedgenerator import Atom1Feed
-from django.utils import timezone
 from django.utils.http import http_date
 
-from monitors import rollups
+from monitors import figures
 from monitors.choices import MonitorStatus, uptime_status
 from monitors.models import Monitor
 
@@ -112,8 +109,6 @@ FEED = IncidentFeed()
 
 # --- badges ----------------------------------------------------------------------
 
-BADGE_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-                 "90d": timedelta(days=90)}
 BADGE_MAX_AGE = 60
 
 
@@ -127,28 +122,23 @@ def _badge_monitor(token: str) -> Monitor:
     return monitor
 
 
-def _window(request: HttpRequest) -> timedelta:
+def _window(request: HttpRequest) -> str:
     name = request.GET.get("window", "24h")
-    if name not in BADGE_WINDOWS:
-        raise BadBadgeQuery(f"window: one of {', '.join(BADGE_WINDOWS)}.")
-    return BADGE_WINDOWS[name]
+    if name not in figures.BADGE_WINDOWS:
+        raise BadBadgeQuery(f"window: one of {', '.join(figures.BADGE_WINDOWS)}.")
+    return name
 
 
 class BadBadgeQuery(Exception):
     pass
 
 
-def _figures(monitor: Monitor, span: timedelta) -> rollups.Stats:
-    now = timezone.now()
-    return rollups.window([monitor.pk], now - span, now).get((monitor.pk, None), rollups.Stats())
-
-
 def _badge(request: HttpRequest, token: str, kind: str) -> tuple[str, str, str]:
     monitor = _badge_monitor(token)
     if kind == "status":
         return "status", monitor.status, badges.status_color(monitor.status)
-    name = request.GET.get("window", "24h")
-    stats = _figures(monitor, _window(request))
+    name = _window(request)
+    stats = figures.badge_stats(monitor.pk, name)
     if kind == "uptime":
         status = uptime_status(stats.uptime_percent)
         return f"uptime {name}", badges.uptime_text(stats.uptime_percent), (
