@@ -16,9 +16,12 @@ central worker after each roll-up (monitors/figures.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from prometheus_client import CollectorRegistry, generate_latest
@@ -56,6 +59,9 @@ MONITOR_FAMILIES = [
     ("loopr_monitor_checks_total", "counter", "Checks stored, by outcome (since the broker's data began)."),
 ]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Each status's seven one-hot samples after the monitor's labels, made once (70,000 lines a scrape).
+ONE_HOT = {current: [f',status="{value}"}} {1 if value == current else 0}' for value in STATUSES]
+           for current in [*STATUSES, None]}
 
 
 def metrics(request: HttpRequest) -> HttpResponse:
@@ -96,13 +102,11 @@ def monitor_lines(monitors) -> list[str]:
     ratios = figures.uptime_ratios()
     counts = _check_counts()
     up, status, latency, uptime, expiry, checks = samples = [[] for _ in MONITOR_FAMILIES]
-    rows = monitors.order_by("pk").values_list("pk", "name", "status", "region_results", "tls_alerted_expiry")
-    for pk, name, current, regions, expires in rows.iterator(chunk_size=2000):
+    for pk, name, current, regions, expires in _rows(monitors):
         ident = f'monitor="{pk}",name="{_escape(name)}"'
         up.append(f"loopr_monitor_up{{{ident}}} {1 if current in UP else 0}")
-        status.extend(f'loopr_monitor_status{{{ident},status="{value}"}} {1 if value == current else 0}'
-                      for value in STATUSES)
-        for region, report in sorted((regions or {}).items()):
+        status.extend(f"loopr_monitor_status{{{ident}{tail}" for tail in ONE_HOT.get(current, ONE_HOT[None]))
+        for region, report in sorted(_regions(regions).items()):
             seconds = _latency_seconds(report)
             if seconds is not None:
                 latency.append(f'loopr_monitor_latency_seconds{{{ident},region="{_escape(region)}"}} {seconds!r}')
@@ -116,6 +120,26 @@ def monitor_lines(monitors) -> list[str]:
     for (name, kind, text), family in zip(MONITOR_FAMILIES, samples):
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *family]
     return lines
+
+
+def _rows(monitors) -> list[tuple]:
+    """The monitors' rows as the driver gives them: for 10,000 monitors the
+    ORM's per-row converters were a third of a scrape."""
+    rows = monitors.order_by("pk").values_list("pk", "name", "status", "region_results", "tls_alerted_expiry")
+    try:
+        sql, params = rows.query.sql_with_params()
+    except EmptyResultSet:
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _regions(value) -> dict:
+    # JSON text (PostgreSQL's jsonb and SQLite's JSON come as text here); most monitors' is small.
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, dict) else {}
 
 
 def _latency_seconds(report) -> float | None:
