@@ -18,6 +18,7 @@ owner opted in). Never a target URL, header, monitor id or another monitor.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
@@ -43,6 +44,10 @@ DAYS = 90
 HISTORY = timedelta(days=30)  # resolved incidents and notices shown this long
 
 
+def etag_of(fingerprint: str, generated_at: datetime) -> str:
+    return '"' + hashlib.sha256(fingerprint.encode() + generated_at.isoformat().encode()).hexdigest()[:32] + '"'
+
+
 @dataclass
 class Snapshot:
     fingerprint: str
@@ -53,8 +58,27 @@ class Snapshot:
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.fingerprint.encode() + self.generated_at.isoformat().encode()
-                                    ).hexdigest()[:32] + '"'
+        return etag_of(self.fingerprint, self.generated_at)
+
+    def parts(self) -> dict[str, bytes | list]:
+        # The HTML and JSON of 200 components are a megabyte each and shrink
+        # fifty times: kept (and sent to clients that take it) compressed.
+        return {"html": gzip.compress(self.html, mtime=0), "document": gzip.compress(self.document, mtime=0),
+                "entries": self.entries}
+
+
+@dataclass
+class Part:
+    """One part of a page's snapshot, as a request reads it: the HTML or the
+    JSON gzip-compressed, or the feed's entries."""
+
+    fingerprint: str
+    generated_at: datetime
+    content: bytes | list
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.fingerprint, self.generated_at)
 
 
 # A snapshot outlives its rebuilds by far: while the central worker is away
@@ -63,13 +87,13 @@ class Snapshot:
 KEEP = 24 * 3600
 
 
-def _key(page_pk: int) -> str:
-    return f"loopr:statuspage:{page_pk}"
-
-
 def _mark_key(page_pk: int) -> str:
-    # What the worker compares, without reading the snapshot's HTML.
+    # When and from what the snapshot was built: what the worker compares.
     return f"loopr:statuspage:{page_pk}:mark"
+
+
+def _part_key(page_pk: int, part: str) -> str:
+    return f"loopr:statuspage:{page_pk}:{part}"
 
 
 def fingerprints(page_ids: list[int] | None = None) -> dict[int, str]:
@@ -92,19 +116,25 @@ def fingerprint(page: StatusPage) -> str:
     return fingerprints([page.pk])[page.pk]
 
 
-def current(page: StatusPage) -> Snapshot:
-    """What a request serves: the snapshot the worker keeps. Only a page
-    never built is built here (and kept for the next request)."""
-    snapshot = cache.get(_key(page.pk))
-    if snapshot is None:
+def current(page: StatusPage, part: str) -> Part:
+    """What a request serves: a part of the snapshot the worker keeps, read
+    with its mark in one round trip. Only a page never built is built here
+    (and kept for the next request)."""
+    keys = [_mark_key(page.pk), _part_key(page.pk, part)]
+    kept = cache.get_many(keys)
+    if len(kept) < len(keys):
         snapshot = rebuild(page)
-    return snapshot
+        return Part(snapshot.fingerprint, snapshot.generated_at, snapshot.parts()[part])
+    (fingerprint, generated_at), content = kept[keys[0]], kept[keys[1]]
+    return Part(fingerprint, generated_at, content)
 
 
 def rebuild(page: StatusPage, mark: str | None = None, now: datetime | None = None) -> Snapshot:
     now = now or timezone.now()
     snapshot = build(page, mark or fingerprint(page), now)
-    cache.set_many({_key(page.pk): snapshot, _mark_key(page.pk): (snapshot.fingerprint, now)}, KEEP)
+    # One MSET: a reader never gets a part of one build with the mark of another.
+    cache.set_many({_mark_key(page.pk): (snapshot.fingerprint, now),
+                    **{_part_key(page.pk, name): content for name, content in snapshot.parts().items()}}, KEEP)
     return snapshot
 
 

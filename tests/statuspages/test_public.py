@@ -5,6 +5,7 @@ caching (validators, 304, rebuilt when a component's status changes)."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
@@ -158,6 +159,19 @@ def test_validators_and_cache_headers_give_a_304(page):
     assert client.get("/status/acme/status.json", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
+def test_a_client_that_takes_gzip_gets_the_snapshot_compressed_as_it_is_kept(page):
+    client = Client()
+    plain = client.get("/status/acme/")
+    packed = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(packed.content) == plain.content
+    assert plain["Vary"] == packed["Vary"] == "Accept-Encoding"
+    # Each encoding is a representation of its own, with its own validator.
+    assert packed["ETag"] != plain["ETag"]
+    again = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=packed["ETag"])
+    assert again.status_code == 304
+
+
 def test_it_is_served_from_the_snapshot_the_worker_built_until_the_worker_sees_a_change(page):
     # The central worker's run (statuspages.build_snapshots) builds it before anyone asks.
     assert tasks.build_snapshots([page.pk]) == [page.pk]
@@ -189,12 +203,12 @@ def test_a_page_never_built_is_built_by_its_first_visitor_and_kept(page):
 
 
 def test_the_worker_rebuilds_a_snapshot_a_minute_old(page):
-    first = snapshot.current(page)
+    first = snapshot.current(page, "html")
     assert snapshot.stale(now=first.generated_at + timedelta(seconds=30)) == {}
     later = first.generated_at + timedelta(seconds=snapshot.MAX_AGE)
     assert list(snapshot.stale(now=later)) == [page.pk]
     assert snapshot.refresh_stale(now=later) == [page.pk]
-    assert snapshot.current(page).generated_at == later
+    assert snapshot.current(page, "html").generated_at == later
 
 
 def queued_builds() -> list[list[int]]:

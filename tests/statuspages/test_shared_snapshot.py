@@ -25,22 +25,30 @@ def test_two_web_processes_serve_the_snapshot_the_worker_built(processes):
     page.set_components([{"monitor": m, "name": m.name.upper()} for m in monitors])
     # The worker's run, here in the test's process: the web processes only read the cache.
     assert tasks.build_snapshots([page.pk]) == [page.pk]
-    built = snapshot.current(page)
+    built = snapshot.current(page, "document")
     webs = [processes.web(f"web{n}", workers=1) for n in (1, 2)]
 
     def served() -> list[requests.Response]:
-        return [requests.get(f"{web}/status/acme/status.json", timeout=10) for web in webs]
+        # One client takes gzip (the compressed part as kept), the other not.
+        return [requests.get(f"{web}/status/acme/status.json", headers={"Accept-Encoding": encoding}, timeout=10)
+                for web, encoding in zip(webs, ["gzip", "identity"])]
 
-    for response in served():
+    def etag(part: snapshot.Part, response: requests.Response) -> str:
+        gzipped = "-gzip" if response.headers.get("Content-Encoding") == "gzip" else ""
+        return part.etag[:-1] + f"-document{gzipped}" + '"'
+
+    responses = served()
+    assert [r.headers.get("Content-Encoding") for r in responses] == ["gzip", None]
+    for response in responses:
         assert response.status_code == 200
         # The worker's snapshot itself: the same validator and time, not one built by the web process.
-        assert response.headers["ETag"] == built.etag[:-1] + '-document"'
+        assert response.headers["ETag"] == etag(built, response)
         assert response.headers["Last-Modified"] == http_date(int(built.generated_at.timestamp()))
         assert response.json()["status"] == "operational"
 
     Monitor.objects.filter(pk=monitors[0].pk).update(status="down", health="down", status_changed_at=timezone.now())
     assert tasks.build_snapshots([page.pk]) == [page.pk]
-    rebuilt = snapshot.current(page)
+    rebuilt = snapshot.current(page, "document")
     for response in served():
-        assert response.headers["ETag"] == rebuilt.etag[:-1] + '-document"'
+        assert response.headers["ETag"] == etag(rebuilt, response)
         assert [c["status"] for c in response.json()["components"]] == ["down", "up"]
