@@ -11,9 +11,11 @@ failing the request: a public page is then built where it is asked for."""
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
+from typing import Any
 
-from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -23,47 +25,28 @@ UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 CLEAR_BATCH = 1000
 
 
+def _guarded(name: str, missing: Callable[..., Any]) -> Callable[..., Any]:
+    """Django's RedisCache method `name`, answering `missing(*args)` when Redis is away."""
+    method = getattr(DjangoRedisCache, name)
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except UNAVAILABLE as exc:
+            log.warning("cache %s: Redis unavailable (%s); going on without the cache", name, exc)
+            return missing(*args, **kwargs)
+
+    return guarded
+
+
 class RedisCache(DjangoRedisCache):
-    def get(self, key, default=None, version=None):
-        try:
-            return super().get(key, default, version)
-        except UNAVAILABLE as exc:
-            _missed("get", exc)
-            return default
-
-    def get_many(self, keys, version=None):
-        try:
-            return super().get_many(keys, version)
-        except UNAVAILABLE as exc:
-            _missed("get_many", exc)
-            return {}
-
-    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            super().set(key, value, timeout, version)
-        except UNAVAILABLE as exc:
-            _missed("set", exc)
-
-    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            return super().set_many(data, timeout, version)
-        except UNAVAILABLE as exc:
-            _missed("set_many", exc)
-            return list(data)
-
-    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        try:
-            return super().add(key, value, timeout, version)
-        except UNAVAILABLE as exc:
-            _missed("add", exc)
-            return False
-
-    def delete(self, key, version=None):
-        try:
-            return super().delete(key, version)
-        except UNAVAILABLE as exc:
-            _missed("delete", exc)
-            return False
+    get = _guarded("get", lambda key, default=None, version=None: default)
+    get_many = _guarded("get_many", lambda *args, **kwargs: {})
+    set = _guarded("set", lambda *args, **kwargs: None)
+    set_many = _guarded("set_many", lambda data, *args, **kwargs: list(data))  # the keys not set: all
+    add = _guarded("add", lambda *args, **kwargs: False)
+    delete = _guarded("delete", lambda *args, **kwargs: False)
 
     def clear(self) -> bool:
         client = self._cache.get_client(None, write=True)
@@ -77,10 +60,6 @@ class RedisCache(DjangoRedisCache):
         if batch:
             client.unlink(*batch)
         return True
-
-
-def _missed(operation: str, exc: Exception) -> None:
-    log.warning("cache %s: Redis unavailable (%s); going on without the cache", operation, exc)
 
 
 def _glob_escape(text: str) -> str:
