@@ -34,7 +34,7 @@ from django.utils.safestring import mark_safe
 
 from monitors import rollups
 from monitors.choices import ErrorKind, MonitorStatus, uptime_status
-from monitors.models import Incident, Monitor
+from monitors.models import Incident
 
 from .choices import PageStatus
 from .models import Component, StatusPage, StatusReport
