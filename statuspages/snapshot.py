@@ -85,6 +85,8 @@ class Part:
 # (and with it every status change) the page is served as it last was, with
 # the time it was generated, rather than built at request time.
 KEEP = 24 * 3600
+# A snapshot this old was not rebuilt by the worker for ten of its runs.
+ABANDONED = timedelta(seconds=10 * MAX_AGE)
 
 
 def _mark_key(page_pk: int) -> str:
@@ -119,14 +121,17 @@ def fingerprint(page: StatusPage) -> str:
 def current(page: StatusPage, part: str) -> Part:
     """What a request serves: a part of the snapshot the worker keeps, read
     with its mark in one round trip. Only a page never built is built here
-    (and kept for the next request)."""
+    (and kept for the next request); and one the worker has evidently stopped
+    keeping (ABANDONED old: no beat, or a worker on another cache), by one
+    request, while the others are served the old one."""
     keys = [_mark_key(page.pk), _part_key(page.pk, part)]
     kept = cache.get_many(keys)
-    if len(kept) < len(keys):
-        snapshot = rebuild(page)
-        return Part(snapshot.fingerprint, snapshot.generated_at, snapshot.parts()[part])
-    (fingerprint, generated_at), content = kept[keys[0]], kept[keys[1]]
-    return Part(fingerprint, generated_at, content)
+    if len(kept) == len(keys):
+        (fingerprint, generated_at), content = kept[keys[0]], kept[keys[1]]
+        if timezone.now() - generated_at < ABANDONED or not cache.add(_part_key(page.pk, "rescue"), 1, MAX_AGE):
+            return Part(fingerprint, generated_at, content)
+    snapshot = rebuild(page)
+    return Part(snapshot.fingerprint, snapshot.generated_at, snapshot.parts()[part])
 
 
 def rebuild(page: StatusPage, mark: str | None = None, now: datetime | None = None) -> Snapshot:

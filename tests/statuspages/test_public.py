@@ -18,6 +18,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.http import http_date
 
 from monitors import ingest, rollups
 from monitors.models import Monitor
@@ -218,6 +219,15 @@ def queued_builds() -> list[list[int]]:
     messages = [json.loads(raw) for raw in reversed(client.lrange("central", 0, -1))]
     return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages
             if m["headers"]["task"] == "statuspages.build_snapshots"]
+
+
+def test_a_snapshot_the_worker_stopped_keeping_is_rebuilt_by_one_visitor(page):
+    old = snapshot.rebuild(page, now=timezone.now() - snapshot.ABANDONED)
+    first = Client().get("/status/acme/")
+    assert first["Last-Modified"] != http_date(int(old.generated_at.timestamp()))
+    # Once a minute at most: the next visitors are served what they find.
+    again = snapshot.rebuild(page, now=timezone.now() - snapshot.ABANDONED)
+    assert Client().get("/status/acme/")["Last-Modified"] == http_date(int(again.generated_at.timestamp()))
 
 
 def test_the_beat_task_queues_the_stale_pages_a_few_at_a_time(page, user):
