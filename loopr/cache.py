@@ -25,30 +25,30 @@ UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 CLEAR_BATCH = 1000
 
 
-def _guarded(name: str, missing: Callable[..., Any]) -> Callable[..., Any]:
-    """Django's RedisCache method `name`, answering `missing(*args)` when Redis is away."""
-    method = getattr(DjangoRedisCache, name)
+def _guarded(method: Callable[..., Any], missing: Callable[..., Any]) -> Callable[..., Any]:
+    """`method`, answering `missing(*args)` instead when Redis is away."""
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
         try:
             return method(self, *args, **kwargs)
         except UNAVAILABLE as exc:
-            log.warning("cache %s: Redis unavailable (%s); going on without the cache", name, exc)
+            log.warning("cache %s: Redis unavailable (%s); going on without the cache", method.__name__, exc)
             return missing(*args, **kwargs)
 
     return guarded
 
 
 class RedisCache(DjangoRedisCache):
-    get = _guarded("get", lambda key, default=None, version=None: default)
-    get_many = _guarded("get_many", lambda *args, **kwargs: {})
-    set = _guarded("set", lambda *args, **kwargs: None)
-    set_many = _guarded("set_many", lambda data, *args, **kwargs: list(data))  # the keys not set: all
-    add = _guarded("add", lambda *args, **kwargs: False)
-    delete = _guarded("delete", lambda *args, **kwargs: False)
+    get = _guarded(DjangoRedisCache.get, lambda key, default=None, version=None: default)
+    get_many = _guarded(DjangoRedisCache.get_many, lambda *args, **kwargs: {})
+    set = _guarded(DjangoRedisCache.set, lambda *args, **kwargs: None)
+    set_many = _guarded(DjangoRedisCache.set_many, lambda data, *args, **kwargs: list(data))  # not set: all
+    add = _guarded(DjangoRedisCache.add, lambda *args, **kwargs: False)
+    delete = _guarded(DjangoRedisCache.delete, lambda *args, **kwargs: False)
 
-    def clear(self) -> bool:
+    def _delete_own_keys(self) -> bool:
+        # The broker's keys share the database: never FLUSHDB.
         client = self._cache.get_client(None, write=True)
         pattern = _glob_escape(self.key_prefix) + ":*"
         batch = []
@@ -60,6 +60,8 @@ class RedisCache(DjangoRedisCache):
         if batch:
             client.unlink(*batch)
         return True
+
+    clear = _guarded(_delete_own_keys, lambda: False)
 
 
 def _glob_escape(text: str) -> str:

@@ -40,3 +40,4 @@ def test_a_redis_that_is_away_is_a_miss_not_an_error():
     assert away.get_many(["k"]) == {}
     assert away.add("k", 1) is False
     assert away.delete("k") is False
+    assert away.clear() is False
