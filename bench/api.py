@@ -124,12 +124,14 @@ def seed(monitors: int, results: int) -> int:
 
     from monitors.models import CheckResult, Incident, Monitor
     from notifications.models import Channel, Notification
+    from teams.models import Team
     from workers.models import Region
 
     t0 = time.monotonic()
     user_model = get_user_model()
     owner = user_model.objects.create_user(OWNER, password="bench")
     user_model.objects.create_superuser(ROOT_USER, password="bench")
+    team = Team.objects.personal_for(owner)
     now = timezone.now()
     # Live for the whole run: the list shows no unserved region.
     regions = {name: Region.objects.create(name=name, last_seen_at=now + timedelta(days=1)) for name in REGIONS}
@@ -139,7 +141,7 @@ def seed(monitors: int, results: int) -> int:
     monitor_table, incident_table = quote(Monitor._meta.db_table), quote(Incident._meta.db_table)
 
     InsertSelect(Monitor, {
-        "owner": ("%s", [owner.pk]), "name": "'site ' || lpad(g::text, 6, '0')",
+        "owner": ("%s", [owner.pk]), "team": ("%s", [team.pk]), "name": "'site ' || lpad(g::text, 6, '0')",
         "url": "'https://site' || g || '.example/health'", "interval": "300", "timeout": "10",
         "status": "'up'", "health": "'up'", "alerted_health": "'up'", "status_changed_at": "now()",
         "next_check_at": "now() + mod(g, 300) * interval '1 second'", "last_checked_at": "now()",

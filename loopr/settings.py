@@ -283,6 +283,23 @@ if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL: expected redis://, rediss:// or unix:///path, got {REDIS_URL!r}")
 # redis-py spells a socket unix:///path, kombu redis+socket:///path.
 CELERY_BROKER_URL = "redis+socket://" + REDIS_URL[len("unix://"):] if REDIS_URL.startswith("unix://") else REDIS_URL
+# Django's cache lives on the same Redis (loopr/cache.py), so every web
+# process serves the one status-page snapshot and the one set of uptime
+# figures the central worker keeps (and DRF's throttles count across
+# processes). Its keys start with LOOPR_CACHE_PREFIX: two installs sharing a
+# Redis database, or two test runs, set different ones.
+LOOPR_CACHE_PREFIX = env_str("LOOPR_CACHE_PREFIX", "loopr-cache")
+if not re.fullmatch(r"[-a-zA-Z0-9_.]{1,64}", LOOPR_CACHE_PREFIX):
+    raise ImproperlyConfigured(f"LOOPR_CACHE_PREFIX: letters, digits, -, _ and . only, got {LOOPR_CACHE_PREFIX!r}")
+CACHES = {
+    "default": {
+        "BACKEND": "loopr.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": LOOPR_CACHE_PREFIX,
+        # A Redis that hangs costs a request two seconds, then the cache misses.
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
 # A batch whose node died unacknowledged goes back to its queue after
 # this many seconds; it must exceed the longest batch (LOOPR_MAX_TIMEOUT
 # plus queueing), or a slow batch would be run twice (harmless, wasteful).

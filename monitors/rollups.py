@@ -41,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import F, Func, IntegerField, Q, Sum
 from django.utils import timezone
 
 from . import partitions
@@ -701,7 +701,8 @@ def days(monitor_ids: list[int], since: datetime, until: datetime, latency: bool
     (day boundaries), keyed (monitor, day), in a fixed number of queries for
     any number of monitors and results: day rollups for complete days, the
     open day's hours, raw results only since the last roll-up (an hour or so).
-    Without `latency`, the rolled-up days carry counts and times only."""
+    Without `latency`, the rolled-up days carry their covered and down time
+    only (what uptime needs), summed by the database."""
     out: dict[tuple[int, datetime], Stats] = {}
 
     def merge(key: tuple[int, datetime], stats: Stats) -> None:
@@ -715,17 +716,54 @@ def days(monitor_ids: list[int], since: datetime, until: datetime, latency: bool
     if done is not None and done > since:
         raw_from = min(done, until)
         hours_from = max(since, floor_to(raw_from, DAY))
-        for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.DAY, since, hours_from, None,
-                                                      True, latency).items():
-            out[(monitor_id, start)] = stats
-        for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.HOUR, hours_from, raw_from, None,
-                                                      True, latency).items():
-            merge((monitor_id, floor_to(start, DAY)), stats)
+        if not latency:
+            out.update(_day_sums(monitor_ids, since, hours_from, raw_from))
+        else:
+            for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.DAY, since, hours_from, None,
+                                                          True).items():
+                out[(monitor_id, start)] = stats
+            for (monitor_id, _, start), stats in _rollups(monitor_ids, Resolution.HOUR, hours_from, raw_from,
+                                                          None, True).items():
+                merge((monitor_id, floor_to(start, DAY)), stats)
     for (monitor_id, region_id, start), stats in sum_raw(monitor_ids, raw_from, until,
                                                          lambda slot: floor_to(slot, DAY)).items():
         if region_id is None:
             merge((monitor_id, start), stats)
     return out
+
+
+class EpochDay(Func):
+    """A timestamp's UTC day as whole days since 1970, computed by the database."""
+
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection,
+                           template="((%(expressions)s AT TIME ZONE 'UTC')::date - DATE '1970-01-01')", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) / 86400 AS integer)",
+                           **extra)
+
+
+def _day_sums(monitor_ids: list[int], since: datetime, hours_from: datetime, until: datetime
+              ) -> dict[tuple[int, datetime], Stats]:
+    """Each monitor's verdict covered and down time per UTC day: the day rows
+    of [since, hours_from) and the hours of [hours_from, until), summed per day
+    by the database in one query and read without converting a timestamp (for
+    a page of 200 monitors, parsing 18,000 bucket times through the ORM was
+    most of its cost)."""
+    if since >= until or not monitor_ids:
+        return {}
+    rows = (Rollup.objects.filter(monitor_id__in=monitor_ids, region__isnull=True)
+            .filter(Q(resolution=Resolution.DAY, start__gte=since, start__lt=hours_from)
+                    | Q(resolution=Resolution.HOUR, start__gte=hours_from, start__lt=until))
+            .annotate(day=EpochDay(F("start"))).values("monitor_id", "day")
+            .annotate(covered=Sum("covered_seconds"), down=Sum("down_seconds")).order_by()
+            .values_list("monitor_id", "day", "covered", "down"))
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    return {(monitor_id, epoch + day * DAY): Stats(covered_seconds=covered, down_seconds=down)
+            for monitor_id, day, covered, down in _fetch(rows)}
 
 
 def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | None = None
@@ -762,7 +800,7 @@ def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | No
 
 
 def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: datetime,
-             region_ids: list[int] | None, verdict_only: bool = False, latency: bool = True) -> dict[Key, Stats]:
+             region_ids: list[int] | None, verdict_only: bool = False) -> dict[Key, Stats]:
     if since >= until:
         return {}
     rows = Rollup.objects.filter(monitor_id__in=monitor_ids, resolution=resolution, start__gte=since, start__lt=until)
@@ -770,9 +808,6 @@ def _rollups(monitor_ids: list[int], resolution: str, since: datetime, until: da
         rows = rows.filter(region__isnull=True)
     elif region_ids is not None:
         rows = rows.filter(Q(region_id__in=region_ids) | Q(region__isnull=True))
-    if not latency:  # counts and times only: no histogram to read and unpack
-        return {(monitor_id, region_id, start): Stats(*counts) for monitor_id, region_id, start, *counts
-                in rows.values_list("monitor_id", "region_id", "start", *STAT_FIELDS)}
     out: dict[Key, Stats] = {}
     # Plain values, not model instances: a page of monitors reads thousands of buckets.
     for monitor_id, region_id, start, minimum, maximum, histogram, *counts in rows.values_list(

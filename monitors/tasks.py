@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from . import heartbeats, maintenance, retention, rollups, state
+from . import figures, heartbeats, maintenance, retention, rollups, state
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,9 @@ def roll_up_results() -> int:
     rolled, more_left = rollups.roll_up()
     if more_left:
         roll_up_results.delay()
+    else:
+        # What /metrics and the badges read, ready before they ask.
+        figures.refresh()
     return rolled
 
 

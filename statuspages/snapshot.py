@@ -1,11 +1,14 @@
 """What the public sees of a status page, built once and served many times.
 
 A snapshot is the page's whole public content (its status.json document,
-its rendered HTML and its feed's entries) kept in Django's cache under the
-page. A request costs two small queries — the page by slug, and its
-components' current statuses — and a cache read: the snapshot is rebuilt
-when those statuses or the page (its components, its notices) changed, or
-when it is older than MAX_AGE. Building reads rollups, so it costs the same
+its rendered HTML and its feed's entries) kept in the shared cache
+(loopr/cache.py) under the page. The central worker keeps it current
+(`refresh_stale`, every few seconds from beat): a page is rebuilt when its
+components' statuses or the page itself (its components, its notices)
+changed, or when its snapshot is older than MAX_AGE. A request costs the
+page by slug and a cache read, and never waits for a build, but for a page
+never built (new, or its snapshot lost with the cache), which it builds
+itself. Building reads rollups summed by the database, so it costs the same
 however many results are stored.
 
 Only what is meant for visitors goes in: display names, statuses, uptime
@@ -15,6 +18,7 @@ owner opted in). Never a target URL, header, monitor id or another monitor.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,7 +34,7 @@ from django.utils.safestring import mark_safe
 
 from monitors import rollups
 from monitors.choices import ErrorKind, MonitorStatus, uptime_status
-from monitors.models import Incident, Monitor
+from monitors.models import Incident
 
 from .choices import PageStatus
 from .models import Component, StatusPage, StatusReport
@@ -38,6 +42,10 @@ from .models import Component, StatusPage, StatusReport
 MAX_AGE = 60  # seconds a snapshot is served before it is rebuilt anyway
 DAYS = 90
 HISTORY = timedelta(days=30)  # resolved incidents and notices shown this long
+
+
+def etag_of(fingerprint: str, generated_at: datetime) -> str:
+    return '"' + hashlib.sha256(fingerprint.encode() + generated_at.isoformat().encode()).hexdigest()[:32] + '"'
 
 
 @dataclass
@@ -50,26 +58,114 @@ class Snapshot:
 
     @property
     def etag(self) -> str:
-        return '"' + hashlib.sha256(self.fingerprint.encode() + self.generated_at.isoformat().encode()
-                                    ).hexdigest()[:32] + '"'
+        return etag_of(self.fingerprint, self.generated_at)
+
+    def parts(self) -> dict[str, bytes | list]:
+        # The HTML and JSON of 200 components are a megabyte each and shrink
+        # fifty times: kept (and sent to clients that take it) compressed.
+        return {"html": gzip.compress(self.html, mtime=0), "document": gzip.compress(self.document, mtime=0),
+                "entries": self.entries}
+
+
+@dataclass
+class Part:
+    """One part of a page's snapshot, as a request reads it: the HTML or the
+    JSON gzip-compressed, or the feed's entries."""
+
+    fingerprint: str
+    generated_at: datetime
+    content: bytes | list
+
+    @property
+    def etag(self) -> str:
+        return etag_of(self.fingerprint, self.generated_at)
+
+
+# A snapshot outlives its rebuilds by far: while the central worker is away
+# (and with it every status change) the page is served as it last was, with
+# the time it was generated, rather than built at request time.
+KEEP = 24 * 3600
+# A snapshot this old was not rebuilt by the worker for ten of its runs.
+ABANDONED = timedelta(seconds=10 * MAX_AGE)
+
+
+def _mark_key(page_pk: int) -> str:
+    # When and from what the snapshot was built: what the worker compares.
+    return f"loopr:statuspage:{page_pk}:mark"
+
+
+def _part_key(page_pk: int, part: str) -> str:
+    return f"loopr:statuspage:{page_pk}:{part}"
+
+
+def fingerprints(page_ids: list[int] | None = None) -> dict[int, str]:
+    """What, when it changes, makes a page's snapshot stale before its time:
+    the page's own update time and its components' statuses, for these pages
+    (or all) in two queries."""
+    pages = StatusPage.objects.order_by()
+    components = Component.objects.order_by("page_id", "monitor_id")
+    if page_ids is not None:
+        pages, components = pages.filter(pk__in=page_ids), components.filter(page_id__in=page_ids)
+    statuses: dict[int, list] = {}
+    for page_id, *status in components.values_list("page_id", "monitor_id", "monitor__status",
+                                                   "monitor__status_changed_at"):
+        statuses.setdefault(page_id, []).append(tuple(status))
+    return {pk: hashlib.sha256(repr((updated_at, statuses.get(pk, []))).encode()).hexdigest()
+            for pk, updated_at in pages.values_list("pk", "updated_at")}
 
 
 def fingerprint(page: StatusPage) -> str:
-    """What, when it changes, makes the snapshot stale before its time."""
-    statuses = (Monitor.objects.filter(status_page_components__page=page).order_by("pk")
-                .values_list("pk", "status", "status_changed_at"))
-    return hashlib.sha256(repr((page.updated_at, list(statuses))).encode()).hexdigest()
+    return fingerprints([page.pk])[page.pk]
 
 
-def current(page: StatusPage, now: datetime | None = None) -> Snapshot:
+def current(page: StatusPage, part: str) -> Part:
+    """What a request serves: a part of the snapshot the worker keeps, read
+    with its mark in one round trip. Only a page never built is built here
+    (and kept for the next request); and one the worker has evidently stopped
+    keeping (ABANDONED old: no beat, or a worker on another cache), by one
+    request, while the others are served the old one."""
+    keys = [_mark_key(page.pk), _part_key(page.pk, part)]
+    kept = cache.get_many(keys)
+    if len(kept) == len(keys):
+        (fingerprint, generated_at), content = kept[keys[0]], kept[keys[1]]
+        if timezone.now() - generated_at < ABANDONED or not cache.add(_part_key(page.pk, "rescue"), 1, MAX_AGE):
+            return Part(fingerprint, generated_at, content)
+    snapshot = rebuild(page)
+    return Part(snapshot.fingerprint, snapshot.generated_at, snapshot.parts()[part])
+
+
+def rebuild(page: StatusPage, mark: str | None = None, now: datetime | None = None) -> Snapshot:
     now = now or timezone.now()
-    key = f"loopr:statuspage:{page.pk}"
-    mark = fingerprint(page)
-    snapshot = cache.get(key)
-    if snapshot is None or snapshot.fingerprint != mark or now - snapshot.generated_at >= timedelta(seconds=MAX_AGE):
-        snapshot = build(page, mark, now)
-        cache.set(key, snapshot, MAX_AGE * 2)
+    snapshot = build(page, mark or fingerprint(page), now)
+    # One MSET: a reader never gets a part of one build with the mark of another.
+    cache.set_many({_mark_key(page.pk): (snapshot.fingerprint, now),
+                    **{_part_key(page.pk, name): content for name, content in snapshot.parts().items()}}, KEEP)
     return snapshot
+
+
+def stale(page_ids: list[int] | None = None, now: datetime | None = None) -> dict[int, str]:
+    """The pages (of these, or all) whose snapshot is missing, of other
+    statuses or older than MAX_AGE, each with its current fingerprint."""
+    now = now or timezone.now()
+    marks = fingerprints(page_ids)
+    kept = cache.get_many([_mark_key(pk) for pk in marks])
+    out = {}
+    for pk, mark in marks.items():
+        built = kept.get(_mark_key(pk))
+        if built is None or built[0] != mark or now - built[1] >= timedelta(seconds=MAX_AGE):
+            out[pk] = mark
+    return out
+
+
+def refresh_stale(page_ids: list[int] | None = None, now: datetime | None = None) -> list[int]:
+    """Rebuild the stale pages among these (or all); the ids rebuilt. A page
+    rebuilt meanwhile (by another run of the same task) is left alone."""
+    rebuilt = []
+    found = stale(page_ids, now)
+    for page in StatusPage.objects.filter(pk__in=list(found)).order_by("pk"):
+        rebuild(page, found[page.pk], now)
+        rebuilt.append(page.pk)
+    return rebuilt
 
 
 def build(page: StatusPage, mark: str, now: datetime) -> Snapshot:

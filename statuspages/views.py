@@ -6,22 +6,25 @@ unguessable badge token, never by id."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import gzip
+import re
 
 from django.contrib.syndication.views import Feed
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.urls import reverse
-from django.utils.cache import get_conditional_response
+from django.utils.cache import get_conditional_response, patch_vary_headers
 from django.utils.feedgenerator import Atom1Feed
-from django.utils import timezone
 from django.utils.http import http_date
 
-from monitors import rollups
+from monitors import figures
 from monitors.choices import MonitorStatus, uptime_status
 from monitors.models import Monitor
 
 from . import badges, snapshot
 from .models import StatusPage
+
+
+ACCEPTS_GZIP = re.compile(r"\bgzip\b")  # as Django's GZipMiddleware reads Accept-Encoding
 
 
 def visible_page(request: HttpRequest, slug: str) -> tuple[StatusPage, bool]:
@@ -38,13 +41,20 @@ def visible_page(request: HttpRequest, slug: str) -> tuple[StatusPage, bool]:
 
 def _served(request: HttpRequest, slug: str, variant: str, content_type: str) -> HttpResponse:
     page, preview = visible_page(request, slug)
-    shot = snapshot.current(page)
+    part = snapshot.current(page, "entries" if variant == "feed" else variant)
+    # The compressed part as it is kept, to a client that takes gzip (a CDN, a browser).
+    compressed = variant != "feed" and ACCEPTS_GZIP.search(request.headers.get("Accept-Encoding", "")) is not None
+    etag = part.etag[:-1] + f"-{variant}" + ("-gzip" if compressed else "") + '"'
+    last_modified = int(part.generated_at.timestamp())
     if variant == "feed":
-        response = FEED(request, page=page, shot=shot)
+        response = FEED(request, page=page, entries=part.content)
+    elif compressed:
+        response = HttpResponse(part.content, content_type=content_type)
+        response["Content-Encoding"] = "gzip"
     else:
-        response = HttpResponse(getattr(shot, variant), content_type=content_type)
-    etag = shot.etag[:-1] + f"-{variant}" + '"'
-    last_modified = int(shot.generated_at.timestamp())
+        response = HttpResponse(gzip.decompress(part.content), content_type=content_type)
+    if variant != "feed":
+        patch_vary_headers(response, ["Accept-Encoding"])
     response["ETag"] = etag
     response["Last-Modified"] = http_date(last_modified)
     # A preview of an unpublished page must not be kept by anyone on the way.
@@ -70,8 +80,8 @@ class IncidentFeed(Feed):
 
     feed_type = Atom1Feed
 
-    def get_object(self, request: HttpRequest, page: StatusPage, shot: snapshot.Snapshot):
-        return page, shot
+    def get_object(self, request: HttpRequest, page: StatusPage, entries: list[dict]):
+        return page, entries
 
     def title(self, obj) -> str:
         return f"{obj[0].name} incidents"
@@ -84,7 +94,7 @@ class IncidentFeed(Feed):
 
     def items(self, obj) -> list[dict]:
         page = obj[0]
-        return [{**entry, "page_url": reverse("status-page", args=[page.slug])} for entry in obj[1].entries]
+        return [{**entry, "page_url": reverse("status-page", args=[page.slug])} for entry in obj[1]]
 
     def item_title(self, item: dict) -> str:
         return f"{item['title']} ({item['status']})"
@@ -112,8 +122,6 @@ FEED = IncidentFeed()
 
 # --- badges ----------------------------------------------------------------------
 
-BADGE_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-                 "90d": timedelta(days=90)}
 BADGE_MAX_AGE = 60
 
 
@@ -127,28 +135,23 @@ def _badge_monitor(token: str) -> Monitor:
     return monitor
 
 
-def _window(request: HttpRequest) -> timedelta:
+def _window(request: HttpRequest) -> str:
     name = request.GET.get("window", "24h")
-    if name not in BADGE_WINDOWS:
-        raise BadBadgeQuery(f"window: one of {', '.join(BADGE_WINDOWS)}.")
-    return BADGE_WINDOWS[name]
+    if name not in figures.BADGE_WINDOWS:
+        raise BadBadgeQuery(f"window: one of {', '.join(figures.BADGE_WINDOWS)}.")
+    return name
 
 
 class BadBadgeQuery(Exception):
     pass
 
 
-def _figures(monitor: Monitor, span: timedelta) -> rollups.Stats:
-    now = timezone.now()
-    return rollups.window([monitor.pk], now - span, now).get((monitor.pk, None), rollups.Stats())
-
-
 def _badge(request: HttpRequest, token: str, kind: str) -> tuple[str, str, str]:
     monitor = _badge_monitor(token)
     if kind == "status":
         return "status", monitor.status, badges.status_color(monitor.status)
-    name = request.GET.get("window", "24h")
-    stats = _figures(monitor, _window(request))
+    name = _window(request)
+    stats = figures.badge_stats(monitor.pk, name)
     if kind == "uptime":
         status = uptime_status(stats.uptime_percent)
         return f"uptime {name}", badges.uptime_text(stats.uptime_percent), (

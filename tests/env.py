@@ -31,7 +31,12 @@ os.environ.setdefault("LOOPR_VAR_DIR", str(Path(__file__).resolve().parents[1] /
 # dir (and with it its own embedded broker), because tests flush the broker
 # and start Celery processes that would otherwise take each other's messages.
 WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+# Django's cache shares the broker's Redis database (loopr/cache.py): each
+# test run, and each worker of one, keeps its cache keys under a prefix of its
+# own (the processes a test starts inherit it, and share its cache).
+os.environ.setdefault("LOOPR_CACHE_PREFIX", f"loopr-test-{os.getpid()}")
 if WORKER:
+    os.environ["LOOPR_CACHE_PREFIX"] += f"-{WORKER}"
     if os.environ.pop("LOOPR_TESTS_EMBEDDED_BROKER", None):
         # The controller's own embedded broker, inherited: start one per worker.
         os.environ.pop("REDIS_URL", None)

@@ -7,11 +7,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitors import ingest, rollups
+from monitors import figures, ingest, rollups
 from monitors.models import Monitor
 from teams.models import ApiToken
 from tests.factories import MonitorFactory, UserFactory, WorkerNodeFactory
@@ -86,6 +88,22 @@ def test_each_monitor_of_the_caller_is_exported_under_the_issues_names(user, oth
     assert value(again, "loopr_monitor_checks_total", **ident, result="ok") == 115
     Monitor.objects.filter(pk=monitor.pk).update(status="down")
     assert value(scrape(user), "loopr_monitor_up", **ident) == 0
+
+
+def test_a_scrape_reads_the_uptime_ratios_the_worker_keeps(user):
+    monitor = MonitorFactory(owner=user, retries=0)
+    hour = rollups.floor_to(timezone.now(), rollups.HOUR) - timedelta(hours=3)
+    ingest.ingest_results("eu", "e@h", [result(monitor, hour + timedelta(minutes=i), ok=i >= 6) for i in range(60)])
+    # The roll-up task: roll up, then recompute the ratios for every monitor.
+    rollups.roll_up()
+    assert figures.refresh() >= 1
+    with CaptureQueriesContext(connection) as queries:
+        samples = scrape(user)
+    assert value(samples, "loopr_monitor_uptime_ratio", monitor=monitor.pk, name=monitor.name,
+                 window="7d") == pytest.approx(54 / 60)
+    assert not [q["sql"] for q in queries if "monitors_rollup" in q["sql"]]
+    # Until the next roll-up, the kept ratios stand.
+    assert figures.refresh() == 0
 
 
 def test_staff_also_get_the_systems_health(db):

@@ -20,6 +20,7 @@ BAD = {
     "broker not redis": ({"REDIS_URL": "http://x"}, "REDIS_URL"),
     "time zone unknown": ({"TIME_ZONE": "Mars/Olympus"}, "TIME_ZONE"),
     "region with spaces": ({"LOOPR_REGION": "bad region!"}, "LOOPR_REGION"),
+    "cache prefix with a glob": ({"LOOPR_CACHE_PREFIX": "loopr*"}, "LOOPR_CACHE_PREFIX"),
     "flush seconds not a number": ({"LOOPR_RESULT_FLUSH_SECONDS": "soon"}, "LOOPR_RESULT_FLUSH_SECONDS"),
     "no secret key in production": ({"SECRET_KEY": None, "DEBUG": None}, "SECRET_KEY"),
 }

@@ -24,6 +24,7 @@ SYSTEM_TASKS = [
     ("loopr: mark silent nodes offline", "workers.mark_offline_nodes", 5, 5),
     ("loopr: sweep late heartbeats", "monitors.sweep_late_heartbeats", 1, 5),
     ("loopr: prune old pings", "monitors.prune_pings", 3600, 1800),
+    ("loopr: refresh status pages", "statuspages.refresh_snapshots", 5, 5),
 ]
 
 

@@ -7,10 +7,12 @@ import xml.etree.ElementTree as ET
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from monitors import ingest, rollups
+from monitors import figures, ingest, rollups
 from monitors.models import Monitor
 from statuspages import badges
 from tests.factories import MonitorFactory
@@ -50,6 +52,21 @@ def test_uptime_and_latency_badges_read_the_window(monitor):
     label, message = texts(Client().get(f"/badge/{monitor.badge_token}/latency.svg"))
     assert label == "p95 24h" and message.endswith(" ms")
     assert 40 <= float(message.split()[0]) <= 46
+
+
+def test_a_badge_reads_its_window_from_the_figures_the_worker_keeps(monitor):
+    paths = [f"/badge/{monitor.badge_token}/uptime.svg?window=30d", f"/badge/{monitor.badge_token}/latency.svg"]
+    # The first badge of a monitor computes its figures, and has them kept from then on.
+    first = [texts(Client().get(path)) for path in paths]
+    # The roll-up task: roll up, then recompute what is kept.
+    rollups.roll_up()
+    assert figures.refresh() > 0
+    with CaptureQueriesContext(connection) as queries:
+        again = [texts(Client().get(path)) for path in paths]
+    assert again == first
+    assert first[0] == ["uptime 30d", "100%"]
+    # No rollup is read at request time: the token, then raw results since the roll-up.
+    assert not [q["sql"] for q in queries if "monitors_rollup" in q["sql"]]
 
 
 def test_a_bad_window_is_a_400_naming_it(monitor):

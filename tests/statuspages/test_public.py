@@ -4,20 +4,25 @@ caching (validators, 304, rebuilt when a component's status changes)."""
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
 import pytest
+import redis
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django.utils.http import http_date
 
 from monitors import ingest, rollups
 from monitors.models import Monitor
-from statuspages import snapshot
+from statuspages import snapshot, tasks
 from statuspages.models import StatusPage
 from tests.factories import IncidentFactory, MonitorFactory
 from tests.monitors.test_ingest import result
@@ -155,25 +160,88 @@ def test_validators_and_cache_headers_give_a_304(page):
     assert client.get("/status/acme/status.json", HTTP_IF_NONE_MATCH=first["ETag"]).status_code == 200
 
 
-def test_it_is_served_from_the_snapshot_until_a_component_changes_status(page):
+def test_a_client_that_takes_gzip_gets_the_snapshot_compressed_as_it_is_kept(page):
     client = Client()
-    first = client.get("/status/acme/status.json")
+    plain = client.get("/status/acme/")
+    packed = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+    assert packed["Content-Encoding"] == "gzip" and "Content-Encoding" not in plain
+    assert gzip.decompress(packed.content) == plain.content
+    assert plain["Vary"] == packed["Vary"] == "Accept-Encoding"
+    # Each encoding is a representation of its own, with its own validator.
+    assert packed["ETag"] != plain["ETag"]
+    again = client.get("/status/acme/", HTTP_ACCEPT_ENCODING="gzip", HTTP_IF_NONE_MATCH=packed["ETag"])
+    assert again.status_code == 304
+
+
+def test_it_is_served_from_the_snapshot_the_worker_built_until_the_worker_sees_a_change(page):
+    # The central worker's run (statuspages.build_snapshots) builds it before anyone asks.
+    assert tasks.build_snapshots([page.pk]) == [page.pk]
+    client = Client()
     with CaptureQueriesContext(connection) as queries:
-        second = client.get("/status/acme/status.json")
-    # The page by slug and its components' statuses: nothing else is read.
-    assert len(queries) == 2
-    assert second["ETag"] == first["ETag"]
+        first = client.get("/status/acme/status.json")
+    # The page by slug: nothing else is read, nothing is built.
+    assert [q["sql"] for q in queries] == [q["sql"] for q in queries if "statuspages_statuspage" in q["sql"]]
+    assert len(queries) == 1
+    # Nothing changed: a second run builds nothing.
+    assert tasks.build_snapshots([page.pk]) == []
     down(page.components.get(name="Database").monitor)
-    third = client.get("/status/acme/status.json")
-    assert third["ETag"] != first["ETag"]
-    assert third.json()["components"][1]["status"] == "down"
+    # Visitors are served the snapshot as it was until the worker's next run.
+    assert client.get("/status/acme/status.json")["ETag"] == first["ETag"]
+    assert snapshot.stale() == {page.pk: snapshot.fingerprint(page)}
+    assert tasks.build_snapshots([page.pk]) == [page.pk]
+    again = client.get("/status/acme/status.json")
+    assert again["ETag"] != first["ETag"]
+    assert again.json()["components"][1]["status"] == "down"
 
 
-def test_a_stale_snapshot_is_rebuilt_after_a_minute(page):
-    first = snapshot.current(page)
-    assert snapshot.current(page, now=first.generated_at + timedelta(seconds=30)) is not None
-    later = snapshot.current(page, now=first.generated_at + timedelta(seconds=snapshot.MAX_AGE))
-    assert later.generated_at > first.generated_at
+def test_a_page_never_built_is_built_by_its_first_visitor_and_kept(page):
+    with CaptureQueriesContext(connection) as queries:
+        first = Client().get("/status/acme/")
+    assert first.status_code == 200 and len(queries) > 1
+    with CaptureQueriesContext(connection) as queries:
+        again = Client().get("/status/acme/")
+    assert again["ETag"] == first["ETag"] and len(queries) == 1
+
+
+def test_the_worker_rebuilds_a_snapshot_a_minute_old(page):
+    first = snapshot.current(page, "html")
+    assert snapshot.stale(now=first.generated_at + timedelta(seconds=30)) == {}
+    later = first.generated_at + timedelta(seconds=snapshot.MAX_AGE)
+    assert list(snapshot.stale(now=later)) == [page.pk]
+    assert snapshot.refresh_stale(now=later) == [page.pk]
+    assert snapshot.current(page, "html").generated_at == later
+
+
+def queued_builds() -> list[list[int]]:
+    """The page ids of the build messages waiting on the central queue (Celery's protocol 2)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    # kombu pushes on the left: the oldest message is the last.
+    messages = [json.loads(raw) for raw in reversed(client.lrange("central", 0, -1))]
+    return [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages
+            if m["headers"]["task"] == "statuspages.build_snapshots"]
+
+
+def test_a_snapshot_the_worker_stopped_keeping_is_rebuilt_by_one_visitor(page):
+    old = snapshot.rebuild(page, now=timezone.now() - snapshot.ABANDONED)
+    first = Client().get("/status/acme/")
+    assert first["Last-Modified"] != http_date(int(old.generated_at.timestamp()))
+    # Once a minute at most: the next visitors are served what they find.
+    again = snapshot.rebuild(page, now=timezone.now() - snapshot.ABANDONED)
+    assert Client().get("/status/acme/")["Last-Modified"] == http_date(int(again.generated_at.timestamp()))
+
+
+def test_the_beat_task_queues_the_stale_pages_a_few_at_a_time(page, user):
+    redis.Redis.from_url(settings.REDIS_URL).delete("central")
+    others = [StatusPage.objects.create(owner=user, name=f"P{n}", slug=f"p{n}")
+              for n in range(tasks.PAGES_PER_TASK + 1)]
+    snapshot.rebuild(others[0])
+    # Fresh pages are left alone; the others go out in messages of PAGES_PER_TASK ids.
+    stale = sorted([page.pk, *[o.pk for o in others[1:]]])
+    assert tasks.refresh_snapshots() == len(stale)
+    assert queued_builds() == [stale[: tasks.PAGES_PER_TASK], stale[tasks.PAGES_PER_TASK :]]
+    redis.Redis.from_url(settings.REDIS_URL).delete("central")
+    snapshot.refresh_stale()
+    assert tasks.refresh_snapshots() == 0 and queued_builds() == []
 
 
 def test_building_costs_the_same_queries_however_many_results_exist(page):
