@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import time
@@ -151,7 +152,7 @@ def test_a_dispatch_tick_older_than_the_limit_is_503_naming_the_dispatcher():
     freshness.record(freshness.DISPATCH, time.time() - settings.LOOPR_HEALTH_DISPATCH_STALE - 5)
     status, body = healthz()
     assert status == 503
-    assert body["dispatcher"].startswith("stale: last dispatch tick 15 s ago")
+    assert re.match(r"stale: last dispatch tick 1[5-7] s ago", body["dispatcher"])
     # Everything else still answers: only the dispatcher is named.
     assert (body["database"], body["broker"], body["queues"]) == ("ok", "ok", "ok")
 
@@ -161,7 +162,8 @@ def test_a_central_worker_whose_sweep_stopped_is_503_naming_it_even_with_no_resu
     freshness.record(freshness.CENTRAL, time.time() - settings.LOOPR_HEALTH_CENTRAL_STALE - 5)
     status, body = healthz()
     assert status == 503
-    assert body["central"].startswith("stale: the central worker's notification sweep (last 20 s ago")
+    # Seconds pass between the record and the request on a busy machine.
+    assert re.match(r"stale: the central worker's notification sweep \(last 2[0-2] s ago", body["central"])
     assert (body["dispatcher"], body["ingest"], body["queues"]) == ("ok", "idle", "ok")
 
 
@@ -180,7 +182,7 @@ def test_no_results_while_a_live_region_has_monitors_due_is_503_naming_ingest():
     freshness.record(freshness.INGEST, time.time() - settings.LOOPR_HEALTH_INGEST_STALE - 1)
     status, body = healthz()
     assert status == 503
-    assert body["ingest"].startswith("stale: no results ingested (last 121 s ago")
+    assert re.match(r"stale: no results ingested \(last 12[1-3] s ago", body["ingest"])
     assert body["dispatcher"] == "ok"
 
 
