@@ -370,6 +370,9 @@ class DeclaredSerializer(ValidatedModelSerializer):
         fields = super().get_fields()
         if "slug" in fields:
             fields["slug"].required = False
+            # Omitted, it stays as it is, on a PUT too: DRF's default for a
+            # blank field ("") would make the save number it anew ("site-2").
+            fields["slug"].default = serializers.empty
         if "managed" in fields:
             fields["managed"].read_only = True
         return fields

@@ -64,7 +64,10 @@ def change(request, obj: models.Model, action: str | None = None):
     with transaction.atomic(savepoint=False):
         yield
         changes = diff(before, snapshot(obj))
-        record(request, action or update_action(obj, changes), obj, changes)
+        # A save that changed nothing is no event (as in the admin); a named
+        # action (pause, rotate-secret) is one even when it changed nothing.
+        if changes or action:
+            record(request, action or update_action(obj, changes), obj, changes)
 
 
 def record(request, action: str, obj: models.Model, changes: dict | None = None, team_id: int | None = None,

@@ -41,6 +41,15 @@ def test_monitor_changes_are_logged_with_their_fields_old_and_new(user, api):
     assert update.team.personal_of == user
 
 
+def test_a_change_that_changes_nothing_is_not_logged(user, api):
+    created = api.post("/api/v1/monitors/", {"name": "site", "url": "http://127.0.0.1:9/"}, format="json").json()
+    url = f"/api/v1/monitors/{created['id']}/"
+    assert api.patch(url, {"name": "site", "interval": created["interval"]}, format="json").status_code == 200
+    assert api.put(url, {"name": "site", "url": "http://127.0.0.1:9/"}, format="json").status_code == 200
+    assert actions(object_id=str(created["id"])) == [("create", "monitor")]
+    assert api.get(url).json()["slug"] == "site"  # a PUT without a slug keeps it
+
+
 def test_secrets_never_reach_the_log(user, api):
     channel = api.post("/api/v1/channels/", {"name": "tg", "kind": "telegram", "target": "-1001234567890",
                                             "secret": "123456:bot-token-value-ABCDEFGHIJKLMNOPQRSTUVW"},
