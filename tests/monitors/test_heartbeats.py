@@ -11,7 +11,10 @@ from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
-from django.test import Client
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from monitors.heartbeats import prune_pings, sweep_late_heartbeats
@@ -24,9 +27,42 @@ pytestmark = pytest.mark.django_db
 MONITORS = "/api/v1/monitors/"
 
 
-@pytest.fixture
-def web() -> Client:
-    return Client()
+class WsgiClient:
+    """Requests through the web's own WSGI callable (loopr/wsgi.py), which
+    serves a ping without Django's handler: what gunicorn runs. Answers as
+    the test client's do (status_code, content, headers by name)."""
+
+    def __init__(self) -> None:
+        self.factory = RequestFactory()
+
+    def __getattr__(self, method: str):
+        def send(path: str, data=b"", content_type: str = "application/octet-stream", **extra):
+            from loopr.wsgi import application
+
+            request = getattr(self.factory, method)(path, **({"data": data, "content_type": content_type}
+                                                              if method in ("post", "put") else {}), **extra)
+            answered = {}
+            # As Django's test client does: the request signals must not close the test's transaction.
+            request_started.disconnect(close_old_connections)
+            request_finished.disconnect(close_old_connections)
+            try:
+                content = b"".join(application(request.environ, lambda status, headers: answered.update(
+                    status=status, headers=headers)))
+            finally:
+                request_started.connect(close_old_connections)
+                request_finished.connect(close_old_connections)
+            response = HttpResponse(content, status=int(answered["status"].split()[0]))
+            for name, value in answered["headers"]:
+                response[name] = value
+            return response
+        return send
+
+
+@pytest.fixture(params=["django", "wsgi"])
+def web(request) -> Client | WsgiClient:
+    """Each ping test through Django's handler (the test client) and through
+    the web's WSGI callable, which must answer alike."""
+    return Client() if request.param == "django" else WsgiClient()
 
 
 def create(api, **fields) -> dict:
@@ -438,3 +474,30 @@ def test_a_steady_ping_counts_in_its_monitors_checks_total_like_any_other_result
 
     assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 3
     assert int(broker.hget(tallies.CHECKS, f"{monitor.pk}:ok") or 0) == 3
+
+    # A success the rate limit's script counted that then takes the state
+    # machine's path (a run is open) is counted once, not again on commit.
+    for suffix in ("/start", ""):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ping(web, monitor, suffix).status_code == 200
+    assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 4
+    assert int(broker.hget(tallies.CHECKS, f"{monitor.pk}:ok") or 0) == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_ping_is_planned_once_per_database_connection(web) -> None:
+    from django.db import connection
+
+    from tests.factories import UserFactory
+
+    monitor = Monitor.objects.create(owner=UserFactory(), name="backup", kind="heartbeat", url="", interval=60)
+    for _ in range(8):  # the first through the state machine, then steady ones
+        assert ping(web, monitor).status_code == 200
+
+    # The statement is prepared on the connection and the seven steady pings
+    # executed it there, each without parsing it again (the first ping's
+    # attempt, before its schedule was known, has parameters of other types:
+    # a statement of its own).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(generic_plans + custom_plans) FROM pg_prepared_statements")
+        assert cursor.fetchall() == [(7,)]
