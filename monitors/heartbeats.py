@@ -7,7 +7,8 @@ the outbox rows, so a 200 means all of it is stored. Most pings change no
 state (a success of a heartbeat that is up, a log): those are one SQL
 statement (`record_steady_ping`), which does nothing when its conditions do not
 hold, and the ping then takes the state machine's path. A heartbeat whose
-deadline (`next_ping_due_at`) passes without a success is late: the sweep
+deadline (`next_ping_due_at`, mirrored into HeartbeatDeadline for the
+sweep's index) passes without a success is late: the sweep
 (`sweep_late_heartbeats`, every second from beat) records a `late` failure
 for that deadline and moves it on to the next one. Heartbeats are never sent
 to probe nodes.
@@ -31,7 +32,7 @@ from loopr import tallies
 
 from .bulk import STATUS_FIELDS
 from .choices import ErrorKind, Health, MonitorKind, PingKind
-from .models import CheckResult, Monitor, Ping
+from .models import CheckResult, HeartbeatDeadline, Monitor, Ping
 from .ping_rate import ping_allowed
 from .quorum import Check
 from .regions import Region
@@ -172,6 +173,8 @@ def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime, tallied
     """The ping's id when it was one that moves no state, else None: it was
     not recorded, and needs receive_ping's full path. `tallied`: its result
     was counted in checks_total already."""
+    if connection.vendor != "postgresql":
+        return None  # one statement needs PostgreSQL's data-modifying WITH; SQLite takes the full path
     if ping.kind == PingKind.LOG:
         statement = _LOG
     elif ping.ok:
@@ -309,13 +312,13 @@ def sweep_late_heartbeats(now: datetime | None = None, limit: int = 1000) -> int
     `late` result for that deadline (the state machine takes it from there)
     and its next deadline. Returns how many were late."""
     now = now or timezone.now()
-    due = Monitor.objects.filter(kind=MonitorKind.HEARTBEAT, paused=False, next_ping_due_at__lte=now)
+    due = HeartbeatDeadline.objects.filter(due_at__lte=now).order_by("due_at").values_list("monitor_id", flat=True)
     late = 0
-    for pk in due.order_by("next_ping_due_at").values_list("pk", flat=True)[:limit]:
+    for pk in due[:limit]:
         with transaction.atomic():
             # Skipped while a ping holds it: that ping moves the deadline anyway.
             monitor = (Monitor.objects.select_for_update(skip_locked=True, of=("self",))
-                       .filter(pk=pk, paused=False, next_ping_due_at__lte=now).first())
+                       .filter(pk=pk, kind=MonitorKind.HEARTBEAT, paused=False, next_ping_due_at__lte=now).first())
             if monitor is None:
                 continue
             record_late(monitor, now)
