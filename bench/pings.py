@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--heartbeats", type=int, default=500)
     parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers (Procfile's default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (Procfile's 4)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (Procfile's 8)")
     parser.add_argument("--pings-only", action="store_true", help="skip the two baselines")
     args = parser.parse_args()
 
