@@ -11,8 +11,8 @@ up, is a state change and takes the state machine's path); what is measured
 is the steady state, success pings of heartbeats that are up. Two baselines,
 in the same run and on the same web processes: the landing page `/` (a
 template, no database, through all the site's middleware) and
-`/ping/bench-insert` (bench/pings_urls.py: the ping's handler and one
-durable INSERT, the least a durable ping can cost). The
+`/ping/bench-insert` (bench/pings_urls.py: one durable INSERT through the
+Django handler a ping URL's callable falls back to). The
 client is one asyncio process with keep-alive connections, so the machine's
 two cores go to the server as far as possible. Afterwards it checks that the
 database holds exactly one ping for every 200 the client got.
@@ -104,7 +104,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--heartbeats", type=int, default=500)
     parser.add_argument("--web-concurrency", type=int, default=2, help="gunicorn workers (Procfile's default 2)")
-    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (Procfile's 4)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker (Procfile's 8)")
+    parser.add_argument("--pings-only", action="store_true", help="skip the two baselines")
     args = parser.parse_args()
 
     url = with_database(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres"),
@@ -136,27 +137,39 @@ def main() -> int:
         wait_port(port, timeout=30)
         asyncio.run(hammer(port, ["/"], 4, 2.0))  # warm-up: workers loaded, connections open
         first, _ = asyncio.run(hammer(port, [f"/ping/{k}" for k in keys], 4, 0.0, once=True))
-        asyncio.run(hammer(port, ["/ping/bench-insert"], 4, 1.0))  # every thread's database connection open
+        # Every thread's database connection open (a thread and its connection
+        # start with the thread pool's first request beyond the busy ones).
+        asyncio.run(hammer(port, ["/ping/bench-insert"], args.connections, 1.0))
         workers = children(web.pid)
-        with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
-            backends = [row[0] for row in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")]
+
+        def backend_cpu() -> dict[int, float]:
+            """CPU used so far by each of the web's PostgreSQL backends (a backend
+            opened during a phase counts from zero: a thread's connection opens
+            with its thread, which may be mid-phase)."""
+            with psycopg.connect(url.replace("postgres://", "postgresql://", 1), autocommit=True) as conn:
+                pids = [row[0] for row in conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    " AND backend_type = 'client backend'")]
+            return {pid: cpu_seconds([pid]) for pid in pids}
 
         def phase(label: str, paths: list[str]) -> int:
             """One measured phase; prints its rate and the CPU it cost per request (web, database)."""
-            web_cpu, db_cpu = cpu_seconds(workers), cpu_seconds(backends)
+            web_cpu, db_before = cpu_seconds(workers), backend_cpu()
             ok, other = asyncio.run(hammer(port, paths, args.connections, args.duration))
-            web_cpu, db_cpu = cpu_seconds(workers) - web_cpu, cpu_seconds(backends) - db_cpu
+            db_after = backend_cpu()
+            web_cpu = cpu_seconds(workers) - web_cpu
+            db_cpu = sum(used - db_before.get(pid, 0.0) for pid, used in db_after.items())
             print(f"{label}: {ok / args.duration:.0f}/s (non-200: {dict(other)}); CPU per request: "
                   f"web {web_cpu / max(ok, 1) * 1e3:.2f} ms, PostgreSQL {db_cpu / max(ok, 1) * 1e3:.2f} ms")
             return ok
 
         print(f"load before: {load()}")
-        base_ok = phase("baseline GET /", ["/"])
-        insert_ok = phase("baseline one INSERT", ["/ping/bench-insert"])
+        base_ok = 0 if args.pings_only else phase("baseline GET /", ["/"])
+        insert_ok = 0 if args.pings_only else phase("baseline one INSERT", ["/ping/bench-insert"])
         ok = phase("pings", [f"/ping/{k}" for k in keys])
-        print(f"pings: {ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT; "
-              f"load after: {load()}")
+        if not args.pings_only:
+            print(f"pings: {ok / max(base_ok, 1):.2f} x GET /, {ok / max(insert_ok, 1):.2f} x one INSERT")
+        print(f"load after: {load()}")
         ok += first
     finally:
         web.terminate()

@@ -1,8 +1,9 @@
 """Loopr's URLs plus one baseline view for bench/pings.py:
 `/ping/bench-insert` makes one durable INSERT (a row committed on its own)
-and answers "OK", through the same handler as a real ping (its path takes
-the same route through loopr/wsgi.py): what a durable ping could cost at the
-least on this web tier."""
+and answers "OK" through the Django handler without the site's middleware
+(loopr/wsgi.py passes it there: no ping URL pattern routes it): one durable
+row on the Django side of the web, which a steady ping's own path (the plain
+WSGI callable) now undercuts."""
 
 from django.db import connection
 from django.http import HttpResponse

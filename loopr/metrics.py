@@ -114,8 +114,9 @@ def monitor_lines(monitors) -> list[str]:
             uptime.append(f'loopr_monitor_uptime_ratio{{{ident},window="{window}"}} {ratio!r}')
         if expires is not None:
             expiry.append(f"loopr_monitor_tls_cert_expiry_timestamp_seconds{{{ident}}} {expires.timestamp()!r}")
-        checks.append(f'loopr_monitor_checks_total{{{ident},result="ok"}} {counts.get(f"{pk}:ok", 0)}')
-        checks.append(f'loopr_monitor_checks_total{{{ident},result="failed"}} {counts.get(f"{pk}:failed", 0)}')
+        for ok, result in ((True, "ok"), (False, "failed")):
+            checks.append(f'loopr_monitor_checks_total{{{ident},result="{result}"}} '
+                          f'{counts.get(tallies.check_field(pk, ok), 0)}')
     lines = []
     for (name, kind, text), family in zip(MONITOR_FAMILIES, samples):
         lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *family]

@@ -37,9 +37,14 @@ def add(counts: dict[str, int], key: str = KEY) -> None:
         log.warning("could not count %s", counts, exc_info=True)
 
 
+def check_field(monitor_id: int, ok: bool) -> str:
+    """The field of CHECKS that counts a monitor's stored checks of one outcome."""
+    return f"{monitor_id}:{'ok' if ok else 'failed'}"
+
+
 def count_checks(checks: Iterable[tuple[int, bool]]) -> None:
     """Stored checks (monitor id, ok) added to their monitors' totals."""
-    add(Counter(f"{monitor_id}:{'ok' if ok else 'failed'}" for monitor_id, ok in checks), key=CHECKS)
+    add(Counter(check_field(monitor_id, ok) for monitor_id, ok in checks), key=CHECKS)
 
 
 def parse(raw: dict | None) -> dict[str, int]:

@@ -7,6 +7,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "loopr.settings")
 site = get_wsgi_application()
 
+from monitors.api.ping import PingApplication  # noqa: E402  (after Django is set up)
+
 
 class PingHandler(WSGIHandler):
     """Django for the heartbeat ping URLs, without the site's middleware.
@@ -26,7 +28,10 @@ class PingHandler(WSGIHandler):
             SecurityMiddleware(convert_exception_to_response(self._get_response)))
 
 
-pings = PingHandler()
+# A ping URL is answered without Django's handler (PingApplication); what
+# else starts with /ping/ (a malformed ping URL, an HTTPS redirect) by
+# Django's, without the site's middleware.
+pings = PingApplication(fallback=PingHandler())
 
 
 def application(environ, start_response):

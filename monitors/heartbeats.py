@@ -7,7 +7,8 @@ the outbox rows, so a 200 means all of it is stored. Most pings change no
 state (a success of a heartbeat that is up, a log): those are one SQL
 statement (`record_steady_ping`), which does nothing when its conditions do not
 hold, and the ping then takes the state machine's path. A heartbeat whose
-deadline (`next_ping_due_at`) passes without a success is late: the sweep
+deadline (`next_ping_due_at`, mirrored into HeartbeatDeadline for the
+sweep's index) passes without a success is late: the sweep
 (`sweep_late_heartbeats`, every second from beat) records a `late` failure
 for that deadline and moves it on to the next one. Heartbeats are never sent
 to probe nodes.
@@ -16,6 +17,7 @@ to probe nodes.
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,7 +32,7 @@ from loopr import tallies
 
 from .bulk import STATUS_FIELDS
 from .choices import ErrorKind, Health, MonitorKind, PingKind
-from .models import CheckResult, Monitor, Ping
+from .models import CheckResult, HeartbeatDeadline, Monitor, Ping
 from .ping_rate import ping_allowed
 from .quorum import Check
 from .regions import Region
@@ -73,10 +75,15 @@ def receive_ping(key: uuid.UUID, ping: PingRequest) -> int | None:
     """Record a ping for the heartbeat `key`; returns its id, or None when
     there is no such heartbeat. Raises RateLimited past LOOPR_PING_RATE a
     minute."""
-    if not ping_allowed(key):
+    # A success stores one ok result whichever path it takes: when the
+    # heartbeat's id is known, the rate limit's round trip also counts it in
+    # /metrics' checks_total (so a ping that then fails on the database is
+    # counted all the same).
+    tallied = _monitor_ids.get(key) if ping.ok else None
+    if not ping_allowed(key, tally=tallies.check_field(tallied, True) if tallied else ""):
         raise RateLimited
     now = timezone.now()
-    recorded = record_steady_ping(key, ping, now)
+    recorded = record_steady_ping(key, ping, now, tallied=tallied is not None)
     if recorded is not None:
         return recorded
     with transaction.atomic():
@@ -84,6 +91,7 @@ def receive_ping(key: uuid.UUID, ping: PingRequest) -> int | None:
         if monitor is None:
             return None
         remember_schedule(monitor)
+        remember_id(key, monitor.pk)
         if monitor.last_slot_at is not None and now <= monitor.last_slot_at:
             # Each result's slot is its own (the natural key), and in order.
             now = monitor.last_slot_at + timedelta(microseconds=1)
@@ -94,7 +102,7 @@ def receive_ping(key: uuid.UUID, ping: PingRequest) -> int | None:
             note_start(monitor, now, ping.rid)
         elif ping.kind != PingKind.LOG:
             record.duration_ms = run_duration_ms(monitor, now, ping.rid)
-            judge_ping(monitor, ping, now, record.duration_ms)
+            judge_ping(monitor, ping, now, record.duration_ms, tallied=tallied == monitor.pk)
         record.save()
         monitor.save(update_fields=SAVED_FIELDS)
     return record.pk
@@ -149,7 +157,9 @@ RETURNING id
 # the statement applies it only while the schedule it was computed from is
 # still the monitor's. Learnt from each heartbeat's first ping in a process.
 _schedules: dict[uuid.UUID, tuple[str, str, int]] = {}
-MAX_REMEMBERED_SCHEDULES = 100_000
+# Each heartbeat's monitor id, learnt from its pings: what names its tally.
+_monitor_ids: dict[uuid.UUID, int] = {}
+MAX_REMEMBERED = 100_000
 
 
 @lru_cache(maxsize=None)
@@ -159,9 +169,12 @@ def _sql(template: str) -> str:
                            ping=quote(Ping._meta.db_table), region=quote(Region._meta.db_table))
 
 
-def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime) -> int | None:
+def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime, tallied: bool = False) -> int | None:
     """The ping's id when it was one that moves no state, else None: it was
-    not recorded, and needs receive_ping's full path."""
+    not recorded, and needs receive_ping's full path. `tallied`: its result
+    was counted in checks_total already."""
+    if connection.vendor != "postgresql":
+        return None  # one statement needs PostgreSQL's data-modifying WITH; SQLite takes the full path
     if ping.kind == PingKind.LOG:
         statement = _LOG
     elif ping.ok:
@@ -191,9 +204,10 @@ def record_steady_ping(key: uuid.UUID, ping: PingRequest, now: datetime) -> int 
         row = _run_prepared(_sql(statement), params)
     if row is None:
         return None
-    if statement is _STEADY_SUCCESS:
+    if statement is _STEADY_SUCCESS and not tallied:
         # The result it stored counts in /metrics' checks_total like any other.
         tallies.count_checks([(row[1], True)])
+        remember_id(key, row[1])
     return row[0]
 
 
@@ -212,19 +226,34 @@ class _Prepared(psycopg.Cursor):
         return super().execute(query, params, prepare=True, binary=binary)
 
 
+# Django opens its connections with psycopg's prepare_threshold at None,
+# which turns prepared statements off altogether, prepare=True included; a
+# threshold no query reaches prepares only what asks (Django's own cursors
+# bind on the client and never prepare).
+PREPARE_WHEN_ASKED = sys.maxsize
+
+
 def _prepared_cursor():
     # What connection.cursor() does, with the cursor above (Django's wrapper,
     # so its error translation and query logging still apply), less the
     # health check (see record_steady_ping).
     connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        connection.connection.prepare_threshold = PREPARE_WHEN_ASKED
     with connection.wrap_database_errors:
         return connection._prepare_cursor(_Prepared(connection.connection))
 
 
 def remember_schedule(monitor: Monitor) -> None:
-    if len(_schedules) >= MAX_REMEMBERED_SCHEDULES:
+    if len(_schedules) >= MAX_REMEMBERED:
         _schedules.clear()
     _schedules[monitor.ping_uuid] = (monitor.schedule, monitor.timezone, monitor.grace)
+
+
+def remember_id(key: uuid.UUID, monitor_id: int) -> None:
+    if len(_monitor_ids) >= MAX_REMEMBERED:
+        _monitor_ids.clear()
+    _monitor_ids[key] = monitor_id
 
 
 def note_start(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> None:
@@ -247,26 +276,29 @@ def run_duration_ms(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> f
     return round((now - datetime.fromisoformat(started)).total_seconds() * 1000, 1)
 
 
-def judge_ping(monitor: Monitor, ping: PingRequest, now: datetime, duration_ms: float | None) -> None:
-    """A run's end, as a result the state machine judges."""
+def judge_ping(monitor: Monitor, ping: PingRequest, now: datetime, duration_ms: float | None,
+               tallied: bool = False) -> None:
+    """A run's end, as a result the state machine judges (`tallied`: counted
+    in checks_total already)."""
     if ping.ok:
         kind, error = ErrorKind.OK, ""
     elif ping.kind == PingKind.EXIT:
         kind, error = ErrorKind.REPORTED, f"the job exited with status {ping.exit_status}"
     else:
         kind, error = ErrorKind.REPORTED, "the job reported a failure (/fail)"
-    store_result(monitor, now, now, ping.ok, kind, error, duration_ms)
+    store_result(monitor, now, now, ping.ok, kind, error, duration_ms, tallied=tallied)
     if not monitor.paused:
         monitor.next_ping_due_at = monitor.next_ping_due(now)
 
 
 def store_result(monitor: Monitor, slot: datetime, at: datetime, ok: bool, kind: str, error: str,
-                 latency_ms: float | None) -> None:
+                 latency_ms: float | None, tallied: bool = False) -> None:
     CheckResult.objects.create(
         monitor=monitor, region_id=push_region_id(), node=None, scheduled_at=slot, checked_at=at, ok=ok,
         latency_ms=latency_ms, error_kind=kind, error=error, in_maintenance=monitor.in_maintenance,
     )
-    transaction.on_commit(lambda: tallies.count_checks([(monitor.pk, ok)]))
+    if not tallied:
+        transaction.on_commit(lambda: tallies.count_checks([(monitor.pk, ok)]))
     judge(monitor, Check(ok=ok, slot=slot, checked_at=at, latency_ms=latency_ms, error_kind=kind, error=error,
                          region=PUSH_REGION))
 
@@ -280,13 +312,13 @@ def sweep_late_heartbeats(now: datetime | None = None, limit: int = 1000) -> int
     `late` result for that deadline (the state machine takes it from there)
     and its next deadline. Returns how many were late."""
     now = now or timezone.now()
-    due = Monitor.objects.filter(kind=MonitorKind.HEARTBEAT, paused=False, next_ping_due_at__lte=now)
+    due = HeartbeatDeadline.objects.filter(due_at__lte=now).order_by("due_at").values_list("monitor_id", flat=True)
     late = 0
-    for pk in due.order_by("next_ping_due_at").values_list("pk", flat=True)[:limit]:
+    for pk in due[:limit]:
         with transaction.atomic():
             # Skipped while a ping holds it: that ping moves the deadline anyway.
             monitor = (Monitor.objects.select_for_update(skip_locked=True, of=("self",))
-                       .filter(pk=pk, paused=False, next_ping_due_at__lte=now).first())
+                       .filter(pk=pk, kind=MonitorKind.HEARTBEAT, paused=False, next_ping_due_at__lte=now).first())
             if monitor is None:
                 continue
             record_late(monitor, now)

@@ -226,9 +226,9 @@ class Monitor(TeamOwned, Declared):
             models.Index(fields=["name", "id"], name="monitor_name_idx"),
             # The admin's changelist, down and degraded first, then by name.
             models.Index(ATTENTION, F("name"), F("id"), name="monitor_attention_idx"),
-            # The late-heartbeat sweep: unpaused heartbeats by their deadline.
-            models.Index(fields=["next_ping_due_at"], condition=Q(next_ping_due_at__isnull=False, paused=False),
-                         name="monitor_ping_due_idx"),
+            # No index on next_ping_due_at: every steady ping moves it, and an
+            # index on it would make that update write into all of the
+            # table's indexes (not HOT). The late sweep reads HeartbeatDeadline.
         ]
 
     def __str__(self) -> str:
@@ -654,6 +654,26 @@ class Ping(models.Model):
 
     def __str__(self) -> str:
         return f"{self.monitor_id} {self.kind} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class HeartbeatDeadline(models.Model):
+    """An unpaused heartbeat's deadline (Monitor.next_ping_due_at), one row
+    per heartbeat that has one, kept by database triggers on the monitor
+    table (migration 0015): whatever writes the monitor — a ping's one
+    statement, the state machine, an API edit, a bulk pause — moves this
+    row with it. A narrow table of its own so that its index (the late
+    sweep's) is the only one a ping's new deadline writes into; the
+    monitor's own update touches no indexed column and stays HOT."""
+
+    monitor = models.OneToOneField(Monitor, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False,
+                                   related_name="+")
+    due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # The late-heartbeat sweep: deadlines that passed, earliest first.
+            models.Index(fields=["due_at"], name="heartbeat_due_idx"),
+        ]
 
 
 class Rollup(models.Model):

@@ -11,7 +11,10 @@ from datetime import timezone as dt_timezone
 
 import pytest
 import time_machine
-from django.test import Client
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
+from django.http import HttpResponse
+from django.test import Client, RequestFactory
 from django.utils import timezone
 
 from monitors.heartbeats import prune_pings, sweep_late_heartbeats
@@ -20,13 +23,49 @@ from notifications.models import Notification
 from tests.factories import ChannelFactory
 
 pytestmark = pytest.mark.django_db
+# A steady ping's one statement is PostgreSQL's (a data-modifying WITH); on
+# SQLite every ping takes the state machine's path.
+ONE_STATEMENT = pytest.mark.skipif(connection.vendor != "postgresql", reason="the one-statement path is PostgreSQL's")
 
 MONITORS = "/api/v1/monitors/"
 
 
-@pytest.fixture
-def web() -> Client:
-    return Client()
+class WsgiClient:
+    """Requests through the web's own WSGI callable (loopr/wsgi.py), which
+    serves a ping without Django's handler: what gunicorn runs. Answers as
+    the test client's do (status_code, content, headers by name)."""
+
+    def __init__(self) -> None:
+        self.factory = RequestFactory()
+
+    def __getattr__(self, method: str):
+        def send(path: str, data=b"", content_type: str = "application/octet-stream", **extra):
+            from loopr.wsgi import application
+
+            request = getattr(self.factory, method)(path, **({"data": data, "content_type": content_type}
+                                                              if method in ("post", "put") else {}), **extra)
+            answered = {}
+            # As Django's test client does: the request signals must not close the test's transaction.
+            request_started.disconnect(close_old_connections)
+            request_finished.disconnect(close_old_connections)
+            try:
+                content = b"".join(application(request.environ, lambda status, headers: answered.update(
+                    status=status, headers=headers)))
+            finally:
+                request_started.connect(close_old_connections)
+                request_finished.connect(close_old_connections)
+            response = HttpResponse(content, status=int(answered["status"].split()[0]))
+            for name, value in answered["headers"]:
+                response[name] = value
+            return response
+        return send
+
+
+@pytest.fixture(params=["django", "wsgi"])
+def web(request) -> Client | WsgiClient:
+    """Each ping test through Django's handler (the test client) and through
+    the web's WSGI callable, which must answer alike."""
+    return Client() if request.param == "django" else WsgiClient()
 
 
 def create(api, **fields) -> dict:
@@ -300,6 +339,7 @@ def test_a_cron_heartbeat_is_due_at_its_next_local_time_across_a_dst_change(api,
     assert monitor.next_ping_due_at == datetime(2026, 3, 30, 0, 40, tzinfo=dt_timezone.utc)
 
 
+@ONE_STATEMENT
 def test_a_success_of_a_heartbeat_that_is_up_is_one_statement_with_the_state_machines_effects(
         api, web, django_assert_num_queries) -> None:
     monitor = heartbeat(api, interval=60, grace=30)
@@ -346,10 +386,10 @@ def test_a_cron_heartbeat_that_is_up_keeps_to_its_schedule_when_the_schedule_cha
     assert monitor.next_ping_due_at == five + timedelta(seconds=60)
 
 
+@ONE_STATEMENT
 @pytest.mark.django_db(transaction=True)
 def test_a_steady_ping_on_a_connection_that_died_while_idle_is_recorded_on_a_new_one(web) -> None:
     import psycopg
-    from django.db import connection
 
     from tests.factories import UserFactory
 
@@ -371,7 +411,7 @@ def test_a_ping_served_by_the_wsgi_app_skips_the_sites_middleware_and_keeps_its_
     from io import BytesIO
 
     from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections
+    from django.db import close_old_connections, connection
 
     from loopr.wsgi import application
 
@@ -438,3 +478,29 @@ def test_a_steady_ping_counts_in_its_monitors_checks_total_like_any_other_result
 
     assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 3
     assert int(broker.hget(tallies.CHECKS, f"{monitor.pk}:ok") or 0) == 3
+
+    # A success the rate limit's script counted that then takes the state
+    # machine's path (a run is open) is counted once, not again on commit.
+    for suffix in ("/start", ""):
+        with django_capture_on_commit_callbacks(execute=True):
+            assert ping(web, monitor, suffix).status_code == 200
+    assert CheckResult.objects.filter(monitor=monitor, ok=True).count() == 4
+    assert int(broker.hget(tallies.CHECKS, f"{monitor.pk}:ok") or 0) == 4
+
+
+@ONE_STATEMENT
+@pytest.mark.django_db(transaction=True)
+def test_a_steady_ping_is_planned_once_per_database_connection(web) -> None:
+    from tests.factories import UserFactory
+
+    monitor = Monitor.objects.create(owner=UserFactory(), name="backup", kind="heartbeat", url="", interval=60)
+    for _ in range(8):  # the first through the state machine, then steady ones
+        assert ping(web, monitor).status_code == 200
+
+    # The statement is prepared on the connection and the seven steady pings
+    # executed it there, each without parsing it again (the first ping's
+    # attempt, before its schedule was known, has parameters of other types:
+    # a statement of its own).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(generic_plans + custom_plans) FROM pg_prepared_statements")
+        assert cursor.fetchall() == [(7,)]
