@@ -243,7 +243,7 @@ class MonitorSerializer(TeamOwnedSerializer, DeclaredSerializer):
             request = self.context.get("request")
             page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [monitor]
             created = request is not None and request.method == "POST"
-            self.context["summaries"] = {} if created else rollups.summaries([m.pk for m in page])
+            self.context["summaries"] = {} if created else rollups.summaries([m.pk for m in page], hours=False)
         return self.context["summaries"].get(monitor.pk, rollups.Summary())
 
     def validate(self, attrs: dict) -> dict:
