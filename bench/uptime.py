@@ -5,6 +5,7 @@ through the real web process, and 10,000 monitors created through the API.
 
     python bench/uptime.py                 # seed (~15-25 min here) and measure
     python bench/uptime.py --skip-seed     # measure again on the seeded database
+    python bench/uptime.py --in-process 5  # each request in-process, best of 5 (CPU, SQL)
 
 The seed (PostgreSQL only; database `--database`, default `loopr_uptime_bench`,
 dropped and created): two regions, two nodes each; 990 monitors checked every
@@ -63,12 +64,14 @@ def seed(monitors: int) -> None:
     from monitors import partitions, rollups
     from monitors.models import CheckResult, Incident, Monitor
     from notifications.models import Channel, Notification
+    from teams.models import Team
     from workers.models import Region, WorkerNode
 
     t0 = time.monotonic()
     user_model = get_user_model()
     owner = user_model.objects.create_user(OWNER, password="bench")
     user_model.objects.create_superuser(ROOT_USER, password="bench")
+    team = Team.objects.personal_for(owner)
     now = timezone.now().replace(second=0, microsecond=0)
     regions = [Region.objects.create(name=name, last_seen_at=now + timedelta(days=2)) for name in REGIONS]
     nodes = [WorkerNode.objects.create(name=f"probe-{r.name}-{n}@bench", region=r, last_heartbeat_at=now)
@@ -77,12 +80,13 @@ def seed(monitors: int) -> None:
                                      is_default=True)
     quote = connection.ops.quote_name
     InsertSelect(Monitor, {
-        "owner": ("%s", [owner.pk]), "name": "'site ' || lpad(g::text, 6, '0')",
+        "owner": ("%s", [owner.pk]), "team": ("%s", [team.pk]), "name": "'site ' || lpad(g::text, 6, '0')",
         "url": "'https://site' || g || '.example/health'",
         "interval": f"CASE WHEN mod(g, {DENSE_EVERY}) = 0 THEN 60 ELSE {SPARSE_EVERY * 60} END", "timeout": "10",
         "status": "'up'", "health": "'up'", "alerted_health": "'up'", "status_changed_at": "now()",
         "next_check_at": "now() + mod(g, 60) * interval '1 second'", "last_checked_at": "now()",
-        "ping_uuid": "gen_random_uuid()",
+        # Unique: their defaults would be one constant for all.
+        "badge_token": "md5(random()::text || g)", "ping_uuid": "gen_random_uuid()",
     }).run("FROM generate_series(1, %s) g", (monitors,))
     first_id = Monitor.objects.order_by("id").values_list("id", flat=True)[0]
 
@@ -225,7 +229,9 @@ class Beat(threading.Thread):
         connection.close()
 
 
-def measure(base: str, api, admin, samples: int) -> list[tuple[str, list[float]]]:
+def cases(rng: random.Random) -> list[tuple[str, str, object]]:
+    """What is timed: (name, "api" or "admin", paths(n) -> n paths), the same
+    for the web process and in-process."""
     from django.utils import timezone
 
     from monitors.models import CheckResult, Monitor
@@ -233,40 +239,89 @@ def measure(base: str, api, admin, samples: int) -> list[tuple[str, list[float]]
     ids = list(Monitor.objects.filter(name__startswith="site ").order_by("id").values_list("id", flat=True))
     dense = list(Monitor.objects.filter(pk__in=ids, interval=60).values_list("id", flat=True))
     since = (timezone.now() - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rng = random.Random(12)
     pages = max(1, len(ids) // 100)
     result_id = CheckResult.objects.filter(monitor_id=dense[0]).values_list("id", flat=True).first()
 
     def each(template: str, pick=lambda: rng.choice(dense)):
-        return lambda n: [base + template.format(pick()) for _ in range(n)]
+        return lambda n: [template.format(pick()) for _ in range(n)]
 
-    cases = [
-        ("API: regions (the floor: a tiny query)", api, each("/api/v1/regions/")),
-        ("API: monitor list, first page (100, with uptime fields)", api, each("/api/v1/monitors/?page_size=100")),
-        ("API: monitor list, a random page (100)", api,
+    return [
+        ("API: regions (the floor: a tiny query)", "api", each("/api/v1/regions/")),
+        ("API: monitor list, first page (100, with uptime fields)", "api", each("/api/v1/monitors/?page_size=100")),
+        ("API: monitor list, a random page (100)", "api",
          each("/api/v1/monitors/?page_size=100&page={}", lambda: rng.randint(1, pages))),
-        ("API: uptime `window=24h`", api, each("/api/v1/monitors/{}/uptime/?window=24h")),
-        ("API: uptime `window=30d`", api, each("/api/v1/monitors/{}/uptime/?window=30d")),
-        ("API: uptime `window=90d`", api, each("/api/v1/monitors/{}/uptime/?window=90d")),
-        ("API: series day × 90", api, each("/api/v1/monitors/{}/series/?resolution=day")),
-        ("API: series minute × 1440", api, each("/api/v1/monitors/{}/series/?resolution=minute")),
-        ("API: latest 100 results", api, each("/api/v1/monitors/{}/results/")),
-        ("API: failures over 30 days", api, each("/api/v1/monitors/{}/results/?ok=false&since=" + since)),
-        ("admin: monitors (with 24 h sparkline)", admin, each("/admin/monitors/monitor/")),
-        ("admin: a monitor's page (charts)", admin, each("/admin/monitors/monitor/{}/change/")),
-        ("admin: check results", admin, each("/admin/monitors/checkresult/")),
-        ("admin: check results, failed only", admin, each("/admin/monitors/checkresult/?ok__exact=0")),
-        ("admin: check results of a monitor", admin, each("/admin/monitors/checkresult/?monitor__id__exact={}")),
-        ("admin: a check result", admin, each("/admin/monitors/checkresult/{}/change/", lambda: result_id)),
-        ("admin: incidents", admin, each("/admin/monitors/incident/")),
-        ("admin: notifications", admin, each("/admin/notifications/notification/")),
+        ("API: uptime `window=24h`", "api", each("/api/v1/monitors/{}/uptime/?window=24h")),
+        ("API: uptime `window=30d`", "api", each("/api/v1/monitors/{}/uptime/?window=30d")),
+        ("API: uptime `window=90d`", "api", each("/api/v1/monitors/{}/uptime/?window=90d")),
+        ("API: series day × 90", "api", each("/api/v1/monitors/{}/series/?resolution=day")),
+        ("API: series minute × 1440", "api", each("/api/v1/monitors/{}/series/?resolution=minute")),
+        ("API: latest 100 results", "api", each("/api/v1/monitors/{}/results/")),
+        ("API: failures over 30 days", "api", each("/api/v1/monitors/{}/results/?ok=false&since=" + since)),
+        ("admin: monitors (with 24 h sparkline)", "admin", each("/admin/monitors/monitor/")),
+        ("admin: a monitor's page (charts)", "admin", each("/admin/monitors/monitor/{}/change/")),
+        ("admin: check results", "admin", each("/admin/monitors/checkresult/")),
+        ("admin: check results, failed only", "admin", each("/admin/monitors/checkresult/?ok__exact=0")),
+        ("admin: check results of a monitor", "admin", each("/admin/monitors/checkresult/?monitor__id__exact={}")),
+        ("admin: a check result", "admin", each("/admin/monitors/checkresult/{}/change/", lambda: result_id)),
+        ("admin: incidents", "admin", each("/admin/monitors/incident/")),
+        ("admin: notifications", "admin", each("/admin/notifications/notification/")),
     ]
+
+
+def measure(base: str, api, admin, samples: int) -> list[tuple[str, list[float]]]:
+    clients = {"api": api, "admin": admin}
     rows = []
-    for name, client, paths in cases:
-        times = timed(client, paths, samples)
+    for name, client, paths in cases(random.Random(12)):
+        times = timed(clients[client], lambda n, paths=paths: [base + path for path in paths(n)], samples)
         rows.append((name, times))
         print(f"{name}: p50 {percentile(times, 50):.1f} ms, p95 {percentile(times, 95):.1f} ms", flush=True)
     return rows
+
+
+def in_process(tries: int, only: str | None) -> str:
+    """Each request through Django's test client in this process (no HTTP,
+    no web server), the best of `tries` of each figure: wall, this process's
+    CPU (what the machine's load does not inflate), the SQL time as the
+    client saw it (waiting included) and the queries."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+
+    from teams.models import ApiToken
+
+    user_model = get_user_model()
+    key = ApiToken.objects.cli_key(user_model.objects.get(username=OWNER))
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}", HTTP_HOST="127.0.0.1")
+    admin = Client(HTTP_HOST="127.0.0.1")
+    admin.force_login(user_model.objects.get(username=ROOT_USER))
+    clients = {"api": api, "admin": admin}
+    sql: list[float] = []
+
+    def timing(execute, statement, params, many, context):
+        t = time.perf_counter()
+        try:
+            return execute(statement, params, many, context)
+        finally:
+            sql.append(time.perf_counter() - t)
+
+    lines = ["| request | wall ms | CPU ms | SQL ms | queries |", "|---|---|---|---|---|"]
+    for name, client, paths in cases(random.Random(12)):
+        if only and only not in name:
+            continue
+        best = None
+        for path in paths(1) + paths(tries):  # the first warms the process
+            sql.clear()
+            wall, cpu = time.perf_counter(), time.process_time()
+            with connection.execute_wrapper(timing):
+                response = clients[client].get(path)
+            figures = ((time.perf_counter() - wall) * 1000, (time.process_time() - cpu) * 1000, sum(sql) * 1000,
+                       len(sql))
+            if response.status_code != 200:
+                raise SystemExit(f"{path}: {response.status_code} {response.content[:300]!r}")
+            best = figures if best is None else tuple(min(a, b) for a, b in zip(best, figures))
+        lines.append(f"| {name} | {best[0]:.0f} | {best[1]:.0f} | {best[2]:.0f} | {best[3]} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines)
 
 
 def render(rows, created, results: int, tail: str, load_before: str, load_after: str) -> str:
@@ -303,10 +358,15 @@ def main() -> int:
     parser.add_argument("--skip-seed", action="store_true")
     parser.add_argument("--seed-only", action="store_true")
     parser.add_argument("--rollups-only", action="store_true", help="redo the seed's rollups, then stop")
+    parser.add_argument("--in-process", type=int, metavar="TRIES", default=0,
+                        help="on the seeded database: each request in-process (test client), best of TRIES")
+    parser.add_argument("--only", help="with --in-process: only the requests whose name contains this")
     args = parser.parse_args()
     os.environ["LOOPR_RESULTS_RETENTION_DAYS"] = str(RETENTION_DAYS)
 
     url = database_url(args.database)
+    if args.in_process:
+        args.skip_seed = True
     if not (args.skip_seed or args.rollups_only):
         recreate_database(url)
     setup_django(url)
@@ -330,6 +390,11 @@ def main() -> int:
     if args.seed_only:
         return 0
     top_up()
+    if args.in_process:
+        print(f"load {load()}")
+        print(in_process(args.in_process, args.only))
+        print(f"load {load()}")
+        return 0
     results = planned_rows(CheckResult.objects.all())
     done = rollups.rolled_up_to()
     connection.close()

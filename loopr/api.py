@@ -17,6 +17,7 @@ from django_filters.fields import IsoDateTimeField
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, pagination, parsers, permissions, serializers
 from rest_framework.exceptions import ParseError
+from rest_framework.relations import PKOnlyObject
 from rest_framework.settings import api_settings
 
 from teams import audit
@@ -359,6 +360,46 @@ class ValidatedModelSerializer(StrictJSONTypes, serializers.ModelSerializer):
 def _keyed_by_field(exc: DjangoValidationError) -> dict[str, list[str]]:
     return {api_settings.NON_FIELD_ERRORS_KEY if name == NON_FIELD_ERRORS else name: messages
             for name, messages in exc.message_dict.items()}
+
+
+class PlainReads:
+    """For a ModelSerializer that shows pages of rows: a field that shows a
+    model column as stored (text, integer, float or boolean, under its own
+    name) is read straight from the row, to the same output; every other
+    field as DRF reads it. DRF's checks cost ~2 µs a field and row: a page
+    of 100 monitors of 47 fields spent ~10 ms on them."""
+
+    PLAIN_TYPES = {serializers.CharField: str, serializers.IntegerField: int, serializers.FloatField: float,
+                   serializers.BooleanField: bool}
+
+    def to_representation(self, instance):
+        plan = self.__dict__.get("_plain_plan")
+        if plan is None:
+            plan = self._plain_plan = self._read_plan()
+        out = {}
+        for name, column, kind, field in plan:
+            if column is not None:
+                value = getattr(instance, column)
+                # A value of the field's own type is shown as it is (str(s) is s, and so on).
+                out[name] = value if value is None or type(value) is kind else field.to_representation(value)
+                continue
+            try:
+                attribute = field.get_attribute(instance)
+            except serializers.SkipField:
+                continue
+            # As DRF does: a related object shown by its key is None when it is.
+            check = attribute.pk if isinstance(attribute, PKOnlyObject) else attribute
+            out[name] = None if check is None else field.to_representation(attribute)
+        return out
+
+    def _read_plan(self) -> list[tuple]:
+        columns = {f.attname for f in self.Meta.model._meta.concrete_fields if not f.is_relation}
+        plan = []
+        for field in self._readable_fields:
+            kind = self.PLAIN_TYPES.get(type(field))
+            plain = kind is not None and field.source in columns and field.source_attrs == [field.source]
+            plan.append((field.field_name, field.source if plain else None, kind, field))
+        return plan
 
 
 class DeclaredSerializer(ValidatedModelSerializer):

@@ -9,7 +9,14 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.relations import MANY_RELATION_KWARGS
 
-from loopr.api import DeclaredSerializer, StrictJSONTypes, TeamOwnedSerializer, slug_clash_as_400, token_team
+from loopr.api import (
+    DeclaredSerializer,
+    PlainReads,
+    StrictJSONTypes,
+    TeamOwnedSerializer,
+    slug_clash_as_400,
+    token_team,
+)
 from loopr.declarative import write_with_free_slugs
 from notifications.models import Channel, EscalationPolicy
 
@@ -154,7 +161,7 @@ class IncidentSummarySerializer(serializers.ModelSerializer):
         return incident.duration.total_seconds()
 
 
-class MonitorSerializer(TeamOwnedSerializer, DeclaredSerializer):
+class MonitorSerializer(PlainReads, TeamOwnedSerializer, DeclaredSerializer):
     # headers as the model field makes it (its validators included), safe from deep nesting.
     serializer_field_mapping = {**DeclaredSerializer.serializer_field_mapping, models.JSONField: HeadersField}
     regions = RegionNameField(
@@ -243,7 +250,7 @@ class MonitorSerializer(TeamOwnedSerializer, DeclaredSerializer):
             request = self.context.get("request")
             page = self.parent.instance if isinstance(self.parent, serializers.ListSerializer) else [monitor]
             created = request is not None and request.method == "POST"
-            self.context["summaries"] = {} if created else rollups.summaries([m.pk for m in page])
+            self.context["summaries"] = {} if created else rollups.summaries([m.pk for m in page], hours=False)
         return self.context["summaries"].get(monitor.pk, rollups.Summary())
 
     def validate(self, attrs: dict) -> dict:
@@ -377,7 +384,7 @@ class FiniteFloatField(serializers.FloatField):
         return value if math.isfinite(value) else None
 
 
-class CheckResultSerializer(serializers.ModelSerializer):
+class CheckResultSerializer(PlainReads, serializers.ModelSerializer):
     region = serializers.SlugRelatedField(slug_field="name", read_only=True)
     latency_ms = FiniteFloatField(read_only=True, allow_null=True)
     node = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True,

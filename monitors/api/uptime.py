@@ -112,23 +112,25 @@ def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetim
                      per_region=region is not None)
     key = region.pk if region else None
     size, start, rows = SIZES[resolution], since, []
-    empty = _bucket(Stats())
     # The API renders times in the current time zone; in UTC (the default)
     # that is isoformat with a Z, without DRF's conversion per bucket.
     utc = timezone.get_current_timezone_name() == "UTC"
     while start < until:
-        stats = buckets.get((key, start))
         # Built as plain data: a serializer per bucket costs ~70 µs, 100 ms for a day of minutes.
-        at = start.isoformat().replace("+00:00", "Z") if utc else TIME.to_representation(start)
-        rows.append({"start": at, **(_bucket(stats) if stats else empty)})
+        rows.append(_bucket(start.isoformat().replace("+00:00", "Z") if utc else TIME.to_representation(start),
+                            buckets.get((key, start)) or EMPTY))
         start += size
     return {"monitor": monitor.pk, "resolution": resolution, "since": TIME.to_representation(since),
             "until": TIME.to_representation(until), "region": region.name if region else None, "buckets": rows}
 
 
-def _bucket(stats: Stats) -> dict:
-    return {"checks": stats.checks, "failed_checks": stats.failed_checks, "uptime_percent": stats.uptime_percent,
-            "downtime_seconds": round(stats.down_seconds, 3), "latency_ms": stats.latency()}
+EMPTY = Stats()
+
+
+def _bucket(start: str, stats: Stats) -> dict:
+    return {"start": start, "checks": stats.checks, "failed_checks": stats.failed_checks,
+            "uptime_percent": stats.uptime_percent, "downtime_seconds": round(stats.down_seconds, 3),
+            "latency_ms": stats.latency()}
 
 
 class LatencySerializer(serializers.Serializer):

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.utils import timezone
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status, viewsets
@@ -109,15 +110,24 @@ class ResultPagination(BasePagination):
     The natural key orders a monitor's results by region, then time, so one
     region's newest results are an index range in each day's partition, merged
     (a few rows read); across regions they are not. So each region is read on
-    its own, newest first from the cursor, and the pages merged here."""
+    its own, newest first from the cursor, and the pages merged here.
+
+    Unbounded in time, such a read plans and opens every day's partition (90
+    of them: ~10 ms of planning and ~4 ms of execution per region), so an
+    unfiltered page reads the last day first, then the last week, and only
+    then everything: one that the newest partitions fill touches only those.
+    (A filtered one, failures say, would mostly need all three reads.)"""
 
     page_size = 100
     max_page_size = 1000
+    SPANS = (timedelta(days=1), timedelta(days=8), None)
 
     def paginate_queryset(self, queryset, request, view=None) -> list:
         self.request = request
         size = self._page_size(request)
         after = self._decode(request.query_params.get("cursor"))
+        newest = after[0] if after is not None else timezone.now()
+        filtered = bool(request.query_params.keys() - {"cursor", "page_size", "format"})
         rows = []
         for region_id in Region.objects.order_by("pk").values_list("pk", flat=True):
             mine = queryset.filter(region_id=region_id)
@@ -126,7 +136,12 @@ class ResultPagination(BasePagination):
                 # Strictly after the cursor in (time, region) descending order.
                 mine = mine.filter(scheduled_at__lte=at) if region_id < after_region else mine.filter(
                     scheduled_at__lt=at)
-            rows += mine.order_by("-scheduled_at")[: size + 1]
+            for span in self.SPANS if not filtered else (None,):
+                recent = mine if span is None else mine.filter(scheduled_at__gte=newest - span)
+                found = list(recent.order_by("-scheduled_at")[: size + 1])
+                if len(found) > size:  # the newest size + 1 are all in the span
+                    break
+            rows += found
         rows.sort(key=lambda r: (r.scheduled_at, r.region_id), reverse=True)
         page, self.has_next = rows[:size], len(rows) > size
         self.last = page[-1] if page else None
