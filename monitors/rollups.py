@@ -220,27 +220,6 @@ class Stats:
         }
 
 
-@dataclass
-class RankedStats(Stats):
-    """Summed by PostgreSQL (`_minute_sums`): instead of a histogram, the
-    results at the nearest ranks of LATENCY_PERCENTILES, whose histogram
-    buckets are the ones a histogram's walk would stop in (bucket_of is
-    monotonic), so the figures are the same."""
-
-    ranked: list[float] | None = None
-
-    def add(self, other: Stats) -> None:
-        raise TypeError("nearest ranks do not merge: sum histograms instead")
-
-    def percentiles(self, qs: tuple[float, ...]) -> list[float | None]:
-        if qs != LATENCY_PERCENTILES:
-            raise ValueError("ranked only at LATENCY_PERCENTILES")
-        if not self.latency_count:
-            return [None] * len(qs)
-        least, most = self.latency_min, self.latency_max
-        return [min(max(BUCKET_VALUES[bucket_of(value)], least), most) for value in self.ranked]
-
-
 def uptime_percent(covered_seconds: float, down_seconds: float) -> float | None:
     """Floored to three decimals: any downtime shows below 100."""
     if covered_seconds <= 0:
@@ -735,8 +714,6 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
     on bucket boundaries), per region and verdict (only the verdict without
     `per_region`): rollups where they are complete, raw results after."""
     size = {Resolution.MINUTE: MINUTE, Resolution.HOUR: HOUR, Resolution.DAY: DAY}[resolution]
-    if resolution == Resolution.MINUTE and partitions.partitioned() and since < until:
-        return _minute_sums(monitor_id, since, until, region_ids, per_region)
     buckets: dict[tuple[int | None, datetime], Stats] = defaultdict(Stats)
     raw_from = since
     if resolution != Resolution.MINUTE:
@@ -756,68 +733,6 @@ def series(monitor_id: int, resolution: str, since: datetime, until: datetime, r
             buckets[(region_id, start)].add(stats)
         else:  # most buckets (every minute's): no copy
             buckets[(region_id, start)] = stats
-    return buckets
-
-
-# The minute buckets of one monitor's raw results, summed by PostgreSQL as
-# `aggregate` sums them (a Python loop over 2,880 rows a day was a fifth of
-# the minute series' CPU). A region's time weighs its checks; the verdict's
-# weighs its slots: one that ran (a region's check) outside maintenance (any
-# region's row in it) is covered, and down when inside an incident shifted
-# back half an interval (MonitorTerms.is_down). Latency sums add in the
-# rows' order, as the Python loop does (neither orders them; a minute of
-# two regions' results sums the same in any order).
-_MINUTE_SUMS = """
-WITH r AS (
-    SELECT region_id, date_trunc('minute', scheduled_at) AS minute, scheduled_at, ok, in_maintenance,
-           CASE WHEN ok THEN latency_ms END AS latency, {slot_covered} AS slot_covered
-    FROM {table}
-    WHERE monitor_id = %(monitor)s AND region_id = ANY(%(regions)s::int[])
-      AND scheduled_at >= %(since)s AND scheduled_at < %(until)s
-    -- by minute first: the grouping below reads the window's order, no second sort
-    WINDOW slot AS (PARTITION BY date_trunc('minute', scheduled_at), scheduled_at)
-)
-SELECT region_id, start, checks, failed, covered, down, count, total, least, most, ranked[1], ranked[2], ranked[3]
-FROM (
-    SELECT {region} AS region_id, minute AS start, count(ok) AS checks,
-           count(*) FILTER (WHERE NOT ok) AS failed, {covered} AS covered, {down} AS down,
-           count(latency) AS count, sum(latency) AS total, min(latency) AS least, max(latency) AS most,
-           percentile_disc(%(ranks)s::float8[]) WITHIN GROUP (ORDER BY latency) AS ranked  -- nulls left out
-    FROM r GROUP BY 1, 2
-) AS buckets
-"""
-_IN_INCIDENT = ("EXISTS (SELECT FROM unnest(%(starts)s::timestamptz[], %(ends)s::timestamptz[]) AS i(s, e)"
-                " WHERE s - %(half)s <= scheduled_at AND (e IS NULL OR scheduled_at < e - %(half)s))")
-_REGION_TIME = {"region": "region_id", "slot_covered": "NULL::bool",
-                "covered": "count(ok) FILTER (WHERE NOT in_maintenance)",
-                "down": "count(*) FILTER (WHERE NOT ok AND NOT in_maintenance)"}
-_VERDICT_TIME = {"region": "NULL::int", "covered": "count(*) FILTER (WHERE slot_covered)",
-                 "slot_covered": "row_number() OVER slot = 1 AND bool_or(ok IS NOT NULL) OVER slot"
-                                 " AND NOT bool_or(in_maintenance) OVER slot",
-                 "down": f"count(*) FILTER (WHERE slot_covered AND {_IN_INCIDENT})"}
-
-
-def _minute_sums(monitor_id: int, since: datetime, until: datetime, region_ids: list[int] | None,
-                 per_region: bool) -> dict[tuple[int | None, datetime], Stats]:
-    term = monitor_terms([monitor_id], since, until).get(monitor_id)
-    if term is None:
-        return {}
-    regions = region_ids if region_ids is not None else list(Region.objects.values_list("pk", flat=True))
-    params = {"monitor": monitor_id, "regions": regions, "since": since, "until": until,
-              "ranks": list(LATENCY_PERCENTILES), "half": timedelta(seconds=term.interval / 2),
-              "starts": [start for start, _ in term.incidents], "ends": [end for _, end in term.incidents]}
-    buckets: dict[tuple[int | None, datetime], Stats] = {}
-    with connection.cursor() as cursor:
-        if connection.timezone is UTC:  # as in _fetch
-            cursor.cursor.adapters.register_loader("timestamptz", _timestamptz_loader())
-        for kind in ([_REGION_TIME] if per_region else []) + [_VERDICT_TIME]:
-            cursor.execute(_MINUTE_SUMS.format(table=CheckResult._meta.db_table, **kind), params)
-            for region_id, start, checks, failed, covered, down, count, total, least, most, *ranked in (
-                    cursor.fetchall()):  # not row by row: a Python call per row
-                buckets[(region_id, start)] = RankedStats(
-                    checks=checks, failed_checks=failed, covered_seconds=float(covered * term.interval),
-                    down_seconds=float(down * term.interval), latency_count=count, latency_sum=total or 0.0,
-                    latency_min=least, latency_max=most, ranked=ranked, histogram=None)  # a Counter costs 3 µs
     return buckets
 
 
