@@ -35,7 +35,7 @@ import operator
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import reduce
+from functools import partial, reduce
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
@@ -145,7 +145,9 @@ class Stats:
     latency_sum: float = 0.0
     latency_min: float | None = None
     latency_max: float | None = None
-    histogram: Counter = field(default_factory=Counter)
+    # An empty Counter without Counter.__init__'s two Python calls (1.1 µs
+    # against 0.1): summing a day of minutes makes 1,440 of them.
+    histogram: Counter = field(default_factory=partial(Counter.__new__, Counter))
 
     def add(self, other: Stats) -> None:
         for name in STAT_FIELDS:
@@ -191,6 +193,20 @@ class Stats:
         if len(histogram) == 1:  # a minute's bucket, often: every percentile is its value
             (bucket,) = histogram
             return [min(max(BUCKET_VALUES[bucket], least), most)] * len(qs)
+        if len(histogram) == 2:  # a minute's bucket from two regions, most often: the walk below, unrolled
+            (low, below), (high, above) = histogram.items()  # (comparisons, not min/max: half the time)
+            if high < low:
+                low, below, high, above = high, above, low, below
+            at_low, at_high = BUCKET_VALUES[low], BUCKET_VALUES[high]
+            at_low = least if at_low < least else most if at_low > most else at_low
+            at_high = least if at_high < least else most if at_high > most else at_high
+            found = []
+            for q in qs:
+                rank = q * count
+                if rank < 1:
+                    rank = 1
+                found.append(at_low if below >= rank else at_high if below + above >= rank else most)
+            return found
         # The rank max(1, ceil(q × count)) is reached when the (whole) count
         # seen so far is at least max(1, q × count): the same, with no ceil.
         ranks = [max(1, q * count) for q in qs]
@@ -214,10 +230,12 @@ class Stats:
             return {"avg": None, "min": self.latency_min, "max": self.latency_max, "p50": None, "p95": None,
                     "p99": None}
         p50, p95, p99 = self.percentiles(LATENCY_PERCENTILES)
-        return {
-            "avg": round(self.latency_sum / count, 3), "min": self.latency_min, "max": self.latency_max,
-            "p50": round(p50, 3), "p95": round(p95, 3), "p99": round(p99, 3),
-        }
+        if p50 == p99:  # one value (a minute's bucket, often), rounded once: 1,440 of them a minute series
+            p50 = p95 = p99 = round(p50, 3)
+        else:
+            p50, p95, p99 = round(p50, 3), round(p95, 3), round(p99, 3)
+        return {"avg": round(self.latency_sum / count, 3), "min": self.latency_min, "max": self.latency_max,
+                "p50": p50, "p95": p95, "p99": p99}
 
 
 def uptime_percent(covered_seconds: float, down_seconds: float) -> float | None:
