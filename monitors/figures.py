@@ -9,9 +9,8 @@ roll-up (`refresh`), so that no request sums rollups:
   window (uptime and the latency histogram); a badge adds only the raw
   results since that roll-up.
 
-Windows are those of the monitor list (rollups.summaries) and of
-`rollups.rolled_up_uptime`: under a day, the current hour and the whole
-hours before it; a day or more, today (UTC) and the whole days before it.
+Windows start where `rollups.window_start` says, as the monitor list's
+and `rollups.rolled_up_uptime`'s do.
 Either is recomputed when a roll-up moved `rolled_up_to` or the hour turned;
 a request that finds nothing (a new install, a cache lost) computes it and
 keeps it. Late results re-summed into an hour already rolled up show from the
@@ -29,8 +28,7 @@ from . import rollups
 from .models import Monitor
 
 RATIO_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
-BADGE_WINDOWS = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30),
-                 "90d": timedelta(days=90)}
+BADGE_WINDOWS = {**RATIO_WINDOWS, "90d": timedelta(days=90)}
 RATIOS_KEY = "loopr:figures:uptime-ratios"
 BADGED_KEY = "loopr:figures:badged"  # {monitor id: when its badge figures were last computed on request}
 # Kept this long past their hour: if the worker stops, requests are served
@@ -44,12 +42,6 @@ BADGED_FOR = timedelta(days=1)
 def basis(now: datetime) -> tuple[datetime | None, datetime]:
     """What the figures of `now` depend on: the last roll-up and the hour."""
     return rollups.rolled_up_to(), rollups.floor_to(now, rollups.HOUR)
-
-
-def window_start(span: timedelta, now: datetime) -> datetime:
-    if span < rollups.DAY:
-        return rollups.floor_to(now, rollups.HOUR) - span + rollups.HOUR
-    return rollups.floor_to(now, rollups.DAY) - span + rollups.DAY
 
 
 # --- /metrics' ratios -----------------------------------------------------------------
@@ -85,7 +77,7 @@ def badge_stats(monitor_id: int, window: str, now: datetime | None = None) -> ro
     if kept is None or kept["basis"][1] != hour:
         kept = _refresh_badge(monitor_id, basis(now), now)
         _register(monitor_id, now)
-    start = window_start(BADGE_WINDOWS[window], now)
+    start = rollups.window_start(BADGE_WINDOWS[window], now)
     done = kept["basis"][0]
     stats = rollups.Stats()
     stats.add(kept["windows"][window])
@@ -105,7 +97,7 @@ def _refresh_badge(monitor_id: int, current: tuple, now: datetime) -> dict:
     done = current[0]
     windows = {}
     for name, span in BADGE_WINDOWS.items():
-        start = window_start(span, now)
+        start = rollups.window_start(span, now)
         stats = rollups.Stats()
         if done is not None and done > start:
             # Rollups only: [start, done) lies on hour boundaries, so no raw edge is read.

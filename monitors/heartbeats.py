@@ -244,16 +244,18 @@ def _prepared_cursor():
         return connection._prepare_cursor(_Prepared(connection.connection))
 
 
+def _remember(memory: dict, key: uuid.UUID, value) -> None:
+    if len(memory) >= MAX_REMEMBERED:  # bounded: forgotten heartbeats are learnt again from their next ping
+        memory.clear()
+    memory[key] = value
+
+
 def remember_schedule(monitor: Monitor) -> None:
-    if len(_schedules) >= MAX_REMEMBERED:
-        _schedules.clear()
-    _schedules[monitor.ping_uuid] = (monitor.schedule, monitor.timezone, monitor.grace)
+    _remember(_schedules, monitor.ping_uuid, (monitor.schedule, monitor.timezone, monitor.grace))
 
 
 def remember_id(key: uuid.UUID, monitor_id: int) -> None:
-    if len(_monitor_ids) >= MAX_REMEMBERED:
-        _monitor_ids.clear()
-    _monitor_ids[key] = monitor_id
+    _remember(_monitor_ids, key, monitor_id)
 
 
 def note_start(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> None:

@@ -624,9 +624,8 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
                     average, covered, down = point
                     points[(pk, hours_from + index * HOUR)] = (average, uptime_percent(covered, down))
     rest = [pk for pk in monitor_ids if pk not in day]
-    for pk in monitor_ids:
-        if pk not in day:
-            day[pk], month[pk] = Stats(), Stats()
+    for pk in rest:
+        day[pk], month[pk] = Stats(), Stats()
     if rest:
         whole_days_to = floor_to(raw_from, DAY)
         for (pk, _, start), stats in _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), raw_from,
@@ -825,6 +824,15 @@ def _day_sums(monitor_ids: list[int], since: datetime, hours_from: datetime, unt
             for monitor_id, day, covered, down in _fetch(rows)}
 
 
+def window_start(span: timedelta, now: datetime) -> datetime:
+    """Where a window of `span` ending `now` starts, as the rolled-up figures
+    count it: under a day, the current hour and the whole hours before it;
+    a day or more, today (UTC) and the whole days before it."""
+    if span < DAY:
+        return floor_to(now, HOUR) - span + HOUR
+    return floor_to(now, DAY) - span + DAY
+
+
 def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | None = None
                      ) -> dict[int, dict[str, float]]:
     """Uptime ratios (0-1) of many monitors (a Monitor queryset) over windows
@@ -837,10 +845,11 @@ def rolled_up_uptime(monitors, windows: dict[str, timedelta], now: datetime | No
     today = floor_to(now, DAY)
     filters, sums = [], {}
     for name, span in windows.items():
+        start = window_start(span, now)
         if span < DAY:
-            picked = Q(resolution=Resolution.HOUR, start__gte=floor_to(now, HOUR) - span + HOUR)
+            picked = Q(resolution=Resolution.HOUR, start__gte=start)
         else:
-            picked = (Q(resolution=Resolution.DAY, start__gte=today - span + DAY, start__lt=today)
+            picked = (Q(resolution=Resolution.DAY, start__gte=start, start__lt=today)
                       | Q(resolution=Resolution.HOUR, start__gte=today))
         filters.append(picked)
         sums[f"covered_{name}"] = Sum("covered_seconds", filter=picked)

@@ -50,6 +50,15 @@ def manages(request, team: Team | None) -> bool:
     return team is not None and team.pk is not None and Role.rank(team.role_of(request.user)) >= Role.rank(Role.ADMIN)
 
 
+def allows(check, *args) -> bool:
+    """Whether one of the team's checks (Team.check_*) lets this through."""
+    try:
+        check(*args)
+    except (PermissionDenied, ValidationError):
+        return False
+    return True
+
+
 def refused(exc: Exception) -> list[str]:
     """A refusal's messages, for a form: PermissionDenied's text, or a ValidationError's."""
     return [str(exc)] if isinstance(exc, PermissionDenied) else exc.messages
@@ -165,7 +174,7 @@ class TeamAdmin(ByRoleAdmin, CountedDeleteAdmin, AuditedAdmin, admin.ModelAdmin)
 
     def get_readonly_fields(self, request, obj=None):
         shown = list(super().get_readonly_fields(request, obj))
-        if obj is not None and not self._allows(obj.check_rename, request):
+        if obj is not None and not allows(obj.check_rename, request.user):
             shown.append("name")
         return shown
 
@@ -183,15 +192,7 @@ class TeamAdmin(ByRoleAdmin, CountedDeleteAdmin, AuditedAdmin, admin.ModelAdmin)
         return is_staff(request) and (obj is None or manages(request, obj))
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return is_staff(request) and obj is not None and self._allows(obj.check_delete, request)
-
-    @staticmethod
-    def _allows(check, request) -> bool:
-        try:
-            check(request.user)
-        except (PermissionDenied, ValidationError):
-            return False
-        return True
+        return is_staff(request) and obj is not None and allows(obj.check_delete, request.user)
 
     @admin.display(description="your role")
     def your_role(self, team: Team) -> str:
@@ -329,11 +330,7 @@ class InvitationAdmin(ManagedAdmin, admin.ModelAdmin):
             return False
         if obj is None:
             return Team.objects.administered_by(request.user).exists()
-        try:
-            obj.team.check_grant(request.user, obj.role, "revoke invitations of")
-        except PermissionDenied:
-            return False
-        return True
+        return allows(obj.team.check_grant, request.user, obj.role, "revoke invitations of")
 
     def save_model(self, request, obj: Invitation, form, change: bool) -> None:
         try:

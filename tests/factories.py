@@ -5,6 +5,7 @@ from datetime import timedelta
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from monitors.models import Incident, MaintenanceWindow, Monitor
 from notifications.models import Channel, Notification
@@ -117,3 +118,10 @@ def member(team: Team, user, role: str) -> Membership:
     """`user` in `team` with `role` (changed if they are a member already)."""
     membership, _ = Membership.objects.update_or_create(team=team, user=user, defaults={"role": role})
     return membership
+
+
+def client_of(user) -> APIClient:
+    """An API client signed in as `user` (a session, as the browsable API's)."""
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

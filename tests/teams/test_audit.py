@@ -4,21 +4,14 @@ with who made it and what changed (secrets never), for admins and owners."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from teams.choices import Role
 from teams.models import AuditEntry, Membership
-from tests.factories import ChannelFactory, MonitorFactory, TeamFactory, UserFactory, member
+from tests.factories import ChannelFactory, MonitorFactory, TeamFactory, UserFactory, client_of, member
 
 pytestmark = pytest.mark.django_db
 
 LOG = "/api/v1/audit-log/"
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 def actions(**filters) -> list[tuple[str, str]]:

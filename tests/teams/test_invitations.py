@@ -9,21 +9,14 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from teams.choices import Role
 from teams.models import AuditEntry, Invitation, Membership, hash_key
-from tests.factories import TeamFactory, UserFactory, member
+from tests.factories import TeamFactory, UserFactory, client_of, member
 
 pytestmark = pytest.mark.django_db
 
 LINK = re.compile(r"https?://\S+/invitations/(inv_[-\w]+)/")
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ anyone else finds nothing there (a 404), a viewer's write is a 403."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from monitors.models import MaintenanceWindow, Monitor
 from notifications.models import Channel
@@ -17,18 +16,13 @@ from tests.factories import (
     MonitorFactory,
     TeamFactory,
     UserFactory,
+    client_of,
     member,
 )
 
 pytestmark = pytest.mark.django_db
 
 MONITORS = "/api/v1/monitors/"
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture

@@ -4,21 +4,14 @@ and a team always keeps an owner."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from teams.choices import Role
 from teams.models import Membership, Team
-from tests.factories import TeamFactory, UserFactory, member
+from tests.factories import TeamFactory, UserFactory, client_of, member
 
 pytestmark = pytest.mark.django_db
 
 TEAMS = "/api/v1/teams/"
-
-
-def client_of(user) -> APIClient:
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
 
 
 @pytest.fixture
