@@ -78,10 +78,15 @@ def test_a_heartbeat_goes_down_when_late_alerts_once_and_comes_back_with_a_ping(
                           timeout=10).status_code == 200
 
     # A ping brings it back; /fail and an exit status take it down and up again.
+    # Each change is let out before the next: an alert says what changed
+    # since people were last told, so a down and up between two deliveries
+    # would rightly be one message, not two.
     assert requests.get(ping_url, timeout=10).status_code == 200
     assert status_of(monitor_id) == "up"
+    wait_for(lambda: len(events(hook)) == 2, timeout=20, message="the up webhook")
     assert requests.get(ping_url + "/fail", timeout=10).status_code == 200
     assert status_of(monitor_id) == "down"
+    wait_for(lambda: len(events(hook)) == 3, timeout=20, message="the second down webhook")
     assert requests.get(ping_url + "/0", timeout=10).status_code == 200
     assert status_of(monitor_id) == "up"
     assert requests.get(ping_url + "/999", timeout=10).status_code == 400
