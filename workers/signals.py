@@ -1,5 +1,5 @@
 """Process wiring: probe nodes announce themselves; beat makes sure the
-system's periodic tasks exist."""
+system's periodic tasks exist and stops between two publishes."""
 
 from __future__ import annotations
 
@@ -81,6 +81,13 @@ def start_node_threads(sender=None, **kwargs) -> None:
     @signals.worker_shutdown.connect(weak=False)
     def stop_node_threads(**_kwargs) -> None:
         stop.set()
+
+
+@signals.beat_init.connect
+def stop_beat_between_publishes(sender=None, **kwargs) -> None:
+    from .beat import install_stop_handler
+
+    install_stop_handler(sender)
 
 
 @signals.beat_init.connect

@@ -66,13 +66,17 @@ class Cuttable:
                     upstream.close()
                     return
                 self.open += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+            for a, b, request in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pipe, args=(a, b, request, client), daemon=True).start()
 
-    @staticmethod
-    def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    def passing(self, data: bytes, request: bool, client: socket.socket) -> None:
+        """Sees every chunk on its way (`request`: from `client` to the
+        server, else the answer to it); may hold it."""
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, request: bool, client: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.passing(data, request, client)
                 sink.sendall(data)
         except OSError:
             pass
@@ -81,3 +85,34 @@ class Cuttable:
                 s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+class HoldsReply(Cuttable):
+    """Forwards like Cuttable; once `arm()`ed, the server's answer to the next
+    request that contains `marker` is held until `release()`: the client
+    waits in the middle of that command, as behind a slow network."""
+
+    def __init__(self, target: tuple[str, int], marker: bytes) -> None:
+        self.marker = marker
+        self.armed = threading.Event()
+        self.holding = threading.Event()
+        self.released = threading.Event()
+        self.held_for: socket.socket | None = None
+        self.seen = 0  # requests that contained the marker
+        super().__init__(target)
+
+    def arm(self) -> None:
+        self.armed.set()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def passing(self, data: bytes, request: bool, client: socket.socket) -> None:
+        if request:
+            self.seen += data.count(self.marker)
+        if request and self.armed.is_set() and self.marker in data:
+            self.armed.clear()
+            self.held_for = client
+            self.holding.set()
+        elif not request and client is self.held_for:
+            self.released.wait()
