@@ -9,7 +9,7 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 
-from loopr.api import TokenScopePermission, token_team
+from loopr.api import JSONRenderer, TokenScopePermission, token_team
 from loopr.schema import error_response
 from teams.choices import Role
 
@@ -91,7 +91,7 @@ class YAMLRenderer(renderers.BaseRenderer):
         if response is not None and response.status_code >= 400:
             # An error is JSON, as everywhere in the API, whatever format the file would have had.
             response["Content-Type"] = "application/json"
-            return renderers.JSONRenderer().render(data, "application/json", renderer_context)
+            return JSONRenderer().render(data, "application/json", renderer_context)
         return dumped(data).encode(self.charset)
 
 
@@ -104,7 +104,7 @@ class YAMLRenderer(renderers.BaseRenderer):
 @api_view(["GET"])
 # DRF reads `?format=` itself, before the view, to choose the renderer: YAML
 # must be one of them, or `?format=yaml` would be a 404.
-@renderer_classes([YAMLRenderer, renderers.JSONRenderer])
+@renderer_classes([YAMLRenderer, JSONRenderer])
 def export_view(request):
     """The objects as a loopr.yaml that applies with no change; channels'
     secrets are never in it."""

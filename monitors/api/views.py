@@ -12,12 +12,13 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import BasePagination, CursorPagination
-from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
+from rest_framework.renderers import BrowsableAPIRenderer
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from loopr.api import (
     IdFilter,
+    JSONRenderer,
     StrictBooleanFilter,
     TeamScoped,
     UtcDateTimeFilter,
