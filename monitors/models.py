@@ -738,8 +738,23 @@ class MonitorSummary(models.Model):
     # The 30 days: whole days from the day rollups, then the hours of rolled_up_to's day.
     month_covered_seconds = models.FloatField(default=0)
     month_down_seconds = models.FloatField(default=0)
-    # Per hour of the 23, oldest first: [average latency ms or null, failed checks, checks].
+    # Per hour of the 23, oldest first: [average latency ms, covered s, down s] or null (no data).
     hours = models.JSONField(default=list)
+    # The same for the hour after rolled_up_to's, read until that hour is
+    # rolled up too (the two minutes and more after each hour turns, and
+    # while the roll-up writes these rows): the 24-hour span's hours
+    # [rolled_up_to - 22 h, rolled_up_to) and the 30 days of that hour's day
+    # (the hours are the last 22 of `hours`). Null: not summed (a row
+    # written before these columns): the list sums that monitor's rollups.
+    next_day_covered_seconds = models.FloatField(null=True, blank=True)
+    next_day_down_seconds = models.FloatField(null=True, blank=True)
+    next_day_latency_count = models.PositiveIntegerField(null=True, blank=True)
+    next_day_latency_sum = models.FloatField(null=True, blank=True)
+    next_day_latency_min = models.FloatField(null=True, blank=True)
+    next_day_latency_max = models.FloatField(null=True, blank=True)
+    next_day_histogram = models.BinaryField(null=True, blank=True)
+    next_month_covered_seconds = models.FloatField(null=True, blank=True)
+    next_month_down_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "monitor summaries"

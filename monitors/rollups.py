@@ -594,41 +594,49 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
     """Uptime of the last 24 hours and 30 days, the 24 hours' p95 and (with
     `hours`: the admin's sparkline) their hours for a page of monitors in a
     few queries: each monitor's MonitorSummary row (its rolled-up part,
-    refreshed after each roll-up) and the raw results since the last roll-up.
-    A monitor whose row is not of the last roll-up (new, or the hour just
-    turned and not yet rolled up) is summed from its rollups instead: the
-    same figures, more rows read."""
+    refreshed after each roll-up) and the raw results since that roll-up.
+    A row of the hour before serves too, by its `next_` columns: the hour
+    just turned and not yet rolled up, or rolled up and its rows still being
+    written. A monitor without either (new, or a row older still) is summed
+    from its rollups instead: the same figures, more rows read."""
     now = now or timezone.now()
     if not monitor_ids:
         return {}
     hours_from, days_from = summary_spans(now)
+    current = floor_to(now, HOUR)
     done = rolled_up_to()
-    raw_from = hours_from if done is None else max(min(done, now), hours_from)
     day: dict[int, Stats] = {}
     month: dict[int, Stats] = {}
+    raw_from: dict[int, datetime] = {}
     hourly: dict[tuple[int, datetime], Stats] = {}
     points: dict[tuple[int, datetime], tuple] = {}  # the summary rows' hours, as shown
-    if done is not None and done == floor_to(now, HOUR):
+    if done is not None and done >= current - HOUR:
         # Plain values: a page's 100 rows as model instances (and their hours'
         # JSON where they are not shown) were a third of the API list's CPU.
-        rows = MonitorSummary.objects.filter(monitor_id__in=monitor_ids, rolled_up_to=done).values_list(
-            "monitor_id", "day_covered_seconds", "day_down_seconds", "day_latency_count", "day_latency_sum",
-            "day_latency_min", "day_latency_max", "day_histogram", "month_covered_seconds", "month_down_seconds",
-            *(["hours"] if hours else []))
-        for pk, covered, down, count, total, least, most, histogram, month_covered, month_down, *shown in rows:
+        rows = MonitorSummary.objects.filter(monitor_id__in=monitor_ids, rolled_up_to__in=[current, current - HOUR])
+        for pk, upto, *columns in rows.values_list("monitor_id", "rolled_up_to", *SUMMARY_COLUMNS,
+                                                   *(["hours"] if hours else [])):
+            ours = columns[:9] if upto == current else columns[9:18]
+            covered, down, count, total, least, most, histogram, month_covered, month_down = ours
+            if covered is None:  # a row from before the next-hour columns
+                continue
             day[pk] = Stats(covered_seconds=covered, down_seconds=down, latency_count=count, latency_sum=total,
                             latency_min=least, latency_max=most, histogram=unpack_histogram(bytes(histogram)))
             month[pk] = Stats(covered_seconds=month_covered, down_seconds=month_down)
-            for index, point in enumerate(shown[0] if shown else ()):
-                if point is not None:
+            raw_from[pk] = upto
+            first = upto - (SPARK_HOURS - 1) * HOUR  # the row's hours start an hour early if it is the hour before's
+            for index, point in enumerate(columns[18] if hours else ()):
+                start = first + index * HOUR
+                if point is not None and start >= hours_from:
                     average, covered, down = point
-                    points[(pk, hours_from + index * HOUR)] = (average, uptime_percent(covered, down))
+                    points[(pk, start)] = (average, uptime_percent(covered, down))
     rest = [pk for pk in monitor_ids if pk not in day]
+    rest_raw_from = hours_from if done is None else max(min(done, now), hours_from)
     for pk in rest:
-        day[pk], month[pk] = Stats(), Stats()
+        day[pk], month[pk], raw_from[pk] = Stats(), Stats(), rest_raw_from
     if rest:
-        whole_days_to = floor_to(raw_from, DAY)
-        for (pk, _, start), stats in _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), raw_from,
+        whole_days_to = floor_to(rest_raw_from, DAY)
+        for (pk, _, start), stats in _rollups(rest, Resolution.HOUR, min(hours_from, whole_days_to), rest_raw_from,
                                               None, True).items():
             if start >= hours_from:
                 day[pk].add(stats)
@@ -637,14 +645,18 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
                 month[pk].add(stats)
         for (pk, _), stats in _sums(rest, Resolution.DAY, days_from, whole_days_to).items():
             month[pk].add(stats)
-    # Since the last roll-up: raw results, every monitor of the page (per hour for the sparkline).
-    bucket = (lambda slot: floor_to(slot, HOUR)) if hours else (lambda slot: raw_from)
-    for (pk, _, start), stats in sum_raw(monitor_ids, raw_from, now, bucket, per_region=False).items():
-        day[pk].add(stats)
-        month[pk].covered_seconds += stats.covered_seconds  # uptime only: no histogram to merge
-        month[pk].down_seconds += stats.down_seconds
-        if hours:
-            hourly.setdefault((pk, start), Stats()).add(stats)
+    # Since each one's roll-up: raw results (per hour for the sparkline).
+    bucket = (lambda slot: floor_to(slot, HOUR)) if hours else (lambda slot: hours_from)
+    groups: dict[datetime, list[int]] = defaultdict(list)
+    for pk in monitor_ids:
+        groups[raw_from[pk]].append(pk)
+    for since, ids in groups.items():
+        for (pk, _, start), stats in sum_raw(ids, since, now, bucket, per_region=False).items():
+            day[pk].add(stats)
+            month[pk].covered_seconds += stats.covered_seconds  # uptime only: no histogram to merge
+            month[pk].down_seconds += stats.down_seconds
+            if hours:
+                hourly.setdefault((pk, start), Stats()).add(stats)
     out = {}
     starts = [hours_from + index * HOUR for index in range(SPARK_HOURS)] if hours else []
     for pk in monitor_ids:
@@ -658,6 +670,14 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
         out[pk] = Summary(day[pk].uptime_percent, month[pk].uptime_percent, _round(day[pk].percentile(0.95)),
                           tuple(shown))
     return out
+
+
+_DAY_COLUMNS = ["covered_seconds", "down_seconds", "latency_count", "latency_sum", "latency_min", "latency_max",
+                "histogram"]
+# A summary row's figures for its own hour, then for the hour after it.
+SUMMARY_COLUMNS = [*[f"day_{name}" for name in _DAY_COLUMNS], "month_covered_seconds", "month_down_seconds",
+                   *[f"next_day_{name}" for name in _DAY_COLUMNS], "next_month_covered_seconds",
+                   "next_month_down_seconds"]
 
 
 def _average(stats: Stats | None) -> float | None:
@@ -684,33 +704,52 @@ def refresh_summaries(monitor_ids: list[int] | None = None, deadline: datetime |
 
 
 def _refresh_summaries(monitor_ids: list[int], done: datetime) -> None:
-    # The rolled-up part of what summaries() shows when `done` is the current hour.
+    # The rolled-up part of what summaries() shows when `done` is the current
+    # hour, and when the hour after it is (before `done`'s hour is rolled up).
     hours_from, days_from = summary_spans(done)
     whole_days_to = floor_to(done, DAY)
+    next_days_from = summary_spans(done + HOUR)[1]
     hours = _rollups(monitor_ids, Resolution.HOUR, min(hours_from, whole_days_to), done, None, True)
     months = _sums(monitor_ids, Resolution.DAY, days_from, whole_days_to)
+    # The next hour opens a new day once a day: its 30 days start a day later.
+    next_months = months if next_days_from == days_from else _sums(monitor_ids, Resolution.DAY, next_days_from,
+                                                                   whole_days_to)
+    by_monitor: dict[int, dict[datetime, Stats]] = defaultdict(dict)
+    for (monitor_id, _, start), stats in hours.items():
+        by_monitor[monitor_id][start] = stats
     rows = []
     for pk in monitor_ids:
-        day, month = Stats(), months.get((pk, None), Stats())
+        mine = by_monitor.get(pk, {})
+        day, next_day = Stats(), Stats()
+        month = months.get((pk, None), Stats())
+        next_month = month if next_months is months else next_months.get((pk, None), Stats())
         points: list = []
         for index in range(SPARK_HOURS - 1):
-            start = hours_from + index * HOUR
-            stats = hours.get((pk, None, start))
+            stats = mine.get(hours_from + index * HOUR)
             if stats is not None:
                 day.add(stats)
+                if index:  # the next hour's span starts an hour later
+                    next_day.add(stats)
             points.append(None if stats is None else
                           [_average(stats), stats.covered_seconds, stats.down_seconds])
-        for (monitor_id, _, start), stats in hours.items():
-            if monitor_id == pk and start >= whole_days_to:
+        for start, stats in mine.items():
+            if start >= whole_days_to:
                 month.add(stats)
+                if next_month is not month:
+                    next_month.add(stats)
         rows.append(MonitorSummary(
-            monitor_id=pk, rolled_up_to=done, day_covered_seconds=day.covered_seconds,
-            day_down_seconds=day.down_seconds, day_latency_count=day.latency_count,
-            day_latency_sum=day.latency_sum, day_latency_min=day.latency_min, day_latency_max=day.latency_max,
-            day_histogram=pack_histogram(day.histogram), month_covered_seconds=month.covered_seconds,
-            month_down_seconds=month.down_seconds, hours=points))
+            monitor_id=pk, rolled_up_to=done, **_summary_fields("day_", day), month_covered_seconds=month.covered_seconds,
+            month_down_seconds=month.down_seconds, hours=points, **_summary_fields("next_day_", next_day),
+            next_month_covered_seconds=next_month.covered_seconds,
+            next_month_down_seconds=next_month.down_seconds))
     fields = [f.name for f in MonitorSummary._meta.concrete_fields if not f.primary_key]
     MonitorSummary.objects.bulk_create(rows, update_conflicts=True, unique_fields=["monitor"], update_fields=fields)
+
+
+def _summary_fields(prefix: str, day: Stats) -> dict:
+    values = (day.covered_seconds, day.down_seconds, day.latency_count, day.latency_sum, day.latency_min,
+              day.latency_max, pack_histogram(day.histogram))
+    return {prefix + name: value for name, value in zip(_DAY_COLUMNS, values)}
 
 
 def _sums(monitor_ids: list[int], resolution: str, since: datetime, until: datetime) -> dict[tuple[int, None], Stats]:

@@ -13,7 +13,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from monitors import ingest, rollups
-from monitors.models import CheckResult, MonitorSummary
+from monitors.choices import Resolution
+from monitors.models import CheckResult, MonitorSummary, Rollup, RollupProgress
 from tests.factories import MonitorFactory, RegionFactory
 from tests.monitors.test_ingest import result
 
@@ -179,6 +180,10 @@ def test_another_users_monitor_is_a_404(api, other_user):
 def outage(user, hour):
     """A monitor checked every minute from two regions for three hours, both
     failing for ten minutes of the second (an outage: downtime); rolled up."""
+    return checked_with_an_outage(user, hour)
+
+
+def checked_with_an_outage(user, hour):
     monitor = MonitorFactory(owner=user, interval=60, retries=0)
     slots = [hour + timedelta(minutes=i) for i in range(180)]
     for region, latency in (("eu", 100.0), ("us", 300.0)):
@@ -218,6 +223,67 @@ def test_the_monitor_lists_figures_from_summary_rows_equal_those_summed_from_rol
     assert by_start[hour + timedelta(hours=1)][1] < 100 and by_start[hour][1] == 100.0
     assert by_start[hour][0] == pytest.approx(203, abs=1)
     assert by_start[hour - timedelta(hours=1)] == (None, None)
+
+
+def summed_both_ways(monitor, now):
+    """The list's figures from the summary rows (no rollup read), then summed
+    from rollups and raw results with the rows gone."""
+    with CaptureQueriesContext(connection) as read:
+        fast = rollups.summaries([monitor.pk], now=now)[monitor.pk]
+    assert not any('"monitors_rollup"' in q["sql"] for q in read.captured_queries)
+    MonitorSummary.objects.all().delete()
+    slow = rollups.summaries([monitor.pk], now=now)[monitor.pk]
+    return fast, slow
+
+
+def test_after_the_hour_turns_and_before_its_roll_up_the_list_reads_the_summary_rows_next_hour_part(
+        user, outage, hour):
+    # Rolled up to an hour back (not yet that hour itself), the rows written there.
+    done = rollups.rolled_up_to() - rollups.HOUR
+    RollupProgress.objects.filter(pk=1).update(rolled_up_to=done)
+    rollups.refresh_summaries()
+    now = done + rollups.HOUR + timedelta(minutes=5)  # the hour after it
+    ingest.ingest_results("eu", "eu@h", [result(outage, done + timedelta(minutes=1), latency_ms=900.0),
+                                         result(outage, now - timedelta(minutes=2), ok=False)])
+    fast, slow = summed_both_ways(outage, now)
+    assert fast == slow
+    verdict = rollups.window([outage.pk], rollups.summary_spans(now)[0], now)[(outage.pk, None)]
+    assert fast.uptime_24h == verdict.uptime_percent < 100
+    assert fast.latency_p95_24h_ms == round(verdict.percentile(0.95), 3)
+    # The sparkline moved on by an hour: the row's hours an hour later, then the raw ones.
+    assert fast.hours[0][0] == rollups.floor_to(now, rollups.HOUR) - 23 * rollups.HOUR
+    assert dict((start, a) for start, a, _ in fast.hours)[done] == 900.0
+
+
+def test_in_a_days_first_hour_before_its_roll_up_the_lists_30_days_leave_out_the_oldest_day(user):
+    midnight = rollups.floor_to(timezone.now(), rollups.DAY) - rollups.DAY
+    monitor = checked_with_an_outage(user, midnight - 3 * rollups.HOUR)
+    last_hour = midnight - rollups.HOUR
+    # A clean day 30 days back: in the 30 days seen from the day's last hour, not from the next day's first.
+    oldest = rollups.summary_spans(last_hour)[1]
+    Rollup.objects.create(monitor=monitor, resolution=Resolution.DAY, start=oldest, checks=1440,
+                          covered_seconds=86400)
+    # Rolled up to the day's last hour (not yet that hour itself), the rows written there.
+    RollupProgress.objects.filter(pk=1).update(rolled_up_to=last_hour)
+    MonitorSummary.objects.all().delete()
+    rollups.refresh_summaries()
+    in_the_last_hour = rollups.summaries([monitor.pk], now=last_hour + timedelta(minutes=5))[monitor.pk]
+    now = midnight + timedelta(minutes=5)
+    fast, slow = summed_both_ways(monitor, now)
+    assert fast == slow
+    month = rollups.window([monitor.pk], rollups.summary_spans(now)[1], now)[(monitor.pk, None)]
+    assert fast.uptime_30d == month.uptime_percent < in_the_last_hour.uptime_30d < 100
+
+
+def test_a_summary_row_without_its_next_hour_part_is_not_used_for_the_next_hour(user, outage):
+    done = rollups.rolled_up_to()
+    MonitorSummary.objects.update(next_day_covered_seconds=None)
+    now = done + rollups.HOUR + timedelta(minutes=5)
+    with CaptureQueriesContext(connection) as read:
+        figures = rollups.summaries([outage.pk], now=now)[outage.pk]
+    assert any('"monitors_rollup"' in q["sql"] for q in read.captured_queries)
+    MonitorSummary.objects.all().delete()
+    assert figures == rollups.summaries([outage.pk], now=now)[outage.pk]
 
 
 def test_a_summary_row_of_an_older_roll_up_is_not_used(user, outage):
