@@ -15,6 +15,7 @@ from ..choices import Resolution
 from ..models import Incident, Monitor
 from ..regions import Region
 from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, series, window
+from .minutes import Figures, figures_of, minute_figures
 
 TIME = serializers.DateTimeField()  # the API's own rendering of a time
 WINDOWS = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY, "365d": 365 * DAY}
@@ -108,25 +109,30 @@ def _figures(stats: Stats) -> dict:
 def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetime, region: Region | None) -> dict:
     """Every bucket of the range, oldest first; one with no data has
     `uptime_percent: null` (a gap, never downtime)."""
-    buckets = series(monitor.pk, resolution, since, until, [region.pk] if region else None,
-                     per_region=region is not None)
-    key = region.pk if region else None
-    size, get, rows = SIZES[resolution], buckets.get, []
+    size = SIZES[resolution]
+    if size == MINUTE:
+        figures = minute_figures(monitor, since, until, region)
+    else:
+        key = region.pk if region else None
+        figures = {start: figures_of(stats) for (region_id, start), stats in series(
+            monitor.pk, resolution, since, until, [region.pk] if region else None,
+            per_region=region is not None).items() if region_id == key}
+    get, rows = figures.get, []
     # The API renders times in the current time zone; in UTC (the default)
     # that is isoformat with a Z, without DRF's conversion per bucket.
     utc = timezone.get_current_timezone_name() == "UTC"
     # Built as plain data: a serializer per bucket costs ~70 µs, 100 ms for a
     # day of minutes; an empty bucket is a copy of one row built once.
-    empty = _bucket("", EMPTY)
+    empty = _bucket("", figures_of(EMPTY))
     start = since
     for text in _minutes_in_utc(since, until) if utc and size == MINUTE else ():
-        stats = get((key, start))
-        rows.append(_bucket(text, stats) if stats is not None else {**empty, "start": text})
+        found = get(start)
+        rows.append(_bucket(text, found) if found is not None else {**empty, "start": text})
         start += size
     while start < until:
         text = start.isoformat().replace("+00:00", "Z") if utc else TIME.to_representation(start)
-        stats = get((key, start))
-        rows.append(_bucket(text, stats) if stats is not None else {**empty, "start": text})
+        found = get(start)
+        rows.append(_bucket(text, found) if found is not None else {**empty, "start": text})
         start += size
     return {"monitor": monitor.pk, "resolution": resolution, "since": TIME.to_representation(since),
             "until": TIME.to_representation(until), "region": region.name if region else None, "buckets": rows}
@@ -151,10 +157,11 @@ def _minutes_in_utc(since: datetime, until: datetime) -> list[str]:
     return out
 
 
-def _bucket(start: str, stats: Stats) -> dict:
-    return {"start": start, "checks": stats.checks, "failed_checks": stats.failed_checks,
-            "uptime_percent": stats.uptime_percent, "downtime_seconds": round(stats.down_seconds, 3),
-            "latency_ms": stats.latency()}
+def _bucket(start: str, figures: Figures) -> dict:
+    checks, failed, uptime_percent, down, avg, least, most, p50, p95, p99 = figures
+    return {"start": start, "checks": checks, "failed_checks": failed, "uptime_percent": uptime_percent,
+            "downtime_seconds": down, "latency_ms": {"avg": avg, "min": least, "max": most, "p50": p50,
+                                                     "p95": p95, "p99": p99}}
 
 
 class LatencySerializer(serializers.Serializer):

@@ -295,3 +295,47 @@ def test_a_summary_row_of_an_older_roll_up_is_not_used(user, outage):
     # The next roll-up brings it up to date.
     rollups.refresh_summaries()
     assert MonitorSummary.objects.get(monitor=outage).rolled_up_to == done
+
+
+def minutes_of(api, monitor, since, until) -> dict:
+    body = api.get(f"/api/v1/monitors/{monitor.pk}/series/?resolution=minute&since={iso(since)}"
+                   f"&until={iso(until)}").json()
+    return {bucket["start"]: bucket for bucket in body["buckets"]}
+
+
+def test_a_minute_series_asked_again_keeps_its_closed_hours_and_sums_only_the_rest(api, outage, hour):
+    since, until = hour + timedelta(minutes=30), hour + timedelta(hours=3)
+    first = minutes_of(api, outage, since, until)
+    # The raw results of a rolled-up hour are not read again: gone, they still show.
+    CheckResult.objects.filter(monitor=outage, scheduled_at__gte=hour + rollups.HOUR,
+                               scheduled_at__lt=hour + 2 * rollups.HOUR).delete()
+    assert minutes_of(api, outage, since, until) == first
+    # A range a minute later: the same hours, the same figures.
+    later = minutes_of(api, outage, since + timedelta(minutes=1), until)
+    assert later == {start: bucket for start, bucket in first.items() if start != iso(since)}
+    # Summed afresh (nothing kept) the deleted hour is empty: the kept figures were what was shown.
+    from monitors.api.minutes import kept
+
+    kept.clear()
+    assert minutes_of(api, outage, since, until)[iso(hour + 90 * timedelta(minutes=1))]["checks"] == 0
+
+
+def test_a_late_result_in_a_kept_hour_shows_once_the_hour_is_rolled_up_again(api, outage, hour):
+    since, until = hour, hour + timedelta(hours=3)
+    minute = hour + timedelta(minutes=100, seconds=30)  # between two slots: a slot of its own
+    assert iso(minute.replace(second=0)) in minutes_of(api, outage, since, until)
+    before = minutes_of(api, outage, since, until)[iso(minute.replace(second=0))]["checks"]
+    ingest.ingest_results("eu", "eu@h", [result(outage, minute, ok=False)])
+    rollups.roll_up()  # late results first: the hour is summed again
+    assert minutes_of(api, outage, since, until)[iso(minute.replace(second=0))]["checks"] == before + 1
+
+
+def test_a_kept_hours_downtime_follows_its_incidents_and_the_monitors_interval(api, outage, hour):
+    since, until = hour, hour + timedelta(hours=3)
+    down = {start for start, bucket in minutes_of(api, outage, since, until).items() if bucket["downtime_seconds"]}
+    assert len(down) == 10
+    outage.interval = 120
+    outage.save(update_fields=["interval"])
+    assert {b["downtime_seconds"] for s, b in minutes_of(api, outage, since, until).items() if s in down} == {120}
+    outage.incidents.all().delete()
+    assert not any(b["downtime_seconds"] for b in minutes_of(api, outage, since, until).values())
