@@ -66,3 +66,12 @@ class RedisCache(DjangoRedisCache):
 
 def _glob_escape(text: str) -> str:
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)
+
+
+def remember(memory: dict, key, value, limit: int) -> None:
+    """Keep `value` in a process's own `memory`, bounded by forgetting it all
+    once it holds `limit` entries: what is forgotten is learnt again on its
+    next use, and the check costs one len() where an LRU's order costs a lock."""
+    if len(memory) >= limit:
+        memory.clear()
+    memory[key] = value

@@ -29,6 +29,7 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from loopr import tallies
+from loopr.cache import remember
 
 from .bulk import STATUS_FIELDS
 from .choices import ErrorKind, Health, MonitorKind, PingKind
@@ -244,18 +245,12 @@ def _prepared_cursor():
         return connection._prepare_cursor(_Prepared(connection.connection))
 
 
-def _remember(memory: dict, key: uuid.UUID, value) -> None:
-    if len(memory) >= MAX_REMEMBERED:  # bounded: forgotten heartbeats are learnt again from their next ping
-        memory.clear()
-    memory[key] = value
-
-
 def remember_schedule(monitor: Monitor) -> None:
-    _remember(_schedules, monitor.ping_uuid, (monitor.schedule, monitor.timezone, monitor.grace))
+    remember(_schedules, monitor.ping_uuid, (monitor.schedule, monitor.timezone, monitor.grace), MAX_REMEMBERED)
 
 
 def remember_id(key: uuid.UUID, monitor_id: int) -> None:
-    _remember(_monitor_ids, key, monitor_id)
+    remember(_monitor_ids, key, monitor_id, MAX_REMEMBERED)
 
 
 def note_start(monitor: Monitor, now: datetime, rid: uuid.UUID | None) -> None:

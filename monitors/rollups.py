@@ -616,7 +616,7 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
         rows = MonitorSummary.objects.filter(monitor_id__in=monitor_ids, rolled_up_to__in=[current, current - HOUR])
         for pk, upto, *columns in rows.values_list("monitor_id", "rolled_up_to", *SUMMARY_COLUMNS,
                                                    *(["hours"] if hours else [])):
-            ours = columns[:9] if upto == current else columns[9:18]
+            ours = columns[:_COLUMNS_A_HOUR] if upto == current else columns[_COLUMNS_A_HOUR:2 * _COLUMNS_A_HOUR]
             covered, down, count, total, least, most, histogram, month_covered, month_down = ours
             if covered is None:  # a row from before the next-hour columns
                 continue
@@ -625,7 +625,7 @@ def summaries(monitor_ids: list[int], now: datetime | None = None, hours: bool =
             month[pk] = Stats(covered_seconds=month_covered, down_seconds=month_down)
             raw_from[pk] = upto
             first = upto - (SPARK_HOURS - 1) * HOUR  # the row's hours start an hour early if it is the hour before's
-            for index, point in enumerate(columns[18] if hours else ()):
+            for index, point in enumerate(columns[2 * _COLUMNS_A_HOUR] if hours else ()):
                 start = first + index * HOUR
                 if point is not None and start >= hours_from:
                     average, covered, down = point
@@ -678,6 +678,7 @@ _DAY_COLUMNS = ["covered_seconds", "down_seconds", "latency_count", "latency_sum
 SUMMARY_COLUMNS = [*[f"day_{name}" for name in _DAY_COLUMNS], "month_covered_seconds", "month_down_seconds",
                    *[f"next_day_{name}" for name in _DAY_COLUMNS], "next_month_covered_seconds",
                    "next_month_down_seconds"]
+_COLUMNS_A_HOUR = len(SUMMARY_COLUMNS) // 2  # then the sparkline's hours
 
 
 def _average(stats: Stats | None) -> float | None:

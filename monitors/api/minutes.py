@@ -7,22 +7,23 @@ rolled up changes only when something it is summed from does, and each such
 thing is in the hour's key: its rollup row (written anew, with new counts,
 when late results arrive), the monitor's interval, quorum and latency
 threshold, and the incidents around the hour (downtime is their span). So
-its 60 buckets' figures are kept (least recently used first out, a bounded
-number of hours per process) and only the rest of the range is summed again.
+its 60 buckets' figures are kept (a bounded number of hours per process,
+forgotten all at once when full: loopr.cache.remember) and only the rest of
+the range is summed again.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from datetime import datetime, timedelta
 
 from django.db.models import Q
 
+from loopr.cache import remember
+
 from ..choices import Resolution
 from ..models import Incident, Monitor, Rollup
 from ..regions import Region
-from ..rollups import HOUR, Stats, ceil_to, floor_to, rolled_up_to, series
+from ..rollups import HOUR, Stats, floor_to, rolled_up_to, series
 
 # A bucket as the API shows it: checks, failed_checks, uptime_percent,
 # downtime_seconds, then latency avg, min, max, p50, p95, p99 (ms).
@@ -40,34 +41,8 @@ def figures_of(stats: Stats) -> Figures:
             *[latency[name] for name in LATENCY_NAMES])
 
 
-class _Kept:
-    """A bounded map, least recently used out first; shared by a process's threads."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.lock = threading.Lock()
-        self.items: OrderedDict = OrderedDict()
-
-    def get(self, key):
-        with self.lock:
-            value = self.items.get(key)
-            if value is not None:
-                self.items.move_to_end(key)
-            return value
-
-    def put(self, key, value) -> None:
-        with self.lock:
-            self.items[key] = value
-            self.items.move_to_end(key)
-            while len(self.items) > self.size:
-                self.items.popitem(last=False)
-
-    def clear(self) -> None:
-        with self.lock:
-            self.items.clear()
-
-
-kept = _Kept(KEPT_HOURS)
+# What _keys() makes of an hour -> {minute start: figures}, per process.
+kept: dict[tuple, dict[datetime, Figures]] = {}
 
 
 def minute_figures(monitor: Monitor, since: datetime, until: datetime, region: Region | None
@@ -97,8 +72,8 @@ def minute_figures(monitor: Monitor, since: datetime, until: datetime, region: R
         out.update(computed)
         for hour in missing:
             if start <= hour < end:
-                kept.put(keys[hour], {minute: figures for minute, figures in computed.items()
-                                      if hour <= minute < hour + HOUR})
+                remember(kept, keys[hour], {minute: figures for minute, figures in computed.items()
+                                            if hour <= minute < hour + HOUR}, KEPT_HOURS)
     return out
 
 

@@ -15,7 +15,7 @@ from ..choices import Resolution
 from ..models import Incident, Monitor
 from ..regions import Region
 from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, series, window
-from .minutes import Figures, figures_of, minute_figures
+from .minutes import LATENCY_NAMES, Figures, figures_of, minute_figures
 
 TIME = serializers.DateTimeField()  # the API's own rendering of a time
 WINDOWS = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY, "365d": 365 * DAY}
@@ -123,7 +123,7 @@ def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetim
     utc = timezone.get_current_timezone_name() == "UTC"
     # Built as plain data: a serializer per bucket costs ~70 µs, 100 ms for a
     # day of minutes; an empty bucket is a copy of one row built once.
-    empty = _bucket("", figures_of(EMPTY))
+    empty = _bucket("", EMPTY)
     start = since
     for text in _minutes_in_utc(since, until) if utc and size == MINUTE else ():
         found = get(start)
@@ -138,7 +138,7 @@ def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetim
             "until": TIME.to_representation(until), "region": region.name if region else None, "buckets": rows}
 
 
-EMPTY = Stats()
+EMPTY = figures_of(Stats())  # a bucket with no data
 MINUTE_ENDINGS = [f"{minute:02d}:00Z" for minute in range(60)]
 
 
@@ -207,7 +207,7 @@ class SeriesSerializer(serializers.Serializer):
 
 
 CSV_COLUMNS = ["start", "checks", "failed_checks", "uptime_percent", "downtime_seconds",
-               *[f"latency_{name}_ms" for name in ("avg", "min", "max", "p50", "p95", "p99")]]
+               *[f"latency_{name}_ms" for name in LATENCY_NAMES]]
 
 
 class SeriesCSVRenderer(renderers.BaseRenderer):
@@ -230,7 +230,7 @@ class SeriesCSVRenderer(renderers.BaseRenderer):
             latency = bucket["latency_ms"]
             writer.writerow([bucket["start"], bucket["checks"], bucket["failed_checks"],
                              _blank(bucket["uptime_percent"]), bucket["downtime_seconds"],
-                             *[_blank(latency[name]) for name in ("avg", "min", "max", "p50", "p95", "p99")]])
+                             *[_blank(latency[name]) for name in LATENCY_NAMES]])
         return out.getvalue().encode()
 
 
