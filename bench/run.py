@@ -235,12 +235,15 @@ class Outcome:
 
 def fix_first_slots(cursor, sc: Scenario) -> None:
     """Slots spread evenly over one interval from a few seconds ahead, set
-    in one statement after every monitor exists."""
+    in one statement after every monitor exists. In floating point, from the
+    statement's start: in integers, from each row's own clock, a second's
+    monitors all fell due within the few hundred ms the UPDATE took, and
+    every second's checks came as one burst."""
     cursor.execute(
         """WITH ranked AS (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k FROM monitors_monitor)
            UPDATE monitors_monitor m
-              SET next_check_at = clock_timestamp() + interval '3 seconds'
-                                  + make_interval(secs => %s * ranked.k / %s)
+              SET next_check_at = statement_timestamp() + interval '3 seconds'
+                                  + make_interval(secs => %s::float8 * ranked.k / %s)
              FROM ranked WHERE m.id = ranked.id""",
         [sc.interval, max(sc.monitors, 1)],
     )
