@@ -58,12 +58,8 @@ class Pacer:
     than its core can run, or a core shared with other work) that started
     every due check at once would stretch every check in flight, and targets
     that answered in time would be reported as timeouts. Instead a ticker
-    measures how late the loop wakes it and grants a number of starts per
-    tick, within a limit on checks in flight. A check whose slot comes while
-    the tick's starts last and none wait ahead of it starts at once; the
-    others queue for the next tick (waiting for a tick as a rule made every
-    check 0-50 ms late, 39 ms p50 in bench/run.py's instant scenario; 1 ms
-    without). While the loop lags, starts
+    measures how late the loop wakes it and hands out start permits per
+    tick, within a limit on checks in flight. While the loop lags, starts
     shrink (down to one a tick), and when it stalls outright (a tick 100 ms
     late) so does the limit (to what is in flight less a quarter); while it
     keeps up both grow again. An overloaded node starts
@@ -87,7 +83,6 @@ class Pacer:
         self.allowed = max_in_flight  # checks in flight, adapted to the loop's lag
         self.in_flight = 0
         self.waiting = 0  # checks due and waiting for a permit
-        self.budget = self.per_tick  # starts left in this tick
         self.stalled = 0.0  # seconds the loop has woken the ticker late, in all
         self.busy = Event()
         self.ticker = gevent.spawn(self._run)
@@ -118,19 +113,9 @@ class Pacer:
         room = min(self.per_tick, self.allowed - self.in_flight, self.waiting) - self.permits.counter
         for _ in range(room):
             self.permits.release()
-        self.budget = self.per_tick - max(room, 0)
 
     def start(self) -> None:
-        """Return once a check may start: at once within the tick's starts, else at a tick; `finish` must follow."""
-        if not self.waiting and self.budget > 0 and self.in_flight < self.allowed:
-            # Within this tick's starts and nobody queued ahead: no wait for the next tick.
-            self.budget -= 1
-            self.in_flight += 1
-            self.busy.set()
-            return
-        self._wait_for_permit()
-
-    def _wait_for_permit(self) -> None:
+        """Wait for a permit to start a check; `finish` must follow."""
         self.waiting += 1
         self.busy.set()
         try:

@@ -159,6 +159,11 @@ def test_an_impaired_node_cannot_turn_a_healthy_target_down_and_a_revoked_node_i
     # region and reason (a rogue inventing names cannot grow the table).
     wait_for(lambda: Rejection.objects.filter(region="eu-west", reason="revoked token", count__gt=0).exists(),
              timeout=45, message="the rogue's results refused")
+    # The rogue takes a share of eu-west's checks (refused at ingest, and
+    # owed until they are sent again after their deadline): a monitor can go
+    # several slots without a result of eu1's, and stays pending until one.
+    wait_for(lambda: all(CheckResult.objects.filter(monitor=m, region__name="eu-west").exists() for m in monitors),
+             timeout=30, message="a result of eu1's for every monitor")
     time.sleep(3)
     # Its failures are stored but did not count: the target is healthy, so up.
     for monitor in monitors:

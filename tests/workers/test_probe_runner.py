@@ -162,24 +162,6 @@ def test_a_lagging_loop_halves_check_starts_and_checks_in_flight_and_both_grow_b
     pacer.ticker.kill()
 
 
-def test_a_check_starts_at_once_within_the_ticks_starts_and_beyond_them_waits_for_the_next_tick():
-    pacer = probe_runner.Pacer(max_in_flight=1000)
-    pacer.ticker.kill()  # ticks by hand
-    pacer.budget = 2
-    pacer.start()
-    pacer.start()  # neither waited for a tick: no greenlet switch happened
-    assert pacer.in_flight == 2 and pacer.budget == 0
-    third = gevent.spawn(pacer.start)
-    gevent.sleep(0.05)
-    assert not third.dead and pacer.waiting == 1
-    pacer.tick(late=0.0)
-    third.join(timeout=1)
-    assert third.dead and pacer.in_flight == 3
-    assert pacer.budget == pacer.per_tick - 1  # the tick's starts, less the one it handed to the queue
-    pacer.start()  # the queue is empty again: no wait
-    assert pacer.in_flight == 4
-
-
 def test_a_check_that_timed_out_while_its_node_stalled_runs_again_and_twice_starved_counts_as_impaired(
         monkeypatch):
     from monitors.probes import ProbeResult
