@@ -41,6 +41,16 @@ def figures_of(stats: Stats) -> Figures:
             *[latency[name] for name in LATENCY_NAMES])
 
 
+def series_figures(monitor: Monitor, resolution: str, since: datetime, until: datetime, region: Region | None
+                   ) -> dict[datetime, Figures]:
+    """Each bucket of [since, until) with data (of the region, or the
+    monitor's verdict) summed afresh: its figures by its start."""
+    key = region.pk if region else None
+    return {start: figures_of(stats) for (region_id, start), stats in series(
+        monitor.pk, resolution, since, until, [key] if region else None, per_region=region is not None).items()
+        if region_id == key}
+
+
 # What _keys() makes of an hour -> {minute start: figures}, per process.
 kept: dict[tuple, dict[datetime, Figures]] = {}
 
@@ -66,9 +76,7 @@ def minute_figures(monitor: Monitor, since: datetime, until: datetime, region: R
         else:
             out.update(hit)
     for start, end in _spans(since, until, closed, missing):
-        computed = {minute: figures_of(stats) for (region_id, minute), stats in series(
-            monitor.pk, Resolution.MINUTE, start, end, [key_region] if region else None,
-            per_region=region is not None).items() if region_id == key_region}
+        computed = series_figures(monitor, Resolution.MINUTE, start, end, region)
         out.update(computed)
         for hour in missing:
             if start <= hour < end:

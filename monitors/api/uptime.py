@@ -14,8 +14,8 @@ from rest_framework import renderers, serializers
 from ..choices import Resolution
 from ..models import Incident, Monitor
 from ..regions import Region
-from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, series, window
-from .minutes import LATENCY_NAMES, Figures, figures_of, minute_figures
+from ..rollups import DAY, HOUR, MINUTE, Stats, ceil_to, floor_to, retention, window
+from .minutes import LATENCY_NAMES, Figures, figures_of, minute_figures, series_figures
 
 TIME = serializers.DateTimeField()  # the API's own rendering of a time
 WINDOWS = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY, "90d": 90 * DAY, "365d": 365 * DAY}
@@ -113,10 +113,7 @@ def series_of(monitor: Monitor, resolution: str, since: datetime, until: datetim
     if size == MINUTE:
         figures = minute_figures(monitor, since, until, region)
     else:
-        key = region.pk if region else None
-        figures = {start: figures_of(stats) for (region_id, start), stats in series(
-            monitor.pk, resolution, since, until, [region.pk] if region else None,
-            per_region=region is not None).items() if region_id == key}
+        figures = series_figures(monitor, resolution, since, until, region)
     get, rows = figures.get, []
     # The API renders times in the current time zone; in UTC (the default)
     # that is isoformat with a Z, without DRF's conversion per bucket.
